@@ -1,0 +1,1 @@
+"""connection-repair: keeps Meld bank connections healthy (webhook ingestion, repair API, notifications)."""

@@ -1,0 +1,235 @@
+"""Webhook ingestion: verify, store once, apply in order, announce — the use case behind POST /webhooks/meld.
+
+Exactly once: the event is inserted under its ``eventId`` with a condition, in the same transaction as the
+connection's new state, so a retry or a concurrent duplicate can neither apply nor announce twice.
+
+Nothing acknowledged is lost downstream: the downstream events are written into the stored event (the outbox) in
+that same transaction and removed only after EventBridge accepted them. A 200 is answered only once the outbox is
+empty; if publishing fails, or the process dies first, Meld retries and the duplicate delivery publishes what is
+still pending. A lease keeps concurrent deliveries from publishing the same outbox at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from connection_repair import signature
+from connection_repair.connection_state import apply_change, is_stale
+from connection_repair.models import ConnectionChange, EventType, MeldWebhook, StoredEvent
+from connection_repair.observability import logger
+from connection_repair.ports import (
+    ConcurrentUpdate,
+    ConnectionDirectory,
+    ConnectionStore,
+    DuplicateEvent,
+    EventPublisher,
+)
+from connection_repair.status_policy import is_known
+
+Clock = Callable[[], datetime]
+
+# How long a delivery may take to publish its outbox before a duplicate delivery may take over.
+PUBLISH_LEASE = timedelta(seconds=15)
+# How long a duplicate delivery waits for a concurrent one to finish publishing.
+DUPLICATE_WAIT_SECONDS = 2.0
+# Optimistic-concurrency retries when the connection changes under us.
+MAX_APPLY_ATTEMPTS = 5
+
+
+class IngestOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One HTTP delivery: lower-case header names, the body exactly as received, and the URL it was sent to."""
+
+    headers: Mapping[str, str]
+    raw_body: bytes
+    request_url: str
+
+    @property
+    def retry_count(self) -> int:
+        value = self.headers.get("meld-retry-count", "0").strip()
+        return int(value) if value.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: IngestOutcome
+    event_id: str
+    event_type: str
+    connection_id: str | None = None
+    published: int = 0
+    unknown_state: bool = False
+
+
+class InvalidWebhook(Exception):
+    """A correctly signed body that is not a Meld event."""
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+class DeliveryInProgress(Exception):
+    """A concurrent delivery of the same event is still publishing its downstream events."""
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    url: str | None  # the public URL Meld signs; None: the URL the request arrived on
+    secrets: Callable[[], Sequence[str]]
+    tolerance_seconds: int
+    max_body_bytes: int
+
+
+class WebhookIngestor:
+    def __init__(
+        self,
+        *,
+        policy: VerificationPolicy,
+        store: ConnectionStore,
+        publisher: EventPublisher,
+        directory: Callable[[], ConnectionDirectory],
+        clock: Clock = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self._publisher = publisher
+        self._directory = directory
+        self._clock = clock
+        self._new_id = new_id
+        self._sleep = sleep
+
+    def receive(self, delivery: WebhookDelivery) -> IngestResult:
+        """Verify and ingest one delivery. Raises SignatureError, PayloadTooLarge, InvalidWebhook,
+        DeliveryInProgress or PublishFailed; anything raised means nothing was acknowledged."""
+        policy = self._policy
+        if len(delivery.raw_body) > policy.max_body_bytes:
+            raise PayloadTooLarge(f"body is larger than {policy.max_body_bytes} bytes")
+        now = self._clock()
+        signature.verify(
+            delivery.headers,
+            delivery.raw_body,
+            url=policy.url or delivery.request_url,
+            secrets=policy.secrets(),
+            tolerance_seconds=policy.tolerance_seconds,
+            now=now,
+        )
+        webhook = parse_webhook(delivery.raw_body)
+        change = ConnectionChange.from_webhook(webhook) if webhook.event_type in EventType.CONNECTION_STATE else None
+        stored = StoredEvent(
+            event_id=webhook.event_id,
+            event_type=webhook.event_type,
+            event_time=webhook.timestamp,
+            connection_id=change.connection_id if change else None,
+            received_at=now,
+            retry_count=delivery.retry_count,
+            raw_body=delivery.raw_body.decode(),  # parse_webhook checked it is UTF-8
+        )
+        try:
+            if change is None:
+                self._store.save_event(stored, lease_until=now)
+                return IngestResult(IngestOutcome.IGNORED, webhook.event_id, webhook.event_type)
+            return self._apply(stored, change)
+        except DuplicateEvent:
+            published = self._flush_duplicate(webhook.event_id)
+            return IngestResult(
+                IngestOutcome.DUPLICATE, webhook.event_id, webhook.event_type, stored.connection_id, published
+            )
+
+    def _apply(self, stored: StoredEvent, change: ConnectionChange) -> IngestResult:
+        for _ in range(MAX_APPLY_ATTEMPTS):
+            current = self._store.get_connection(change.connection_id)
+            if is_stale(current, stored.event_time, stored.event_id):
+                self._store.save_event(stored, lease_until=stored.received_at)
+                return IngestResult(IngestOutcome.STALE, stored.event_id, stored.event_type, change.connection_id)
+            if current is None and change.external_customer_id is None:
+                change = self._attribute(change)
+                if change.external_customer_id is None:
+                    logger.warning("Connection unknown to Meld: unattributed", connection_id=change.connection_id)
+            transition = apply_change(
+                current, change, event_id=stored.event_id, event_time=stored.event_time, new_episode_id=self._new_id()
+            )
+            outbox = stored.model_copy(update={"pending": transition.downstream})
+            try:
+                self._store.save_event(
+                    outbox,
+                    lease_until=self._clock() + PUBLISH_LEASE,
+                    connection=transition.connection,
+                    expected_version=current.version if current else None,
+                )
+            except ConcurrentUpdate:
+                continue
+            if transition.downstream:
+                self._publisher.publish(transition.downstream)
+                self._store.clear_pending(stored.event_id)
+            connection = transition.connection
+            return IngestResult(
+                IngestOutcome.ACCEPTED,
+                stored.event_id,
+                stored.event_type,
+                change.connection_id,
+                published=len(transition.downstream),
+                unknown_state=not is_known(connection.status, connection.status_reason),
+            )
+        raise ConcurrentUpdate(change.connection_id)
+
+    def _attribute(self, change: ConnectionChange) -> ConnectionChange:
+        """Fill in whose connection this is from Meld, the source of truth, for a connection never seen before."""
+        found = self._directory().get_connection(change.connection_id)
+        if found is None:
+            return change
+        return change.model_copy(
+            update={
+                "external_customer_id": found.external_customer_id,
+                "customer_id": change.customer_id or found.customer_id,
+                "institution_id": change.institution_id or found.institution_id,
+                "institution_name": change.institution_name or found.institution_name,
+            }
+        )
+
+    def _flush_duplicate(self, event_id: str) -> int:
+        """Make sure a duplicate's downstream events went out before it is acknowledged."""
+        deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
+        while True:
+            existing = self._store.get_event(event_id)
+            if existing is None or not existing.pending:
+                return 0
+            now = self._clock()
+            claimed = self._store.claim_pending(event_id, now=now, lease_until=now + PUBLISH_LEASE)
+            if claimed:
+                self._publisher.publish(claimed)
+                self._store.clear_pending(event_id)
+                return len(claimed)
+            if time.monotonic() >= deadline:
+                raise DeliveryInProgress(event_id)
+            self._sleep(0.05)
+
+
+def parse_webhook(raw_body: bytes) -> MeldWebhook:
+    try:
+        document = json.loads(raw_body.decode())
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+        raise InvalidWebhook("body is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidWebhook("body must be a JSON object")
+    try:
+        return MeldWebhook.model_validate(document)
+    except ValidationError as error:
+        fields = ", ".join(sorted({str(issue["loc"][0]) for issue in error.errors() if issue["loc"]}))
+        raise InvalidWebhook(f"missing or invalid fields: {fields}") from None

@@ -1,0 +1,1 @@
+"""Local-only tools (simulators, local stack); never deployed."""

@@ -1,0 +1,106 @@
+"""Writes events/webhook_*.json: API Gateway events carrying Meld webhooks signed for the local secret.
+
+Run `python -m local.make_events` after changing a scenario. Signatures are made at SIGNED_AT, so a handler reading
+these files needs a tolerance that reaches back to it (tests and env.json set one; see events/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connection_repair.signature import sign
+
+from local.apigw import http_api_event
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
+LOCAL_WEBHOOK_URL = "http://127.0.0.1:3000/webhooks/meld"
+SIGNED_AT = "2026-11-25T12:00:00.000000Z"
+
+CONNECTION = {
+    "requestId": "8b4f1f0e3a5c4b7c9d2e6f1a0b3c5d7e",
+    "customerId": "WQ5RiwiANC9fxSvhYFzW9r",
+    "externalCustomerId": "customer-123",
+    "connectionId": "WQ5RitxnrnggqcT8noLoZN",
+    "institutionId": "Ntj3AwgdridJc2rtfeheku",
+    "institutionName": "Chase",
+    "serviceProviderDetails": {"serviceProvider": "PLAID", "serviceProviderConnectionId": "provider-secret-ref"},
+}
+
+
+def envelope(event_type: str, event_id: str, timestamp: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "eventType": event_type,
+        "eventId": event_id,
+        "timestamp": timestamp,
+        "accountId": "W9kbkRme9VT2iz6qASfAf2",
+        "profileId": "WGvFXtXbDoCeWsxUtuixPy",
+        "version": "2025-03-04",
+        "payload": payload,
+    }
+
+
+def signed_event(
+    body: dict[str, Any], *, retry_count: int = 0, secret: str = LOCAL_WEBHOOK_SECRET, base64_body: bool = False
+) -> dict[str, Any]:
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Meld-Webhooks",
+        "meld-signature": sign(secret, SIGNED_AT, LOCAL_WEBHOOK_URL, raw),
+        "meld-signature-timestamp": SIGNED_AT,
+    }
+    if retry_count:
+        headers |= {"meld-retry-count": str(retry_count), "meld-retry-reason": "HTTP_500"}
+    return http_api_event(
+        "POST",
+        "/webhooks/meld",
+        route_key="POST /webhooks/meld",
+        headers=headers,
+        body=raw,
+        force_base64=base64_body,
+        now=datetime.fromisoformat(SIGNED_AT),
+        request_id=hashlib.sha256(raw + headers["meld-signature"].encode()).hexdigest()[:32],
+    )
+
+
+def scenarios() -> dict[str, dict[str, Any]]:
+    completed = envelope(
+        "BANK_LINKING_CONNECTION_COMPLETED", "evt-completed-0001", "2026-11-25T11:00:00.000000Z", CONNECTION
+    )
+    broken = envelope(
+        "BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        "evt-status-0002",
+        "2026-11-25T11:30:00.329186Z",
+        CONNECTION | {"oldStatus": "ACTIVE", "newStatus": "RECONNECT_REQUIRED", "statusReason": "LOGIN_REQUIRED"},
+    )
+    repaired = envelope(
+        "BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        "evt-status-0003",
+        "2026-11-25T11:45:00.000000Z",
+        CONNECTION | {"oldStatus": "RECONNECT_REQUIRED", "newStatus": "ACTIVE", "statusReason": None},
+    )
+    unknown = envelope("PAYMENT_TRANSACTION_SETTLED", "evt-other-0004", "2026-11-25T11:50:00.000000Z", {"id": "tx-1"})
+    return {
+        "webhook_connection_completed": signed_event(completed),
+        "webhook_status_change_reconnect_required": signed_event(broken),
+        "webhook_status_change_active": signed_event(repaired),
+        "webhook_duplicate": signed_event(broken, retry_count=1),
+        "webhook_base64_body": signed_event(completed, base64_body=True),
+        "webhook_unknown_event_type": signed_event(unknown),
+        "webhook_bad_signature": signed_event(broken, secret="not-the-webhook-secret"),
+    }
+
+
+def main() -> None:
+    for name, event in scenarios().items():
+        (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote events/{name}.json")
+
+
+if __name__ == "__main__":
+    main()

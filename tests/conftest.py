@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Fake credentials and region before anything creates a boto3 client; never reach a real endpoint from tests.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_SERVICE_NAME="connection-repair",
+    POWERTOOLS_METRICS_NAMESPACE="ConnectionRepair",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.aws_resources import LocalResources, create_resources
+from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
+
+# The committed events are signed at a fixed time; handler tests reach back to it (tolerance edges are unit-tested).
+FIXTURE_TOLERANCE_SECONDS = str(20 * 365 * 24 * 3600)
+
+
+@pytest.fixture
+def aws() -> Iterator[LocalResources]:
+    """moto, with the template's table and bus."""
+    with mock_aws():
+        yield create_resources()
+
+
+@pytest.fixture
+def downstream(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
+    """Everything put on the app's bus, caught by a rule into an SQS queue; call it to drain what arrived."""
+    sqs = boto3.client("sqs")
+    events = boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="downstream-capture")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="capture-all", EventBusName=aws.event_bus_name, EventPattern=json.dumps({"source": ["connection-repair"]})
+    )
+    events.put_targets(Rule="capture-all", EventBusName=aws.event_bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    def drain() -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return received
+            for message in batch:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    return drain
+
+
+@pytest.fixture
+def webhook_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
+    """The webhook function's environment, as template.yaml gives it, pointed at moto."""
+    from connection_repair.wiring import webhook_ingestor
+
+    monkeypatch.setenv("TABLE_NAME", aws.table_name)
+    monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
+    monkeypatch.setenv("MELD_WEBHOOK_URL", LOCAL_WEBHOOK_URL)
+    monkeypatch.setenv("MELD_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+    monkeypatch.setenv("MELD_WEBHOOK_TOLERANCE_SECONDS", FIXTURE_TOLERANCE_SECONDS)
+    monkeypatch.setenv("MELD_API_BASE_URL", "https://meld.invalid")
+    monkeypatch.setenv("MELD_API_KEY", "test-meld-api-key")
+    webhook_ingestor.cache_clear()
+    yield aws
+    webhook_ingestor.cache_clear()
+
+
+@pytest.fixture
+def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
+    """Everything the service logs (Powertools' JSON lines) and prints (metrics), as one text."""
+    import io
+    import logging
+
+    from connection_repair.observability import logger
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+
+    def text() -> str:
+        captured = capsys.readouterr()
+        return buffer.getvalue() + captured.out + captured.err
+
+    yield text
+    logger.removeHandler(handler)

@@ -1,0 +1,205 @@
+"""Exactly once, in order, attributed: the ingestion use case against moto's DynamoDB and EventBridge."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, event_key
+from connection_repair.adapters.event_bus import EventBridgePublisher
+from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
+from connection_repair.ingest import (
+    DeliveryInProgress,
+    IngestOutcome,
+    VerificationPolicy,
+    WebhookIngestor,
+)
+
+from local.aws_resources import LocalResources
+from local.make_events import LOCAL_WEBHOOK_SECRET
+from tests.support import signed_delivery, status_change
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def make_ingestor(aws: LocalResources, meld: httpx.MockTransport | None = None) -> WebhookIngestor:
+    def directory() -> MeldConnectionDirectory:
+        transport = meld or httpx.MockTransport(lambda request: httpx.Response(500))
+        return MeldConnectionDirectory(
+            MeldClient("https://meld.test", lambda: "key", transport=transport, max_attempts=1)
+        )
+
+    return WebhookIngestor(
+        policy=VerificationPolicy(
+            url=None, secrets=lambda: [LOCAL_WEBHOOK_SECRET], tolerance_seconds=300, max_body_bytes=256 * 1024
+        ),
+        store=DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90)),
+        publisher=EventBridgePublisher(boto3.client("events"), aws.event_bus_name, "connection-repair"),
+        directory=directory,
+        clock=lambda: NOW,
+    )
+
+
+def connection_state(aws: LocalResources, connection_id: str = "conn-1") -> dict[str, Any]:
+    item = boto3.client("dynamodb").get_item(
+        TableName=aws.table_name, Key={"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONNECTION"}}
+    )["Item"]
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+def count_items(aws: LocalResources, prefix: str) -> int:
+    items = boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]
+    return sum(1 for item in items if item["pk"]["S"].startswith(prefix))
+
+
+def test_eight_concurrent_deliveries_of_one_event_store_one_record_and_one_downstream_event(aws, downstream):
+    ingestor = make_ingestor(aws)
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    start = threading.Barrier(8)
+
+    def deliver(retry: int) -> str:
+        start.wait()
+        try:
+            return ingestor.receive(signed_delivery(body, now=NOW, retry_count=retry)).outcome.value
+        except DeliveryInProgress:
+            return "in_progress"  # answered 503: Meld retries it later
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(deliver, range(8)))
+
+    assert outcomes.count("accepted") == 1
+    assert set(outcomes) <= {"accepted", "duplicate", "in_progress"}
+    assert count_items(aws, "EVENT#") == 1
+    announced = downstream()
+    assert [event["detail-type"] for event in announced] == ["Connection Needs Attention"]
+
+
+FIVE_EVENTS = [
+    ("e1", "2026-11-25T10:00:00Z", "ACTIVE", None),
+    ("e2", "2026-11-25T10:10:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"),
+    ("e3", "2026-11-25T10:20:00Z", "DEGRADED", "INSTITUTION_CURRENTLY_UNAVAILABLE"),
+    ("e4", "2026-11-25T10:30:00Z", "RECONNECT_REQUIRED", "TOKEN_EXPIRED"),
+    ("e5", "2026-11-25T10:40:00Z", "ACTIVE", "NEW_ACCOUNTS_AVAILABLE"),
+]
+
+
+def test_every_ordering_of_five_status_changes_ends_in_the_state_of_the_newest(aws):
+    ingestor = make_ingestor(aws)
+    dynamodb = boto3.client("dynamodb")
+    orderings = list(itertools.permutations(FIVE_EVENTS))
+    assert len(orderings) == 120
+
+    for number, ordering in enumerate(orderings):
+        connection_id = f"conn-{number}"
+        for event_id, timestamp, status, reason in ordering:
+            body = status_change(f"{connection_id}-{event_id}", timestamp, status, reason, connection_id=connection_id)
+            ingestor.receive(signed_delivery(body, now=NOW))
+        state = connection_state(aws, connection_id)
+        assert (state["status"], state["statusReason"], state["lastEventId"]) == (
+            "ACTIVE",
+            "NEW_ACCOUNTS_AVAILABLE",
+            f"{connection_id}-e5",
+        ), ordering
+        assert state["action"] == "ADD_ACCOUNTS"
+    assert count_items(aws, "EVENT#") == 5 * 120
+    assert dynamodb.describe_table(TableName=aws.table_name)["Table"]["ItemCount"] >= 0
+
+
+def test_stale_event_is_stored_but_changes_nothing_and_announces_nothing(aws, downstream):
+    ingestor = make_ingestor(aws)
+    ingestor.receive(signed_delivery(status_change("new", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
+    before = connection_state(aws)
+    downstream()
+
+    result = ingestor.receive(
+        signed_delivery(status_change("old", "2026-11-25T10:00:00Z", "RECONNECT_REQUIRED"), now=NOW)
+    )
+
+    assert result.outcome == IngestOutcome.STALE
+    assert connection_state(aws) == before
+    assert count_items(aws, "EVENT#") == 2
+    assert downstream() == []
+
+
+def test_unknown_connection_without_customer_is_attributed_from_meld(aws, downstream):
+    requests: list[httpx.Request] = []
+
+    def meld(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(
+            200,
+            json={
+                "id": "conn-1",
+                "customerId": "meld-customer-1",
+                "externalCustomerId": "customer-from-meld",
+                "institutionId": "inst-1",
+                "institutionName": "Chase",
+                "status": "RECONNECT_REQUIRED",
+                "serviceProviderDetails": {"accessToken": "never-kept"},
+            },
+        )
+
+    ingestor = make_ingestor(aws, httpx.MockTransport(meld))
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", external_customer_id=None)
+
+    ingestor.receive(signed_delivery(body, now=NOW))
+
+    assert [request.url.path for request in requests] == ["/bank-linking/connections/conn-1"]
+    state = connection_state(aws)
+    assert state["externalCustomerId"] == "customer-from-meld"
+    assert state["gsi1pk"] == "CUST#customer-from-meld"
+    [announced] = downstream()
+    assert announced["detail"]["externalCustomerId"] == "customer-from-meld"
+    # Known connections are not looked up again.
+    ingestor.receive(
+        signed_delivery(status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE", external_customer_id=None), now=NOW)
+    )
+    assert len(requests) == 1
+
+
+def test_meld_failure_while_attributing_leaves_nothing_written_for_meld_to_retry(aws):
+    ingestor = make_ingestor(aws, httpx.MockTransport(lambda request: httpx.Response(503, json={"code": "DOWN"})))
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", external_customer_id=None)
+
+    with pytest.raises(MeldUnavailable):
+        ingestor.receive(signed_delivery(body, now=NOW))
+
+    assert count_items(aws, "") == 0
+
+
+def test_outbox_held_by_a_live_delivery_is_not_published_twice(aws, downstream):
+    # Given a delivery that stored its event but has not yet published (its lease is still running)
+    ingestor = make_ingestor(aws)
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED")
+    store = ingestor._store
+    publish = ingestor._publisher.publish
+    ingestor._publisher.publish = lambda events: (_ for _ in ()).throw(RuntimeError("process died"))  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        ingestor.receive(signed_delivery(body, now=NOW))
+    ingestor._publisher.publish = publish  # type: ignore[method-assign]
+    assert store.get_event("evt-1").pending  # type: ignore[union-attr]
+
+    # When a duplicate arrives within the lease, it does not publish and is not acknowledged
+    ingestor._sleep = lambda seconds: None
+    with pytest.raises(DeliveryInProgress):
+        ingestor.receive(signed_delivery(body, now=NOW, retry_count=1))
+    assert downstream() == []
+
+    # Then once the lease has lapsed, Meld's next retry publishes it exactly once
+    later = make_ingestor(aws)
+    later._clock = lambda: NOW + timedelta(minutes=1)
+    result = later.receive(signed_delivery(body, now=NOW + timedelta(minutes=1), retry_count=2))
+    assert (result.outcome, result.published) == (IngestOutcome.DUPLICATE, 1)
+    assert [event["detail-type"] for event in downstream()] == ["Connection Needs Attention"]
+    again = later.receive(signed_delivery(body, now=NOW + timedelta(minutes=1), retry_count=3))
+    assert again.published == 0
+    stored = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=event_key("evt-1"))["Item"]
+    assert "pending" not in stored
+    assert json.loads(stored["rawBody"]["S"])["eventId"] == "evt-1"

@@ -1,0 +1,73 @@
+"""Helpers shared by the tests: the committed events, a Lambda context, and delivery builders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connection_repair.ingest import WebhookDelivery
+from connection_repair.signature import sign
+
+from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, envelope
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One of events/*.json, the same files `sam local invoke -e` takes."""
+    document: dict[str, Any] = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    return document
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def status_change(
+    event_id: str,
+    timestamp: str,
+    status: str,
+    reason: str | None = None,
+    *,
+    connection_id: str = "conn-1",
+    external_customer_id: str | None = "customer-1",
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "connectionId": connection_id,
+        "customerId": "meld-customer-1",
+        "institutionId": "inst-1",
+        "institutionName": "Chase",
+        "newStatus": status,
+        "statusReason": reason,
+        "serviceProviderDetails": {"serviceProvider": "PLAID", "accessToken": "provider-access-token"},
+    }
+    if external_customer_id:
+        payload["externalCustomerId"] = external_customer_id
+    return envelope("BANK_LINKING_CONNECTION_STATUS_CHANGE", event_id, timestamp, payload)
+
+
+def signed_delivery(
+    body: dict[str, Any] | bytes,
+    *,
+    now: datetime,
+    secret: str = LOCAL_WEBHOOK_SECRET,
+    url: str = LOCAL_WEBHOOK_URL,
+    retry_count: int = 0,
+) -> WebhookDelivery:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    timestamp = now.isoformat().replace("+00:00", "Z")
+    headers = {"meld-signature": sign(secret, timestamp, url, raw), "meld-signature-timestamp": timestamp}
+    if retry_count:
+        headers["meld-retry-count"] = str(retry_count)
+    return WebhookDelivery(headers=headers, raw_body=raw, request_url=url)

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from connection_repair.connection_state import apply_change, is_stale
+from connection_repair.models import (
+    Connection,
+    ConnectionChange,
+    ConnectionNeedsAttention,
+    ConnectionRepaired,
+    EventType,
+    MeldWebhook,
+)
+from connection_repair.status_policy import Action
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def change(status: str | None, reason: str | None = None, **fields) -> ConnectionChange:
+    return ConnectionChange(connection_id="conn-1", status=status, status_reason=reason, **fields)
+
+
+def step(current: Connection | None, status, reason=None, *, minutes: int, event_id: str | None = None, **fields):
+    return apply_change(
+        current,
+        change(status, reason, **fields),
+        event_id=event_id or f"evt-{minutes}",
+        event_time=T0 + timedelta(minutes=minutes),
+        new_episode_id=f"episode-{minutes}",
+    )
+
+
+def test_entering_reconnect_required_opens_an_episode_and_announces_it():
+    active = step(None, "ACTIVE", minutes=0, external_customer_id="cust-1").connection
+    broken = step(active, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=5)
+
+    assert broken.connection.action == Action.REPAIR
+    assert broken.connection.episode_id == "episode-5"
+    assert broken.connection.attention_since == T0 + timedelta(minutes=5)
+    [event] = broken.downstream
+    assert isinstance(event, ConnectionNeedsAttention)
+    assert (event.episode_id, event.status, event.status_reason) == (
+        "episode-5",
+        "RECONNECT_REQUIRED",
+        "LOGIN_REQUIRED",
+    )
+    assert event.external_customer_id == "cust-1"
+
+
+def test_staying_broken_does_not_announce_again():
+    broken = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
+    again = step(broken, "RECONNECT_REQUIRED", "TOKEN_EXPIRED", minutes=5)
+    assert again.downstream == []
+    assert again.connection.episode_id == broken.episode_id
+    assert again.connection.status_reason == "TOKEN_EXPIRED"
+
+
+def test_any_move_to_active_ends_the_episode():
+    broken = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
+    repaired = step(broken, "ACTIVE", minutes=30)
+
+    assert repaired.connection.episode_id is None
+    assert repaired.connection.action == Action.NONE
+    [event] = repaired.downstream
+    assert isinstance(event, ConnectionRepaired)
+    assert (event.episode_id, event.resolution, event.attention_since) == ("episode-0", "REPAIRED", T0)
+
+
+def test_transient_outage_keeps_an_open_episode_open_without_announcing():
+    broken = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
+    outage = step(broken, "DEGRADED", "INSTITUTION_CURRENTLY_UNAVAILABLE", minutes=5)
+    back = step(outage.connection, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=10)
+
+    assert outage.downstream == []
+    assert outage.connection.episode_id == "episode-0"
+    assert back.downstream == []
+    assert back.connection.episode_id == "episode-0"
+
+
+def test_transient_outage_alone_opens_no_episode():
+    result = step(None, "DEGRADED", "SERVICE_PROVIDER_CURRENTLY_UNAVAILABLE", minutes=0)
+    assert result.downstream == []
+    assert result.connection.episode_id is None
+
+
+def test_deletion_ends_the_episode_with_its_own_resolution():
+    broken = step(None, "RECONNECT_REQUIRED", minutes=0).connection
+    deleted = step(broken, "DELETED", minutes=5)
+    [event] = deleted.downstream
+    assert isinstance(event, ConnectionRepaired)
+    assert event.resolution == "DELETED"
+    assert deleted.connection.action == Action.START_NEW_CONNECTION
+
+
+def test_a_different_thing_to_do_replaces_the_episode():
+    expiring = step(None, "ACTIVE", "ACCESS_EXPIRING_SOON", minutes=0).connection
+    broken = step(expiring, "RECONNECT_REQUIRED", "TOKEN_EXPIRED", minutes=5)
+    ended, started = broken.downstream
+    assert isinstance(ended, ConnectionRepaired)
+    assert ended.resolution == "SUPERSEDED"
+    assert isinstance(started, ConnectionNeedsAttention)
+    assert started.action == Action.REPAIR
+    assert broken.connection.episode_id == "episode-5"
+
+
+def test_completed_without_status_makes_a_new_connection_active_and_keeps_identity():
+    completed = step(
+        None, None, minutes=0, external_customer_id="cust-1", institution_name="Chase", customer_id="meld-c"
+    )
+    assert completed.connection.status == "ACTIVE"
+    assert completed.connection.external_customer_id == "cust-1"
+    # A later status change without identity fields keeps what was learned.
+    broken = step(completed.connection, "RECONNECT_REQUIRED", minutes=5)
+    assert (broken.connection.external_customer_id, broken.connection.institution_name) == ("cust-1", "Chase")
+
+
+def test_completed_does_not_overwrite_a_known_status():
+    broken = step(None, "RECONNECT_REQUIRED", minutes=0).connection
+    completed = step(broken, None, minutes=5)
+    assert completed.connection.status == "RECONNECT_REQUIRED"
+    assert completed.downstream == []
+
+
+def test_older_event_is_stale_and_changes_nothing():
+    repaired = step(step(None, "RECONNECT_REQUIRED", minutes=0).connection, "ACTIVE", minutes=10).connection
+    late = step(repaired, "RECONNECT_REQUIRED", minutes=5)
+    assert late.stale
+    assert late.connection == repaired
+    assert late.downstream == []
+
+
+def test_equal_timestamps_are_ordered_by_event_id_so_every_order_agrees():
+    first = step(None, "ACTIVE", minutes=0, event_id="b").connection
+    assert is_stale(first, T0, "a")
+    assert is_stale(first, T0, "b")  # the same event again
+    assert not is_stale(first, T0, "c")
+
+
+def test_every_write_bumps_the_version_for_optimistic_concurrency():
+    first = step(None, "ACTIVE", minutes=0).connection
+    second = step(first, "RECONNECT_REQUIRED", minutes=1).connection
+    assert (first.version, second.version) == (1, 2)
+
+
+def test_change_is_read_from_every_known_field_name():
+    def webhook(event_type: str, payload) -> MeldWebhook:
+        return MeldWebhook.model_validate(
+            {"eventId": "e", "eventType": event_type, "timestamp": "2026-11-25T10:00:00Z", "payload": payload}
+        )
+
+    legacy = ConnectionChange.from_webhook(
+        webhook(
+            EventType.STATUS_CHANGE,
+            {"connectionId": "c", "status": "RECONNECT_REQUIRED", "reason": "OTHER", "previousStatus": "ACTIVE"},
+        )
+    )
+    assert legacy is not None
+    assert (legacy.status, legacy.status_reason, legacy.previous_status) == ("RECONNECT_REQUIRED", "OTHER", "ACTIVE")
+    current = ConnectionChange.from_webhook(
+        webhook(EventType.STATUS_CHANGE, {"connectionId": "c", "newStatus": "DEGRADED", "newStatusReason": "OTHER"})
+    )
+    assert current is not None
+    assert (current.status, current.status_reason) == ("DEGRADED", "OTHER")
+    deleted = ConnectionChange.from_webhook(webhook(EventType.DELETED, {"connectionId": "c"}))
+    assert deleted is not None
+    assert deleted.status == "DELETED"
+    assert ConnectionChange.from_webhook(webhook(EventType.STATUS_CHANGE, {"newStatus": "ACTIVE"})) is None
+    assert ConnectionChange.from_webhook(webhook(EventType.STATUS_CHANGE, ["not", "an", "object"])) is None
