@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
+from connection_repair.preferences import StoredPreferences
 
 
 class DuplicateEvent(Exception):
@@ -75,3 +76,9 @@ class ConnectionDirectory(Protocol):
     def get_connection(self, connection_id: str) -> MeldConnection | None:
         """The connection as Meld has it; None when Meld does not know it."""
         ...
+
+
+class PreferencesStore(Protocol):
+    def get_preferences(self, external_customer_id: str) -> StoredPreferences | None: ...
+
+    def put_preferences(self, preferences: StoredPreferences) -> None: ...

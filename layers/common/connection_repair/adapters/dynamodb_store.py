@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
 from connection_repair.ports import ConcurrentUpdate, DuplicateEvent
+from connection_repair.preferences import StoredPreferences
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -24,6 +25,7 @@ _pending_adapter: TypeAdapter[list[AnyDownstreamEvent]] = TypeAdapter(list[AnyDo
 
 CONNECTION_SK = "CONNECTION"
 EVENT_SK = "EVENT"
+PREFERENCES_SK = "PREFERENCES"
 
 
 def connection_key(connection_id: str) -> dict[str, Any]:
@@ -32,6 +34,10 @@ def connection_key(connection_id: str) -> dict[str, Any]:
 
 def event_key(event_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": EVENT_SK}}
+
+
+def preferences_key(external_customer_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CUST#{external_customer_id}"}, "sk": {"S": PREFERENCES_SK}}
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -182,3 +188,15 @@ class DynamoDBConnectionStore:
             Key=event_key(event_id),
             UpdateExpression="REMOVE pending, leaseUntil",
         )
+
+    def get_preferences(self, external_customer_id: str) -> StoredPreferences | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=preferences_key(external_customer_id), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return StoredPreferences.model_validate(_from_item(item)) if item else None
+
+    def put_preferences(self, preferences: StoredPreferences) -> None:
+        values: dict[str, Any] = preferences.model_dump(mode="json", exclude_none=True)
+        item = _to_item(values) | preferences_key(preferences.external_customer_id)
+        self._client.put_item(TableName=self._table, Item=item)
