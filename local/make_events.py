@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from connection_repair.signature import sign
-
 from local.apigw import http_api_event
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from connection_repair.signature import sign
 
+from connection_repair.signature import sign
 from local.meld_simulator.config import SimulatorConfig
 
 logger = logging.getLogger(__name__)

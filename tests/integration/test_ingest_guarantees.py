@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+
 from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, event_key
 from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
@@ -21,7 +22,6 @@ from connection_repair.ingest import (
     VerificationPolicy,
     WebhookIngestor,
 )
-
 from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET
 from tests.support import signed_delivery, status_change

@@ -12,6 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from connection_repair.adapters.meld import (
     ConnectSession,
     MeldAuthError,
@@ -27,8 +30,6 @@ from connection_repair.adapters.meld import (
     RepairGrant,
 )
 from connection_repair.ports import ConnectionDirectory
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BASE_URL = "https://api-sb.meld.io"
 API_KEY = "W9xsk_test_NOT-A-REAL-KEY-7f3a"

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from connection_repair.adapters.dynamodb_store import connection_key, event_key
 
+from connection_repair.adapters.dynamodb_store import connection_key, event_key
 from functions.webhook_ingest import app
 from local.make_events import CONNECTION
 from tests.support import LambdaContext, load_event
@@ -174,7 +174,6 @@ def _signed_event(raw: bytes) -> dict[str, Any]:
         return resigned
     # Sign arbitrary bytes the way Meld would.
     from connection_repair.signature import sign
-
     from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, SIGNED_AT
 
     event["body"] = base64.b64encode(raw).decode()

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from connection_repair.repair_session import token_expires_at
 
 ISSUED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

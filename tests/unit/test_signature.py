@@ -4,6 +4,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from connection_repair.signature import RejectionReason, SignatureError, sign, verify
 
 SECRET = "whsec-current"

@@ -39,7 +39,7 @@ class NotificationPreferences(CamelModel):
 
     email: EmailStr | None = None
     phone: E164 | None = None
-    channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL], max_length=2)
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL], max_length=4)
     timezone: str = Field("UTC", max_length=64, description="IANA time zone, e.g. Europe/Berlin")
     quiet_hours: QuietHours | None = None
     opted_out: bool = False
