@@ -3,7 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # The Lambda runtime is python3.12: use it for the virtualenvs and for `sam build`.
-PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
+# The first candidate that really is 3.12 (a pyenv shim for a version not selected fails to run).
+PYTHON312 ?= $(shell for candidate in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { command -v "$$candidate"; break; }; \
+	done)
 VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
@@ -24,7 +27,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
 	@touch $@
 
-.PHONY: help install test lint typecheck pytest template build clean
+.PHONY: help install test lint typecheck pytest template build clean bench bench-webhook
 
 help: ## This list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,5 +53,42 @@ template: $(TOOLS)/.installed ## cfn-lint and sam validate --lint
 build: $(TOOLS)/.installed ## sam build without Docker (needs python3.12 on PATH, supplied from .venv)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(TOOLS)/bin/sam build --cached --parallel
 
+bench: $(VENV)/.installed ## Every benchmark: prints each figure and writes bench/results.json
+	@for module in $$(cd bench && ls bench_*.py | sed 's/\.py$$//'); do \
+		PYTHONPATH=layers/common:. $(PY) -m bench.$$module || exit 1; \
+	done
+
+bench-webhook: $(VENV)/.installed ## Warm p50 of the webhook handler vs the same transaction sent by bare boto3
+	PYTHONPATH=layers/common:. $(PY) -m bench.bench_webhook
+
 clean: ## Remove virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: openapi bench-repair
+
+openapi: $(VENV)/.installed ## Regenerate docs/openapi.json from the Repair API's routes (a test fails when it drifts)
+	PYTHONPATH=layers/common:. $(PY) -m local.make_openapi
+
+bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
+	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
+
+.PHONY: run token outbox demo
+
+# The local stack: ports and secrets come from the environment (README, "Run it locally").
+run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
+	$(PY) -m local.stack
+
+token: $(VENV)/.installed ## Print a JWT for the local API: make token CUSTOMER=<externalCustomerId>
+	@test -n "$(CUSTOMER)" || { echo "usage: make token CUSTOMER=<externalCustomerId>" >&2; exit 2; }
+	@$(PY) -m local.jwt_tokens "$(CUSTOMER)"
+
+outbox: $(VENV)/.installed ## Print the email the local stack sent (moto's SES)
+	@$(PY) -m local.outbox
+
+demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
+	@$(PY) -m local.demo
+
+.PHONY: bench-sweep
+
+bench-sweep: $(VENV)/.installed ## Reminder sweep: items read vs due, and time at 100 000 vs 10 000 connections (moto)
+	PYTHONPATH=layers/common:. $(PY) -m bench.bench_sweep

@@ -25,6 +25,9 @@ def http_api_event(
     query: Mapping[str, str] | None = None,
     path_parameters: Mapping[str, str] | None = None,
     jwt_claims: Mapping[str, Any] | None = None,
+    jwt_scopes: list[str] | None = None,
+    raw_query: str | None = None,
+    cookies: list[str] | None = None,
     domain_name: str = "127.0.0.1:3000",
     source_ip: str = "127.0.0.1",
     force_base64: bool | None = None,
@@ -39,7 +42,9 @@ def http_api_event(
         "version": "2.0",
         "routeKey": route_key or f"{method} {path}",
         "rawPath": path,
-        "rawQueryString": "&".join(f"{key}={value}" for key, value in (query or {}).items()),
+        "rawQueryString": raw_query
+        if raw_query is not None
+        else "&".join(f"{key}={value}" for key, value in (query or {}).items()),
         "headers": lower_headers,
         "requestContext": {
             "accountId": "123456789012",
@@ -61,12 +66,14 @@ def http_api_event(
         },
         "isBase64Encoded": False,
     }
+    if cookies:
+        event["cookies"] = list(cookies)
     if query:
         event["queryStringParameters"] = dict(query)
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if jwt_claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(jwt_claims), "scopes": None}}
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(jwt_claims), "scopes": jwt_scopes}}
     if body is not None:
         if is_base64:
             event["body"] = base64.b64encode(body).decode("ascii")

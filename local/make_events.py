@@ -83,11 +83,19 @@ def scenarios() -> dict[str, dict[str, Any]]:
         "2026-11-25T11:45:00.000000Z",
         CONNECTION | {"oldStatus": "RECONNECT_REQUIRED", "newStatus": "ACTIVE", "statusReason": None},
     )
+    still_broken = envelope(
+        "BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        "evt-status-0005",
+        "2026-11-25T11:35:00.000000Z",
+        CONNECTION
+        | {"oldStatus": "RECONNECT_REQUIRED", "newStatus": "RECONNECT_REQUIRED", "statusReason": "TOKEN_EXPIRED"},
+    )
     unknown = envelope("PAYMENT_TRANSACTION_SETTLED", "evt-other-0004", "2026-11-25T11:50:00.000000Z", {"id": "tx-1"})
     return {
         "webhook_connection_completed": signed_event(completed),
         "webhook_status_change_reconnect_required": signed_event(broken),
         "webhook_status_change_active": signed_event(repaired),
+        "webhook_status_change_still_broken": signed_event(still_broken),
         "webhook_duplicate": signed_event(broken, retry_count=1),
         "webhook_base64_body": signed_event(completed, base64_body=True),
         "webhook_unknown_event_type": signed_event(unknown),
@@ -95,8 +103,106 @@ def scenarios() -> dict[str, dict[str, Any]]:
     }
 
 
+# --- Repair API: HTTP API events as API Gateway sends them after its JWT authorizer accepted the token. ---
+
+API_CUSTOMER = "customer-123"  # the JWT's sub = the externalCustomerId of CONNECTION above
+API_ISSUED_AT = "2026-11-25T12:00:00+00:00"
+
+
+def api_event(
+    method: str,
+    route: str,
+    path_parameters: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+    *,
+    sub: str = API_CUSTOMER,
+) -> dict[str, Any]:
+    """An authorized Repair API request; ``route`` is the template's path with {placeholders}."""
+    path = route.format(**(path_parameters or {}))
+    claims = {
+        "sub": sub,
+        "iss": "https://issuer.example.com/",
+        "aud": "connection-repair-app",
+        "iat": "1795608000",
+        "exp": "1795611600",
+        "scope": "openid",
+    }
+    headers = {"authorization": "Bearer <redacted>", "user-agent": "example-app/1.0"}
+    raw = None
+    if body is not None:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        headers["content-type"] = "application/json"
+    return http_api_event(
+        method,
+        path,
+        route_key=f"{method} {route}",
+        headers=headers,
+        body=raw,
+        path_parameters=path_parameters,
+        jwt_claims=claims,
+        domain_name="api.example.com",
+        now=datetime.fromisoformat(API_ISSUED_AT),
+        request_id=hashlib.sha256(f"{method} {path}".encode() + (raw or b"")).hexdigest()[:32],
+    )
+
+
+def repair_api_scenarios() -> dict[str, dict[str, Any]]:
+    connection: dict[str, str] = {"connectionId": str(CONNECTION["connectionId"])}
+    return {
+        "repair_api_list_connections": api_event("GET", "/connections"),
+        "repair_api_get_connection": api_event("GET", "/connections/{connectionId}", connection),
+        "repair_api_repair_connection": api_event("POST", "/connections/{connectionId}/repair", connection),
+        "repair_api_repair_other_customer": api_event(
+            "POST", "/connections/{connectionId}/repair", connection, sub="someone-else"
+        ),
+        "repair_api_start_connection": api_event(
+            "POST",
+            "/connections",
+            body={
+                "institutionId": CONNECTION["institutionId"],
+                "products": ["BALANCES", "TRANSACTIONS"],
+                "replacesConnectionId": CONNECTION["connectionId"],
+            },
+        ),
+        "repair_api_get_notifications": api_event("GET", "/me/notifications"),
+        "repair_api_put_notifications": api_event(
+            "PUT",
+            "/me/notifications",
+            body={
+                "email": "customer@example.com",
+                "phone": "+14155550123",
+                "channels": ["EMAIL", "SMS"],
+                "timezone": "America/New_York",
+                "quietHours": {"start": "22:00", "end": "07:00"},
+                "optedOut": False,
+            },
+        ),
+    }
+
+
+def connection_replacer_scenarios() -> dict[str, dict[str, Any]]:
+    """What the app's bus delivers to the connection replacer once a replacement completed."""
+    replaced = {
+        "version": "0",
+        "id": "0d3c8f64-1f7e-4c55-9a61-6b1a3f7d2c11",
+        "detail-type": "Connection Replaced",
+        "source": "connection-repair",
+        "account": "123456789012",
+        "time": "2026-11-25T12:30:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "connectionId": "WQ5RnewConnectionAfterRepl",
+            "replacedConnectionId": CONNECTION["connectionId"],
+            "externalCustomerId": API_CUSTOMER,
+            "eventTime": "2026-11-25T12:30:00Z",
+        },
+    }
+    return {"connection_replacer_connection_replaced": replaced}
+
+
 def main() -> None:
-    for name, event in scenarios().items():
+    for name, event in (scenarios() | repair_api_scenarios() | connection_replacer_scenarios()).items():
         (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote events/{name}.json")
 

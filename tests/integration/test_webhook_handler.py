@@ -277,3 +277,40 @@ def test_logs_never_carry_secrets_signatures_or_provider_details(webhook_env, ca
         assert load_event(name)["headers"]["meld-signature"] not in logged
     for forbidden in ("local-webhook-secret", "serviceProviderDetails", "provider-secret-ref", "PLAID"):
         assert forbidden not in logged
+
+
+def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(webhook_env, downstream):
+    from connection_repair.wiring import webhook_ingestor
+
+    invoke(load_event("webhook_status_change_reconnect_required"))  # opens the episode (announced)
+    downstream()
+    episode_before = item(webhook_env.table_name, connection_key(CONNECTION_ID))["episodeId"]  # type: ignore[index]
+    calls: list[str] = []
+    client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+    status, body, _ = invoke(load_event("webhook_status_change_still_broken"))  # another reason, same episode
+
+    assert (status, body["status"]) == (200, "accepted")
+    assert calls == ["TransactWriteItems"]
+    connection = item(webhook_env.table_name, connection_key(CONNECTION_ID))
+    assert connection is not None
+    assert (connection["statusReason"]["S"], connection["lastEventId"]["S"]) == ("TOKEN_EXPIRED", "evt-status-0005")
+    assert connection["episodeId"] == episode_before
+    assert connection["version"]["N"] == "2"
+    assert downstream() == []
+
+
+def test_a_transition_reads_the_connection_from_the_failed_quiet_write_not_a_second_read(webhook_env):
+    from connection_repair.wiring import webhook_ingestor
+
+    invoke(load_event("webhook_status_change_reconnect_required"))
+    calls: list[str] = []
+    client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+    status, body, _ = invoke(load_event("webhook_status_change_active"))  # ends the episode: downstream is due
+
+    assert (status, body["status"]) == (200, "accepted")
+    # quiet attempt (refused, returning the item), the real transaction, then clearing the outbox
+    assert calls == ["TransactWriteItems", "TransactWriteItems", "UpdateItem"]

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from connection_repair import signature
-from connection_repair.connection_state import apply_change, is_stale
+from connection_repair.connection_state import DEFAULT_MAX_FAILED_REPAIRS, apply_change, is_stale, quiet_change
 from connection_repair.models import ConnectionChange, EventType, MeldWebhook, StoredEvent
 from connection_repair.observability import logger
 from connection_repair.ports import (
@@ -31,6 +31,7 @@ from connection_repair.ports import (
     ConnectionStore,
     DuplicateEvent,
     EventPublisher,
+    ExpectationUnmet,
 )
 from connection_repair.status_policy import is_known
 
@@ -106,8 +107,10 @@ class WebhookIngestor:
         clock: Clock = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         sleep: Callable[[float], None] = time.sleep,
+        max_failed_repairs: int = DEFAULT_MAX_FAILED_REPAIRS,
     ) -> None:
         self._policy = policy
+        self._max_failed_repairs = max_failed_repairs
         self._store = store
         self._publisher = publisher
         self._directory = directory
@@ -153,17 +156,33 @@ class WebhookIngestor:
             )
 
     def _apply(self, stored: StoredEvent, change: ConnectionChange) -> IngestResult:
+        # Most events change nothing downstream: try that in one write, without reading first. When the
+        # expectation fails, the store hands back the connection as it is, and the full transition runs on it.
+        quiet = quiet_change(change, event_id=stored.event_id, event_time=stored.event_time)
+        try:
+            self._store.save_quiet_event(stored, quiet)
+        except ExpectationUnmet as unmet:
+            current, known = unmet.current, True
+        else:
+            return self._result(IngestOutcome.ACCEPTED, stored, change.status, change.status_reason)
+
         for _ in range(MAX_APPLY_ATTEMPTS):
-            current = self._store.get_connection(change.connection_id)
+            if not known:
+                current = self._store.get_connection(change.connection_id)
             if is_stale(current, stored.event_time, stored.event_id):
                 self._store.save_event(stored, lease_until=stored.received_at)
-                return IngestResult(IngestOutcome.STALE, stored.event_id, stored.event_type, change.connection_id)
+                return self._result(IngestOutcome.STALE, stored)
             if current is None and change.external_customer_id is None:
                 change = self._attribute(change)
                 if change.external_customer_id is None:
                     logger.warning("Connection unknown to Meld: unattributed", connection_id=change.connection_id)
             transition = apply_change(
-                current, change, event_id=stored.event_id, event_time=stored.event_time, new_episode_id=self._new_id()
+                current,
+                change,
+                event_id=stored.event_id,
+                event_time=stored.event_time,
+                new_episode_id=self._new_id(),
+                max_failed_repairs=self._max_failed_repairs,
             )
             outbox = stored.model_copy(update={"pending": transition.downstream})
             try:
@@ -174,20 +193,37 @@ class WebhookIngestor:
                     expected_version=current.version if current else None,
                 )
             except ConcurrentUpdate:
+                known = False
                 continue
             if transition.downstream:
                 self._publisher.publish(transition.downstream)
                 self._store.clear_pending(stored.event_id)
             connection = transition.connection
-            return IngestResult(
+            return self._result(
                 IngestOutcome.ACCEPTED,
-                stored.event_id,
-                stored.event_type,
-                change.connection_id,
+                stored,
+                connection.status,
+                connection.status_reason,
                 published=len(transition.downstream),
-                unknown_state=not is_known(connection.status, connection.status_reason),
             )
         raise ConcurrentUpdate(change.connection_id)
+
+    @staticmethod
+    def _result(
+        outcome: IngestOutcome,
+        stored: StoredEvent,
+        status: str | None = None,
+        reason: str | None = None,
+        published: int = 0,
+    ) -> IngestResult:
+        return IngestResult(
+            outcome,
+            stored.event_id,
+            stored.event_type,
+            stored.connection_id,
+            published=published,
+            unknown_state=not is_known(status, reason),
+        )
 
     def _attribute(self, change: ConnectionChange) -> ConnectionChange:
         """Fill in whose connection this is from Meld, the source of truth, for a connection never seen before."""

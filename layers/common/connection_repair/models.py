@@ -61,6 +61,8 @@ class ConnectionChange(BaseModel):
     status: str | None = None
     status_reason: str | None = None
     previous_status: str | None = None
+    # The customer finished the widget (BANK_LINKING_CONNECTION_COMPLETED): after a repair, the verdict on it.
+    completed: bool = False
 
     @classmethod
     def from_webhook(cls, webhook: MeldWebhook) -> ConnectionChange | None:
@@ -84,6 +86,7 @@ class ConnectionChange(BaseModel):
             status=status,
             status_reason=reason,
             previous_status=_first(payload, "oldStatus", "previousStatus"),
+            completed=webhook.event_type == EventType.COMPLETED,
         )
 
 
@@ -108,6 +111,14 @@ class Connection(CamelModel):
     # Repair attempts made through the API during the open episode.
     repair_attempts: int = 0
     last_repair_at: datetime | None = None
+    # A repair token was issued and no completion has judged it yet (docs/decisions.md, failed repairs).
+    repair_pending: bool = False
+    # Completions that left the connection needing a repair; reset once it works again.
+    failed_repairs: int = 0
+    # Replacement (POST /connections with replacesConnectionId): set on the new connection until it completes...
+    replaces_connection_id: str | None = None
+    # ...and on the old one once it has been retired in favour of the new one.
+    superseded_by: str | None = None
     # Optimistic-concurrency counter, bumped on every write.
     version: int = 0
 
@@ -147,11 +158,28 @@ class ConnectionRepaired(DownstreamEvent):
 
     DETAIL_TYPE: ClassVar[str] = "Connection Repaired"
     kind: Literal["repaired"] = "repaired"
-    resolution: Literal["REPAIRED", "DELETED", "EXPIRED", "SUPERSEDED"]
+    # REPAIR_FAILED: repairs kept failing, the customer is to start a new connection instead.
+    resolution: Literal["REPAIRED", "DELETED", "EXPIRED", "SUPERSEDED", "REPAIR_FAILED"]
     attention_since: datetime
 
 
-AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired
+class ConnectionReplaced(CamelModel):
+    """A connection started to replace another has completed: the old one is to be deleted and retired."""
+
+    DETAIL_TYPE: ClassVar[str] = "Connection Replaced"
+    kind: Literal["replaced"] = "replaced"
+
+    connection_id: str
+    replaced_connection_id: str
+    external_customer_id: str | None
+    event_time: datetime
+
+    @property
+    def detail_type(self) -> str:
+        return self.DETAIL_TYPE
+
+
+AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionReplaced
 
 
 class StoredEvent(BaseModel):

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class EnvSettings(BaseModel):
@@ -45,3 +45,57 @@ class WebhookSettings(MeldApiSettings):
     max_body_bytes: int = Field(256 * 1024, alias="MELD_WEBHOOK_MAX_BODY_BYTES", ge=1)
     # Meld's own timeout is 10 s: a lookup of an unknown connection must fit well inside it.
     meld_timeout_seconds: float = Field(3.0, alias="MELD_TIMEOUT_SECONDS", gt=0)
+    max_failed_repairs: int = Field(3, alias="MAX_FAILED_REPAIRS", ge=1)
+
+
+class RepairApiSettings(MeldApiSettings):
+    """The Repair API (functions/repair_api). Its Meld calls must end well inside API Gateway's 29 s."""
+
+    table_name: str = Field(alias="TABLE_NAME")
+    # The JWT claim that carries the caller's externalCustomerId.
+    customer_id_claim: str = Field("sub", alias="CUSTOMER_ID_CLAIM", min_length=1)
+    meld_timeout_seconds: float = Field(5.0, alias="MELD_TIMEOUT_SECONDS", gt=0)
+    meld_deadline_seconds: float = Field(12.0, alias="MELD_DEADLINE_SECONDS", gt=0, le=25)
+    meld_max_attempts: int = Field(3, alias="MELD_MAX_ATTEMPTS", ge=1, le=6)
+    event_ttl_days: int = Field(90, alias="EVENT_TTL_DAYS", ge=1)
+
+
+class ReplacerSettings(MeldApiSettings):
+    """The connection replacer (functions/connection_replacer), invoked asynchronously by EventBridge."""
+
+    table_name: str = Field(alias="TABLE_NAME")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    event_source: str = Field("connection-repair", alias="EVENT_SOURCE")
+    event_ttl_days: int = Field(90, alias="EVENT_TTL_DAYS", ge=1)
+
+
+class NotifierSettings(EnvSettings):
+    """The notifier (functions/notifier): customer email/SMS for episodes, with reminders (docs/decisions.md §17-21)."""
+
+    table_name: str = Field(alias="TABLE_NAME")
+    # Where a message links to: the app's reconnect screen, with {connectionId} filled in.
+    app_reconnect_url: str = Field(alias="APP_RECONNECT_URL", pattern=r"^https?://.*\{connectionId\}")
+    app_name: str = Field("your app", alias="NOTIFY_APP_NAME", min_length=1, max_length=40)
+    # SES: a verified identity (address or domain) that sends the email; None disables email.
+    sender_email: str | None = Field(None, alias="NOTIFY_SENDER_EMAIL")
+    ses_configuration_set: str | None = Field(None, alias="NOTIFY_SES_CONFIGURATION_SET")
+    # Reminders after the episode starts, in hours ("24,72": after 1 and 3 days); at most two.
+    reminder_hours: tuple[float, ...] = Field((24.0, 72.0), alias="NOTIFY_REMINDER_HOURS", max_length=2)
+    digest_window_minutes: float = Field(5.0, alias="NOTIFY_DIGEST_WINDOW_MINUTES", ge=0, le=60)
+    min_interval_hours: float = Field(24.0, alias="NOTIFY_MIN_INTERVAL_HOURS", ge=0)
+    sweep_max_items: int = Field(5000, alias="NOTIFY_SWEEP_MAX_ITEMS", ge=1)
+
+    @field_validator("reminder_hours", mode="before")
+    @classmethod
+    def _hours(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            return tuple(float(part) for part in parts)
+        return value
+
+    @field_validator("reminder_hours")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(hours <= 0 for hours in value) or list(value) != sorted(set(value)):
+            raise ValueError("reminder hours must be positive and increasing, e.g. 24,72")
+        return value

@@ -17,10 +17,13 @@ from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore
 from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.secrets import secret_source
 from connection_repair.ingest import VerificationPolicy, WebhookIngestor
-from connection_repair.settings import MeldApiSettings, WebhookSettings
+from connection_repair.repair import RepairService
+from connection_repair.replacement import ConnectionRetirer
+from connection_repair.settings import MeldApiSettings, RepairApiSettings, ReplacerSettings, WebhookSettings
 
 if TYPE_CHECKING:
     from connection_repair.adapters.meld import MeldClient
+    from connection_repair.notifications import Notifier
     from connection_repair.ports import ConnectionDirectory
 
 # Meld waits 10 s for the webhook's answer: AWS calls get short timeouts and few retries.
@@ -87,4 +90,97 @@ def webhook_ingestor() -> WebhookIngestor:
         max_body_bytes=settings.max_body_bytes,
     )
     directory = cache(lambda: meld_directory(settings))
-    return WebhookIngestor(policy=policy, store=store, publisher=publisher, directory=directory)
+    return WebhookIngestor(
+        policy=policy,
+        store=store,
+        publisher=publisher,
+        directory=directory,
+        max_failed_repairs=settings.max_failed_repairs,
+    )
+
+
+# The Repair API answers people: AWS calls get short timeouts so a slow dependency fails inside API Gateway's 29 s.
+API_AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def repair_api_settings() -> RepairApiSettings:
+    return RepairApiSettings.from_env()
+
+
+@cache
+def repair_service() -> RepairService:
+    from connection_repair.adapters.meld_gateway import MeldConnectGateway
+
+    settings = repair_api_settings()
+    store = DynamoDBConnectionStore(
+        boto3.client("dynamodb", config=API_AWS_CONFIG),
+        settings.table_name,
+        event_ttl=timedelta(days=settings.event_ttl_days),
+    )
+    # Bounded: every retry and backoff ends by the deadline, well inside API Gateway's 29 s.
+    client = meld_client(
+        settings, deadline_seconds=settings.meld_deadline_seconds, max_attempts=settings.meld_max_attempts
+    )
+    return RepairService(connections=store, preferences=store, meld=MeldConnectGateway(client))
+
+
+@cache
+def connection_retirer() -> ConnectionRetirer:
+    from connection_repair.adapters.meld_gateway import MeldConnectGateway
+
+    settings = ReplacerSettings.from_env()
+    store = DynamoDBConnectionStore(
+        boto3.client("dynamodb"), settings.table_name, event_ttl=timedelta(days=settings.event_ttl_days)
+    )
+    publisher = EventBridgePublisher(boto3.client("events"), settings.event_bus_name, settings.event_source)
+    # Asynchronous: no one waits, so the client may take its time; EventBridge retries the invocation after that.
+    client = meld_client(settings, deadline_seconds=20.0, max_attempts=4)
+    return ConnectionRetirer(store=store, publisher=publisher, meld=MeldConnectGateway(client))
+
+
+@cache
+def notifier() -> Notifier:
+    """The notifier's use case: the table, SES v2 email and SNS SMS behind ``NotificationChannel``."""
+    from connection_repair.adapters.channels import SesEmailChannel, SnsSmsChannel
+    from connection_repair.adapters.notification_store import DynamoDBNotificationStore
+    from connection_repair.notification_ports import NotificationChannel
+    from connection_repair.notifications import (
+        MessageComposer,
+        NotificationPolicy,
+        Notifier,
+        ReminderSchedule,
+    )
+    from connection_repair.preferences import Channel
+    from connection_repair.settings import NotifierSettings
+
+    settings = NotifierSettings.from_env()
+    dynamodb = boto3.client("dynamodb", config=NOTIFIER_AWS_CONFIG)
+    channels: dict[Channel, NotificationChannel] = {
+        Channel.SMS: SnsSmsChannel(boto3.client("sns", config=NOTIFIER_AWS_CONFIG))
+    }
+    if settings.sender_email:
+        channels[Channel.EMAIL] = SesEmailChannel(
+            boto3.client("sesv2", config=NOTIFIER_AWS_CONFIG),
+            settings.sender_email,
+            configuration_set=settings.ses_configuration_set,
+        )
+    schedule = ReminderSchedule(
+        reminder_offsets=tuple(timedelta(hours=hours) for hours in settings.reminder_hours),
+        digest_window=timedelta(minutes=settings.digest_window_minutes),
+    )
+    return Notifier(
+        connections=DynamoDBConnectionStore(dynamodb, settings.table_name, event_ttl=timedelta(days=90)),
+        store=DynamoDBNotificationStore(dynamodb, settings.table_name),
+        channels=channels,
+        composer=MessageComposer(settings.app_reconnect_url, app_name=settings.app_name),
+        policy=NotificationPolicy(
+            schedule=schedule,
+            min_interval=timedelta(hours=settings.min_interval_hours),
+            sweep_max_items=settings.sweep_max_items,
+        ),
+    )
+
+
+# The notifier runs asynchronously (EventBridge, schedule): ordinary timeouts, standard retries.
+NOTIFIER_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})

@@ -9,13 +9,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
+from connection_repair.connection_state import QuietChange, event_order_key
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
-from connection_repair.ports import ConcurrentUpdate, DuplicateEvent
+from connection_repair.ports import ConcurrentUpdate, DuplicateEvent, ExpectationUnmet
 from connection_repair.preferences import StoredPreferences
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import PutTypeDef
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, UpdateTypeDef
 else:
     DynamoDBClient = Any
 
@@ -24,6 +25,9 @@ _deserializer = TypeDeserializer()
 _pending_adapter: TypeAdapter[list[AnyDownstreamEvent]] = TypeAdapter(list[AnyDownstreamEvent])
 
 CONNECTION_SK = "CONNECTION"
+GSI1 = "gsi1"
+# A customer has a handful of connections; this bounds what one list request reads.
+MAX_LISTED_CONNECTIONS = 200
 EVENT_SK = "EVENT"
 PREFERENCES_SK = "PREFERENCES"
 
@@ -52,10 +56,71 @@ def connection_item(connection: Connection) -> dict[str, Any]:
     values: dict[str, Any] = connection.model_dump(mode="json", exclude_none=True)
     item = _to_item(values) | connection_key(connection.connection_id)
     if connection.external_customer_id:
-        # GSI1: a customer's connections.
-        item["gsi1pk"] = {"S": f"CUST#{connection.external_customer_id}"}
-        item["gsi1sk"] = {"S": f"CONN#{connection.connection_id}"}
+        item |= _customer_index(connection.external_customer_id, connection.connection_id)
+    if connection.last_event_at is not None:
+        item["lastEventKey"] = {"S": event_order_key(connection.last_event_at, connection.last_event_id or "")}
     return item
+
+
+def _customer_index(external_customer_id: str, connection_id: str) -> dict[str, Any]:
+    # GSI1: a customer's connections.
+    return {"gsi1pk": {"S": f"CUST#{external_customer_id}"}, "gsi1sk": {"S": f"CONN#{connection_id}"}}
+
+
+def quiet_update(connection_id: str, change: QuietChange) -> dict[str, Any]:
+    """The UpdateItem arguments (without TableName) that apply ``change`` only where ``change.holds``."""
+    values = Connection.model_validate({"connection_id": connection_id, **change.fields}).model_dump(mode="json")
+    names: dict[str, str] = {}
+    attribute_values: dict[str, Any] = {":key": {"S": change.order_key}, ":one": {"N": "1"}}
+    sets = ["lastEventKey = :key"]
+    removes: list[str] = []
+    for field_name in change.fields:
+        alias = Connection.model_fields[field_name].alias or field_name
+        names[f"#{alias}"] = alias
+        value = values[alias]
+        if value is None:
+            removes.append(f"#{alias}")
+        else:
+            attribute_values[f":{alias}"] = _serializer.serialize(value)
+            sets.append(f"#{alias} = :{alias}")
+    if "external_customer_id" in change.fields:
+        for attribute, value in _customer_index(change.fields["external_customer_id"], connection_id).items():
+            attribute_values[f":{attribute}"] = value
+            sets.append(f"{attribute} = :{attribute}")
+
+    conditions = [
+        "attribute_exists(pk)",
+        "(attribute_not_exists(lastEventKey) OR lastEventKey < :key)",
+        # Repair and replacement bookkeeping is left to the full transition (see connection_state._plain).
+        "attribute_not_exists(supersededBy)",
+        "attribute_not_exists(replacesConnectionId)",
+        "(attribute_not_exists(repairPending) OR repairPending = :false)",
+        "(attribute_not_exists(failedRepairs) OR failedRepairs = :zero)",
+    ]
+    attribute_values |= {":false": {"BOOL": False}, ":zero": {"N": "0"}}
+    if change.episode_action is not None:
+        names["#episodeAction"] = "episodeAction"
+        attribute_values[":episodeAction"] = {"S": change.episode_action.value}
+        conditions.append("attribute_exists(episodeId) AND attribute_exists(attentionSince)")
+        conditions.append("#episodeAction = :episodeAction")
+    if change.no_episode:
+        conditions.append("attribute_not_exists(episodeId)")
+    if change.settled_status:
+        names["#status"] = "status"
+        attribute_values[":inProgress"] = {"S": "IN_PROGRESS"}
+        conditions.append("attribute_exists(#status) AND #status <> :inProgress")
+
+    expression = "SET " + ", ".join(sets) + " ADD version :one"
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return {
+        "Key": connection_key(connection_id),
+        "UpdateExpression": expression,
+        "ConditionExpression": " AND ".join(conditions),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": attribute_values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
 
 
 def connection_from_item(item: dict[str, Any]) -> Connection:
@@ -101,6 +166,14 @@ def event_from_item(item: dict[str, Any]) -> StoredEvent:
         raw_body=values["rawBody"],
         pending=pending,
     )
+
+
+def _cancellation_reasons(error: ClientError) -> list[dict[str, Any]]:
+    """Per-item reasons of a cancelled transaction (empty for any other error)."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    return reasons
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
@@ -151,14 +224,68 @@ class DynamoDBConnectionStore:
                 TransactItems=[{"Put": cast("PutTypeDef", put_event)}, {"Put": cast("PutTypeDef", put_connection)}]
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            cancellations: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-            reasons = [reason.get("Code") for reason in cancellations]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            codes = [reason.get("Code") for reason in _cancellation_reasons(error)]
+            if codes and codes[0] == "ConditionalCheckFailed":
                 raise DuplicateEvent(event.event_id) from None
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise ConcurrentUpdate(connection.connection_id) from None
+            raise
+
+    def list_connections(self, external_customer_id: str) -> list[Connection]:
+        # GSI1 is eventually consistent: a connection written a moment ago may show up a moment later.
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI1,
+            "KeyConditionExpression": "gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":customer": {"S": f"CUST#{external_customer_id}"},
+                ":prefix": {"S": "CONN#"},
+            },
+        }
+        connections: list[Connection] = []
+        while len(connections) < MAX_LISTED_CONNECTIONS:
+            response = self._client.query(**query)
+            connections.extend(connection_from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return connections[:MAX_LISTED_CONNECTIONS]
+
+    def save_connection(self, connection: Connection, *, expected_version: int | None) -> None:
+        request: dict[str, Any] = {"TableName": self._table, "Item": connection_item(connection)}
+        if expected_version is None:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            # The webhook writer relies on this too (docs/decisions.md §4).
+            request["ConditionExpression"] = "version = :expected"
+            request["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
+        try:
+            self._client.put_item(**request)
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise ConcurrentUpdate(connection.connection_id) from None
+            raise
+
+    def save_quiet_event(self, event: StoredEvent, change: QuietChange) -> None:
+        if event.connection_id is None:
+            raise ValueError("a quiet change needs the event's connection")
+        put_event = {
+            "TableName": self._table,
+            "Item": event_item(event, ttl=self._event_ttl, lease_until=event.received_at),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        update = {"TableName": self._table, **quiet_update(event.connection_id, change)}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[{"Put": cast("PutTypeDef", put_event)}, {"Update": cast("UpdateTypeDef", update)}]
+            )
+        except ClientError as error:
+            reasons = _cancellation_reasons(error)
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise DuplicateEvent(event.event_id) from None
+            if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                stored = reasons[1].get("Item")
+                raise ExpectationUnmet(connection_from_item(stored) if stored else None) from None
             raise
 
     def get_event(self, event_id: str) -> StoredEvent | None:

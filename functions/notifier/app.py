@@ -1,0 +1,87 @@
+"""The notifier: `Connection Needs Attention` / `Connection Repaired` from the app's bus, and the reminder sweep.
+
+One handler for both EventBridge rules (the bus rule and the schedule). Async invocations: an exception makes Lambda
+retry the event (twice) and then park it in the notifier's dead-letter queue; other events are not held up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from connection_repair.models import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.notifications import DeliveryFailed, Outcome
+from connection_repair.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.wiring import notifier
+
+SCHEDULED = "Scheduled Event"
+
+
+def _dimensioned(name: str, dimension: str, value: str, count: float, unit: MetricUnit = MetricUnit.Count) -> None:
+    with single_metric(name=name, unit=unit, value=count, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name=dimension, value=value)
+
+
+def record(outcome: Outcome) -> None:
+    """Metrics of one invocation: sent, suppressed and deferred by reason, and how episodes ended."""
+    if outcome.messages_sent:
+        metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=outcome.messages_sent)
+    for channel, count in outcome.sent_by_channel.items():
+        _dimensioned("NotificationsSentByChannel", "Channel", channel, count)
+    if outcome.suppressed:
+        metrics.add_metric(name="NotificationsSuppressed", unit=MetricUnit.Count, value=outcome.suppressed.total())
+    for reason, count in outcome.suppressed.items():
+        _dimensioned("NotificationsSuppressedByReason", "Reason", reason, count)
+    for reason, count in outcome.deferred.items():
+        _dimensioned("NotificationsDeferredByReason", "Reason", reason, count)
+    if outcome.channel_failures:
+        metrics.add_metric(name="NotificationChannelFailures", unit=MetricUnit.Count, value=outcome.channel_failures)
+    if outcome.failures:
+        metrics.add_metric(name="NotificationSendFailures", unit=MetricUnit.Count, value=outcome.failures)
+    for resolution, seconds, reminders in outcome.ended:
+        _dimensioned("EpisodesEnded", "Resolution", resolution, 1)
+        if resolution == "REPAIRED":
+            metrics.add_metric(name="EpisodeTimeToRepair", unit=MetricUnit.Seconds, value=seconds)
+            _dimensioned("EpisodesRepairedAfterReminders", "Reminders", str(reminders), 1)
+
+
+def handle(event: EventBridgeModel) -> Outcome:
+    detail_type = event.detail_type
+    if detail_type == ConnectionNeedsAttention.DETAIL_TYPE:
+        return notifier().on_needs_attention(ConnectionNeedsAttention.model_validate(event.detail))
+    if detail_type == ConnectionRepaired.DETAIL_TYPE:
+        return notifier().on_repaired(ConnectionRepaired.model_validate(event.detail))
+    if detail_type == SCHEDULED:
+        outcome = notifier().sweep()
+        metrics.add_metric(name="ReminderSweepItemsRead", unit=MetricUnit.Count, value=outcome.items_read)
+        return outcome
+    logger.info("Event ignored", detail_type=detail_type)
+    return Outcome()
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+@metrics.log_metrics(capture_cold_start_metric=True)
+@trace_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse(event=event, model=EventBridgeModel)
+    try:
+        outcome = handle(parsed)
+    except DeliveryFailed as failed:
+        # Claims released; raising makes Lambda retry the event (the sweep would also pick the message up).
+        record(failed.outcome)
+        logger.error("Notification not sent; the event will be retried", detail_type=parsed.detail_type)
+        raise
+    record(outcome)
+    summary = {
+        "sent": outcome.messages_sent,
+        "suppressed": dict(outcome.suppressed),
+        "deferred": dict(outcome.deferred),
+        "failures": outcome.failures,
+        "itemsRead": outcome.items_read,
+    }
+    logger.info("Notifier done", extra={"detail_type": parsed.detail_type, **summary})
+    return summary

@@ -1,0 +1,121 @@
+"""Retiring a connection once its replacement works: delete it at Meld, mark it superseded, end its episode.
+
+Triggered by ``Connection Replaced`` (published through the webhook's outbox when the new connection completes).
+The superseding write goes through the same outbox as webhooks (docs/decisions.md §5): a synthetic event item,
+keyed by the (old, new) pair, is written in one transaction with the old connection's new state and carries the
+``Connection Repaired`` (SUPERSEDED) event until EventBridge took it. A retried invocation finds the item and only
+publishes what is still pending, so the state changes once and the event goes out at least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from connection_repair.connection_state import supersede
+from connection_repair.models import ConnectionReplaced, StoredEvent
+from connection_repair.observability import logger
+from connection_repair.ports import (
+    ConcurrentUpdate,
+    ConnectGateway,
+    ConnectionStore,
+    DuplicateEvent,
+    EventPublisher,
+    MeldFailure,
+    MeldFailureKind,
+)
+
+Clock = Callable[[], datetime]
+
+SUPERSEDED_EVENT_TYPE = "CONNECTION_SUPERSEDED"
+PUBLISH_LEASE = timedelta(seconds=15)
+MAX_WRITE_ATTEMPTS = 5
+
+
+class RetireOutcome(StrEnum):
+    RETIRED = "retired"
+    ALREADY_RETIRED = "already_retired"
+    SKIPPED = "skipped"
+
+
+def superseded_event_id(replaced_id: str, replacement_id: str) -> str:
+    return f"SUPERSEDED#{replaced_id}#{replacement_id}"
+
+
+class ConnectionRetirer:
+    def __init__(
+        self,
+        *,
+        store: ConnectionStore,
+        publisher: EventPublisher,
+        meld: ConnectGateway,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._meld = meld
+        self._clock = clock
+
+    def retire(self, replaced: ConnectionReplaced) -> RetireOutcome:
+        """Raises ``MeldFailure`` (other than already gone) or ``PublishFailed``: the invocation is retried."""
+        old_id = replaced.replaced_connection_id
+        old = self._store.get_connection(old_id)
+        if old is None or old.external_customer_id != replaced.external_customer_id:
+            # Never delete a connection that is not the same customer's (the API checked; this is defence in depth).
+            logger.warning("Replaced connection unknown or not the customer's: left alone", connection_id=old_id)
+            return RetireOutcome.SKIPPED
+        if old.status != "DELETED":
+            self._delete_at_meld(old_id)
+        event_id = superseded_event_id(old_id, replaced.connection_id)
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            now = self._clock()
+            transition = supersede(old, replacement_id=replaced.connection_id, at=now)
+            stored = StoredEvent(
+                event_id=event_id,
+                event_type=SUPERSEDED_EVENT_TYPE,
+                event_time=now,
+                connection_id=old_id,
+                received_at=now,
+                retry_count=0,
+                raw_body=replaced.model_dump_json(),
+                pending=transition.downstream,
+            )
+            try:
+                self._store.save_event(
+                    stored,
+                    lease_until=now + PUBLISH_LEASE,
+                    connection=transition.connection,
+                    expected_version=old.version,
+                )
+            except DuplicateEvent:
+                self._publish_pending(event_id)
+                return RetireOutcome.ALREADY_RETIRED
+            except ConcurrentUpdate:
+                reread = self._store.get_connection(old_id)
+                if reread is None:
+                    return RetireOutcome.SKIPPED
+                old = reread
+                continue
+            if transition.downstream:
+                self._publisher.publish(transition.downstream)
+                self._store.clear_pending(event_id)
+            logger.info("Connection retired", connection_id=old_id, superseded_by=replaced.connection_id)
+            return RetireOutcome.RETIRED
+        raise ConcurrentUpdate(old_id)
+
+    def _delete_at_meld(self, connection_id: str) -> None:
+        try:
+            self._meld.delete(connection_id)
+        except MeldFailure as failure:
+            # 404: Meld no longer knows it; 409: already DELETED. Either way it is gone.
+            if failure.kind not in (MeldFailureKind.NOT_FOUND, MeldFailureKind.CONFLICT):
+                raise
+            logger.info("Replaced connection already gone at Meld", connection_id=connection_id)
+
+    def _publish_pending(self, event_id: str) -> None:
+        now = self._clock()
+        pending = self._store.claim_pending(event_id, now=now, lease_until=now + PUBLISH_LEASE)
+        if pending:
+            self._publisher.publish(pending)
+            self._store.clear_pending(event_id)

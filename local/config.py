@@ -1,0 +1,81 @@
+"""The local stack's settings, from the environment (every name documented in the README's "Run it locally")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import DEFAULT_STACK_NAME, parse_parameter_overrides
+
+# Loopback only: the stack accepts well-known secrets and must never be reachable from the network.
+HOST = "127.0.0.1"
+DEFAULT_JWT_SECRET = "local-jwt-secret"
+# Used when the template's JWT authorizer has no issuer/audience of its own (e.g. empty parameter defaults).
+DEFAULT_JWT_ISSUER = "https://auth.connection-repair.local"
+DEFAULT_JWT_AUDIENCE = "connection-repair-local"
+# Template parameters whose deployed defaults do not suit a laptop: a sender address (moto verifies it as an SES
+# identity) and no digest wait before the first message, so the story shows within a sweep. Applied only when the
+# template has the parameter; LOCAL_PARAMETER_OVERRIDES wins over them.
+LOCAL_PARAMETER_DEFAULTS = {"SenderEmail": "notifications@connection-repair.local", "DigestWindowMinutes": "0"}
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    aws_port: int = 5000
+    api_port: int = 3000
+    meld_port: int = 3001
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_issuer: str = DEFAULT_JWT_ISSUER
+    jwt_audience: str = DEFAULT_JWT_AUDIENCE
+    sweep_seconds: float = 30.0
+    stack_name: str = DEFAULT_STACK_NAME
+    webhook_secret: str = "local-webhook-secret"
+    meld_api_key: str = "local-meld-api-key"
+    parameter_overrides: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_PARAMETER_DEFAULTS))
+    # Webhook retry delays of the simulator ("1,2,4"); None keeps its default.
+    meld_retry_delays: str | None = None
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{HOST}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def meld_url(self) -> str:
+        return f"http://{HOST}:{self.meld_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api_url}/webhooks/meld"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalConfig:
+        env = os.environ if environ is None else environ
+        return cls(
+            aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
+            api_port=int(env.get("LOCAL_API_PORT") or 3000),
+            meld_port=int(env.get("LOCAL_MELD_PORT") or 3001),
+            jwt_secret=env.get("LOCAL_JWT_SECRET") or DEFAULT_JWT_SECRET,
+            jwt_issuer=env.get("LOCAL_JWT_ISSUER") or DEFAULT_JWT_ISSUER,
+            jwt_audience=env.get("LOCAL_JWT_AUDIENCE") or DEFAULT_JWT_AUDIENCE,
+            sweep_seconds=float(env.get("LOCAL_SWEEP_SECONDS") or 30),
+            stack_name=env.get("LOCAL_STACK_NAME") or DEFAULT_STACK_NAME,
+            webhook_secret=env.get("MELD_WEBHOOK_SECRET") or "local-webhook-secret",
+            meld_api_key=env.get("MELD_API_KEY") or "local-meld-api-key",
+            parameter_overrides=LOCAL_PARAMETER_DEFAULTS
+            | parse_parameter_overrides(env.get("LOCAL_PARAMETER_OVERRIDES") or ""),
+            meld_retry_delays=env.get("LOCAL_MELD_RETRY_DELAYS"),
+        )
+
+    def aws_client_args(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.aws_url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }

@@ -1,0 +1,119 @@
+"""Writes events/notifier_*.json: complete EventBridge events for the notifier (tests and `sam local invoke -e`).
+
+Run `PYTHONPATH=layers/common:. .venv/bin/python -m local.make_notifier_events` after changing a scenario. The
+connection is the one of the webhook events (local.make_events.CONNECTION), broken at 11:30 and repaired at 11:45.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connection_repair.adapters.event_bus import event_detail
+from connection_repair.models import AnyDownstreamEvent, ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.status_policy import Action
+from local.make_events import CONNECTION
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+EPISODE_ID = "episode-0002"
+BROKEN_AT = datetime.fromisoformat("2026-11-25T11:30:00.329186+00:00")
+REPAIRED_AT = datetime.fromisoformat("2026-11-25T11:45:00+00:00")
+SWEEP_AT = "2026-11-26T11:35:00Z"
+CONNECTION_ID = str(CONNECTION["connectionId"])
+CUSTOMER_ID = str(CONNECTION["externalCustomerId"])
+INSTITUTION_ID = str(CONNECTION["institutionId"])
+
+
+def bus_event(event: AnyDownstreamEvent, *, source: str = "connection-repair") -> dict[str, Any]:
+    """The event as EventBridge hands it to a rule target."""
+    detail = json.loads(event_detail(event))
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event.detail_type}/{detail['episodeId']}")),
+        "detail-type": event.detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": event.event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [],
+        "detail": detail,
+    }
+
+
+def scheduled_event(time: str = SWEEP_AT, rule: str = "notifier-sweep") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sweep/{time}")),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": time,
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def needs_attention(
+    *,
+    connection_id: str = CONNECTION_ID,
+    external_customer_id: str | None = CUSTOMER_ID,
+    institution_name: str = "Chase",
+    episode_id: str = EPISODE_ID,
+    at: datetime = BROKEN_AT,
+    status: str = "RECONNECT_REQUIRED",
+    reason: str | None = "LOGIN_REQUIRED",
+    action: Action = Action.REPAIR,
+) -> ConnectionNeedsAttention:
+    return ConnectionNeedsAttention(
+        connection_id=connection_id,
+        external_customer_id=external_customer_id,
+        institution_id=INSTITUTION_ID,
+        institution_name=institution_name,
+        status=status,
+        status_reason=reason,
+        action=action,
+        episode_id=episode_id,
+        event_time=at,
+        attention_since=at,
+    )
+
+
+def repaired(attention: ConnectionNeedsAttention, *, at: datetime = REPAIRED_AT) -> ConnectionRepaired:
+    return ConnectionRepaired(
+        connection_id=attention.connection_id,
+        external_customer_id=attention.external_customer_id,
+        institution_id=attention.institution_id,
+        institution_name=attention.institution_name,
+        status="ACTIVE",
+        status_reason=None,
+        action=Action.NONE,
+        episode_id=attention.episode_id,
+        event_time=at,
+        attention_since=attention.attention_since,
+        resolution="REPAIRED",
+    )
+
+
+def scenarios() -> dict[str, dict[str, Any]]:
+    broken = needs_attention()
+    return {
+        "notifier_connection_needs_attention": bus_event(broken),
+        "notifier_connection_repaired": bus_event(repaired(broken)),
+        "notifier_reminder_sweep": scheduled_event(),
+    }
+
+
+def main() -> None:
+    for name, event in scenarios().items():
+        (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote events/{name}.json")
+
+
+if __name__ == "__main__":
+    main()

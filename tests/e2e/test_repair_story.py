@@ -1,0 +1,101 @@
+"""The repair story and its error paths over HTTP, against the local stack (issue 3's routes, issue 4's notifier)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from local.demo import Demo
+from tests.e2e.conftest import TOKEN_LIFETIME_SECONDS, RunningStack, deployed_routes, has_notifier
+
+REPAIR = "POST /connections/{connectionId}/repair"
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(REPAIR not in deployed_routes(), reason="RepairApiFunction not deployed in template.yaml"),
+]
+
+
+def _broken_connection(stack: RunningStack, customer: str) -> dict[str, Any]:
+    with stack.simulator() as sim:
+        connection = sim.create_connection(customer, institution_name="Chase")
+        sim.set_status(connection["id"], "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+        sim.wait_for_deliveries(
+            lambda items: (
+                sum(1 for item in items if item["connectionId"] == connection["id"] and item["status"] == 200) >= 3
+            ),
+            timeout=20,
+        )
+    return connection
+
+
+def _customer() -> str:
+    return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+def test_the_demo_story_runs_end_to_end(stack: RunningStack) -> None:
+    lines: list[str] = []
+    demo = Demo(stack.config, sweep_wait=2.5, out=lines.append)
+    try:
+        demo.run()
+    finally:
+        demo.close()
+    output = "\n".join(lines)
+    assert "The connection is ACTIVE again" in output
+    assert '"status": "ACTIVE"' in output
+    if has_notifier():
+        assert "skipped" not in output, output
+        assert "emails to the customer before / after the repair and a sweep: 1 / 1" in output
+
+
+def test_no_token_is_401(stack: RunningStack) -> None:
+    with stack.api() as api:
+        response = api.get("/connections")
+        expired = api.get("/connections", headers={"Authorization": "Bearer not.a.token"})
+    assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    assert expired.status_code == 401
+
+
+def test_another_customers_connection_is_not_found(stack: RunningStack) -> None:
+    connection = _broken_connection(stack, _customer())
+    intruder = {"Authorization": f"Bearer {stack.token(_customer())}"}
+    with stack.api() as api:
+        read = api.get(f"/connections/{connection['id']}", headers=intruder)
+        repair = api.post(f"/connections/{connection['id']}/repair", headers=intruder)
+        listed = api.get("/connections", headers=intruder)
+    assert read.status_code == 404
+    assert repair.status_code == 404
+    assert listed.status_code == 200
+    assert connection["id"] not in listed.text
+
+
+def test_meld_failing_during_a_repair_is_a_retryable_error_not_a_500(stack: RunningStack) -> None:
+    customer = _customer()
+    connection = _broken_connection(stack, customer)
+    with stack.simulator() as sim, stack.api() as api:
+        sim.add_fault("repair", "500", count=20)
+        try:
+            response = api.post(
+                f"/connections/{connection['id']}/repair", headers={"Authorization": f"Bearer {stack.token(customer)}"}
+            )
+        finally:
+            sim.clear_faults()
+    assert response.status_code in (502, 503), response.text
+    assert "retry-after" in response.headers or response.status_code == 502
+    assert "Traceback" not in response.text
+
+
+def test_an_expired_widget_token_is_refused(stack: RunningStack) -> None:
+    customer = _customer()
+    connection = _broken_connection(stack, customer)
+    with stack.api() as api:
+        repair = api.post(
+            f"/connections/{connection['id']}/repair", headers={"Authorization": f"Bearer {stack.token(customer)}"}
+        )
+    assert repair.status_code == 200, repair.text
+    time.sleep(TOKEN_LIFETIME_SECONDS + 0.5)
+    with stack.simulator() as sim:
+        completed = sim.http.post("/_sim/widget/complete", json={"connectToken": repair.json()["connectToken"]})
+    assert completed.status_code == 400

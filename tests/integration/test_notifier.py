@@ -1,0 +1,397 @@
+"""The notifier end to end on moto (DynamoDB, SES v2, SNS) with an injected clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import time, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from connection_repair.notification_ports import MessageClaim
+from connection_repair.notifications import DeliveryFailed, Suppressed
+from connection_repair.preferences import Channel
+from connection_repair.status_policy import Action
+from local.aws_resources import LocalResources
+from tests.notifier_support import (
+    T0,
+    Clock,
+    FlakyChannel,
+    NotifierRig,
+    attention,
+    build_notifier,
+    sent_emails,
+    sent_sms,
+)
+
+AFTER_WINDOW = timedelta(minutes=6)
+# Reminders are due a day and three days after the first message (which waits out the 5-minute digest window).
+REMINDER_1 = timedelta(days=1, minutes=6)
+REMINDER_2 = timedelta(days=3, minutes=6)
+
+
+@pytest.fixture
+def rig(aws: LocalResources) -> Iterator[NotifierRig]:
+    return build_notifier(aws.table_name, Clock())
+
+
+def test_a_whole_episode_notify_remind_repair_then_nothing(rig: NotifierRig) -> None:
+    # Given a customer with email and a connection that broke at T0
+    rig.preferences()
+    connection = rig.connection()
+    rig.notifier.on_needs_attention(attention(connection))
+    assert sent_emails() == []  # the digest window: not yet
+
+    # When the sweep runs after the window: the first message
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    assert rig.notifier.sweep().messages_sent == 0
+
+    # After one day: the first reminder; nothing between reminders
+    rig.clock.at(T0 + REMINDER_1)
+    assert rig.notifier.sweep().messages_sent == 1
+    rig.clock.at(T0 + timedelta(days=2))
+    assert rig.notifier.sweep().messages_sent == 0
+
+    # The customer repairs the connection; the webhook writer announces it
+    rig.clock.at(T0 + timedelta(days=2, hours=1))
+    rig.repair()
+    repaired = rig.notifier.on_repaired(_repaired(connection, T0 + timedelta(days=2, hours=1)))
+    assert repaired.ended == [("REPAIRED", timedelta(days=2, hours=1).total_seconds(), 1)]
+
+    # Then nothing more, ever
+    for days in (3, 4, 10):
+        rig.clock.at(T0 + timedelta(days=days, minutes=6))
+        assert rig.notifier.sweep().messages_sent == 0
+    emails = sent_emails()
+    assert [email.subject for email in emails] == [
+        "Reconnect your Chase account",
+        "Reminder: Reconnect your Chase account",
+    ]
+    assert all(email.destinations["ToAddresses"] == ["ada@example.com"] for email in emails)
+    # A repeated Repaired event changes nothing and is not counted twice
+    assert rig.notifier.on_repaired(_repaired(connection, T0 + timedelta(days=2, hours=1))).ended == []
+
+
+def test_all_three_messages_then_the_schedule_is_exhausted(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    for moment in (AFTER_WINDOW, REMINDER_1, REMINDER_2, timedelta(days=9)):
+        rig.clock.at(T0 + moment)
+        rig.notifier.sweep()
+    assert len(sent_emails()) == 3
+    notice = rig.episode()
+    assert notice is not None
+    assert notice.due_at is None
+    assert notice.reminders_sent == 2
+
+
+def test_nothing_is_sent_once_the_connection_is_active_again_even_before_the_repaired_event(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.repair()  # state says ACTIVE; the Repaired event has not reached the notifier yet
+    rig.clock.at(T0 + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.messages_sent == 0
+    assert outcome.suppressed[Suppressed.EPISODE_ENDED] == 1
+    assert sent_emails() == []
+    rig.clock.at(T0 + REMINDER_1)
+    assert rig.notifier.sweep().items_read == 0
+
+
+def test_a_replaced_episode_is_not_announced_only_the_new_one(rig: NotifierRig) -> None:
+    rig.preferences()
+    old = rig.connection(
+        episode_id="episode-1", status="ACTIVE", reason="ACCESS_EXPIRING_SOON", action=Action.RENEW_ACCESS
+    )
+    rig.notifier.on_needs_attention(attention(old))
+    # The connection moved on to a new episode (RECONNECT_REQUIRED supersedes ACCESS_EXPIRING_SOON)
+    new = rig.connection(episode_id="episode-2", since=T0 + timedelta(minutes=1))
+    rig.notifier.on_needs_attention(attention(new))
+    rig.clock.at(T0 + timedelta(minutes=7))
+    outcome = rig.notifier.sweep()
+    assert outcome.messages_sent == 1
+    assert outcome.suppressed[Suppressed.EPISODE_ENDED] == 1
+    assert [email.subject for email in sent_emails()] == ["Reconnect your Chase account"]
+
+
+def test_duplicates_of_the_triggering_event_send_one_message(rig: NotifierRig) -> None:
+    rig.preferences()
+    event = attention(rig.connection(since=T0))
+    rig.clock.at(T0 + AFTER_WINDOW)  # late delivery: due at once, sent by the event itself
+    first = rig.notifier.on_needs_attention(event)
+    again = rig.notifier.on_needs_attention(event)
+    rig.notifier.on_needs_attention(event)
+    rig.notifier.sweep()
+    assert first.messages_sent == 1
+    assert again.messages_sent == 0
+    assert again.suppressed[Suppressed.DUPLICATE] == 1
+    assert len(sent_emails()) == 1
+
+
+def test_quiet_hours_defer_to_the_next_allowed_local_time(rig: NotifierRig) -> None:
+    # Berlin is UTC+1 in November; quiet 22:00-07:00 local is 21:00-06:00 UTC
+    rig.preferences(timezone="Europe/Berlin", quiet=(time(22), time(7)))
+    broke = T0.replace(hour=21, minute=30)  # 22:30 in Berlin
+    rig.notifier.on_needs_attention(attention(rig.connection(since=broke)))
+    rig.clock.at(broke + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.messages_sent == 0
+    assert outcome.deferred["QUIET_HOURS"] == 1
+    notice = rig.episode()
+    assert notice is not None
+    assert notice.due_at == (T0 + timedelta(days=1)).replace(hour=6, minute=0)
+    rig.clock.at(notice.due_at - timedelta(minutes=1))  # 06:59 in Berlin: still quiet, and not even read
+    assert rig.notifier.sweep().items_read == 0
+    rig.clock.at(notice.due_at + timedelta(minutes=1))
+    assert rig.notifier.sweep().messages_sent == 1
+    assert len(sent_emails()) == 1
+
+
+def test_several_connections_needing_attention_go_out_as_one_message(rig: NotifierRig) -> None:
+    rig.preferences()
+    for number, bank in enumerate(("Chase", "Citi", "Wells Fargo")):
+        connection = rig.connection(f"conn-{number}", institution=bank, episode_id=f"episode-{number}")
+        rig.clock.at(T0 + timedelta(seconds=30 * number))
+        rig.notifier.on_needs_attention(attention(connection, at=T0 + timedelta(seconds=30 * number)))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    (email,) = sent_emails()
+    assert email.subject == "3 bank connections need your attention"
+    for number, bank in enumerate(("Chase", "Citi", "Wells Fargo")):
+        assert bank in email.body
+        assert f"https://app.example.com/connections/conn-{number}/reconnect" in email.body
+
+
+def test_at_most_one_message_per_customer_per_24_hours(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection("conn-a", institution="Chase", episode_id="ep-a")))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    first_sent = rig.clock.now
+
+    # A second connection breaks two hours later: capped until 24 h after the first message
+    later = T0 + timedelta(hours=2)
+    rig.clock.at(later)
+    rig.notifier.on_needs_attention(
+        attention(rig.connection("conn-b", institution="Citi", episode_id="ep-b", since=later))
+    )
+    rig.clock.at(later + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.messages_sent == 0
+    assert outcome.deferred["DAILY_CAP"] == 1
+    rig.clock.at(first_sent + timedelta(hours=23, minutes=59))
+    assert rig.notifier.sweep().messages_sent == 0
+
+    # At 24 h: one message, with Citi's first message and Chase's first reminder together
+    rig.clock.at(first_sent + timedelta(hours=24, minutes=1))
+    assert rig.notifier.sweep().messages_sent == 1
+    emails = sent_emails()
+    assert len(emails) == 2
+    assert "Chase" in emails[1].body
+    assert "Citi" in emails[1].body
+    assert emails[1].subject == "2 bank connections need your attention"
+
+
+def test_a_failing_send_is_released_and_retried_without_a_double_send(aws: LocalResources) -> None:
+    flaky: list[FlakyChannel] = []
+
+    def wrap(channel: Any) -> Any:
+        flaky.append(FlakyChannel(channel, failures=1))
+        return flaky[0]
+
+    rig = build_notifier(aws.table_name, Clock(T0 + AFTER_WINDOW), wrap=wrap)
+    rig.preferences()
+    event = attention(rig.connection(since=T0))
+    # The provider refuses: the event fails (EventBridge/Lambda retry it), nothing is held
+    with pytest.raises(DeliveryFailed):
+        rig.notifier.on_needs_attention(event)
+    assert sent_emails() == []
+    assert rig.store.get_claim("customer-1", "episode-1", 0) is None
+    assert rig.store.get_customer_state("customer-1").last_sent_at is None
+    # The retry (and any sweep after it) sends exactly once
+    assert rig.notifier.on_needs_attention(event).messages_sent == 1
+    assert rig.notifier.sweep().messages_sent == 0
+    assert rig.notifier.on_needs_attention(event).messages_sent == 0
+    assert len(sent_emails()) == 1
+    assert flaky[0].calls == 2
+
+
+def test_a_message_that_keeps_failing_is_retried_across_days_until_it_goes_out(aws: LocalResources) -> None:
+    flaky: list[FlakyChannel] = []
+
+    def wrap(channel: Any) -> Any:
+        flaky.append(FlakyChannel(channel, failures=3))
+        return flaky[0]
+
+    rig = build_notifier(aws.table_name, Clock(), wrap=wrap)
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    # Each failing sweep keeps it due "now", so it moves along with the days and is never left behind
+    for moment in (AFTER_WINDOW, timedelta(days=1, hours=1), timedelta(days=2, hours=2)):
+        rig.clock.at(T0 + moment)
+        assert rig.notifier.sweep().failures == 1
+    rig.clock.at(T0 + timedelta(days=3, hours=3))
+    assert rig.notifier.sweep().messages_sent == 1
+    rig.clock.at(T0 + timedelta(days=3, hours=4))
+    assert rig.notifier.sweep().messages_sent == 0
+    assert len(sent_emails()) == 1
+    assert flaky[0].calls == 4
+
+
+def test_a_claim_abandoned_mid_send_is_never_sent_again(rig: NotifierRig) -> None:
+    # Given a process that claimed the first message and died before marking it (maybe it was sent)
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    claimed_at = T0 + AFTER_WINDOW
+    rig.store.claim(
+        "customer-1",
+        [MessageClaim("episode-1", 0)],
+        token="dead-process",
+        now=claimed_at,
+        previous_sent_at=None,
+        lease_until=claimed_at + timedelta(minutes=15),
+    )
+    # While the lease lasts, and within the daily cap its claim took, nothing is sent
+    rig.clock.at(claimed_at + timedelta(minutes=5))
+    assert rig.notifier.sweep().messages_sent == 0
+    # Afterwards: counted as (maybe) sent, never sent a second time; the schedule moves on
+    rig.clock.at(claimed_at + timedelta(hours=24, minutes=1))
+    outcome = rig.notifier.sweep()
+    assert outcome.messages_sent == 0
+    assert outcome.suppressed[Suppressed.UNCERTAIN] == 1
+    assert sent_emails() == []
+    claim = rig.store.get_claim("customer-1", "episode-1", 0)
+    assert claim is not None
+    assert claim.state == "UNCERTAIN"
+    notice = rig.episode()
+    assert notice is not None
+    assert notice.next_message == 1
+
+
+def test_opted_out_customers_get_nothing_on_any_channel(rig: NotifierRig) -> None:
+    rig.preferences(phone="+14155550123", channels=(Channel.EMAIL, Channel.SMS), opted_out=True)
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    suppressed = 0
+    for moment in (AFTER_WINDOW, REMINDER_1, REMINDER_2):
+        rig.clock.at(T0 + moment)
+        outcome = rig.notifier.sweep()
+        suppressed += outcome.suppressed[Suppressed.OPTED_OUT]
+    assert suppressed == 3
+    assert sent_emails() == []
+    assert sent_sms() == []
+
+
+@pytest.mark.parametrize(
+    "preferences",
+    [None, {"email": None, "channels": (Channel.EMAIL,)}, {"email": "ada@example.com", "channels": (Channel.SMS,)}],
+    ids=["no-preferences", "no-email", "sms-without-phone"],
+)
+def test_no_contact_on_file_sends_nothing_and_is_counted(rig: NotifierRig, preferences: dict[str, Any] | None) -> None:
+    if preferences is not None:
+        rig.preferences(**preferences)
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.suppressed[Suppressed.NO_CONTACT] == 1
+    assert sent_emails() == []
+    assert sent_sms() == []
+
+
+def test_sms_goes_to_the_phone_on_file_with_the_link(rig: NotifierRig) -> None:
+    rig.preferences(email=None, phone="+14155550123", channels=(Channel.SMS,))
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().sent_by_channel == {"SMS": 1}
+    ((phone, text),) = sent_sms()
+    assert phone == "+14155550123"
+    assert text.startswith("Budgetly: ")
+    assert "Chase" in text
+    assert "https://app.example.com/connections/conn-1/reconnect" in text
+
+
+def test_new_accounts_only_with_opt_in_and_at_most_once(rig: NotifierRig) -> None:
+    rig.preferences(new_accounts_opt_in=True)
+    connection = rig.connection(status="ACTIVE", reason="NEW_ACCOUNTS_AVAILABLE", action=Action.ADD_ACCOUNTS)
+    rig.notifier.on_needs_attention(attention(connection))
+    for moment in (AFTER_WINDOW, REMINDER_1, REMINDER_2):
+        rig.clock.at(T0 + moment)
+        rig.notifier.sweep()
+    (email,) = sent_emails()
+    assert email.subject == "New accounts available at Chase"
+
+
+def test_new_accounts_without_opt_in_are_not_announced(rig: NotifierRig) -> None:
+    rig.preferences()
+    connection = rig.connection(status="ACTIVE", reason="NEW_ACCOUNTS_AVAILABLE", action=Action.ADD_ACCOUNTS)
+    rig.notifier.on_needs_attention(attention(connection))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().suppressed[Suppressed.NOT_OPTED_IN] == 1
+    assert sent_emails() == []
+
+
+def test_transient_outages_send_nothing(rig: NotifierRig) -> None:
+    rig.preferences()
+    connection = rig.connection(status="DEGRADED", reason="INSTITUTION_CURRENTLY_UNAVAILABLE", action=Action.WAIT)
+    outcome = rig.notifier.on_needs_attention(attention(connection, action=Action.WAIT))
+    assert outcome.suppressed[Suppressed.TRANSIENT] == 1
+    assert rig.episode() is None
+
+
+def test_a_reminder_during_a_transient_outage_waits_for_it_to_pass(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    # Same episode, but the bank is down right now (WAIT neither opens nor ends an episode)
+    rig.connection(status="DEGRADED", reason="INSTITUTION_CURRENTLY_UNAVAILABLE", action=Action.WAIT)
+    rig.clock.at(T0 + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.deferred["TRANSIENT_OUTAGE"] == 1
+    assert sent_emails() == []
+    rig.connection()  # back to RECONNECT_REQUIRED in the same episode
+    rig.clock.at(T0 + AFTER_WINDOW + timedelta(hours=1, minutes=1))
+    assert rig.notifier.sweep().messages_sent == 1
+
+
+def test_the_email_has_text_and_html_parts_names_the_bank_and_carries_no_secret(aws: LocalResources) -> None:
+    captured: list[dict[str, Any]] = []
+    rig = build_notifier(aws.table_name, Clock())
+    ses = boto3.client("sesv2")
+    ses.meta.events.register("provide-client-params.sesv2.SendEmail", lambda params, **_: captured.append(params))
+    from connection_repair.adapters.channels import SesEmailChannel
+
+    rig.channels[Channel.EMAIL] = SesEmailChannel(ses, "notifications@app.example.com")
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    rig.notifier.sweep()
+    (params,) = captured
+    body = params["Content"]["Simple"]["Body"]
+    text, html = body["Text"]["Data"], body["Html"]["Data"]
+    for part in (text, html):
+        assert "Chase" in part
+        assert "sign in again" in part
+        assert "https://app.example.com/connections/conn-1/reconnect" in part
+    assert html.startswith("<!doctype html>")
+    assert "<a href=" in html
+    everything = json.dumps(params).lower()
+    for secret in ("token", "apikey", "api key", "secret", "password", "provider-access"):
+        assert secret not in everything
+
+
+def test_the_sweep_reads_only_what_is_due(rig: NotifierRig) -> None:
+    rig.preferences()
+    for number in range(12):
+        connection = rig.connection(f"conn-{number}", customer=f"customer-{number}", episode_id=f"ep-{number}")
+        rig.notifier.on_needs_attention(attention(connection, at=T0 + timedelta(hours=number)))
+    rig.clock.at(T0 + timedelta(hours=2, minutes=6))
+    outcome = rig.notifier.sweep()
+    assert outcome.items_read == 3  # episodes 0, 1, 2; the other nine are not due and not read
+    assert rig.store.last_read_count == 3
+
+
+def _repaired(connection: Any, at: Any) -> Any:
+    from local.make_notifier_events import repaired
+
+    return repaired(attention(connection), at=at)

@@ -1,0 +1,91 @@
+"""Fuzzing the webhook endpoint: whatever arrives, no 5xx, and nothing stored without a valid signature."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import boto3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connection_repair.signature import sign
+from functions.webhook_ingest import app
+from local.apigw import http_api_event
+from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, SIGNED_AT
+from tests.support import LambdaContext
+
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+envelopes = st.fixed_dictionaries(
+    {},
+    optional={
+        "eventId": st.text(max_size=30) | st.integers(),
+        "eventType": st.sampled_from(
+            ["BANK_LINKING_CONNECTION_STATUS_CHANGE", "BANK_LINKING_CONNECTION_COMPLETED", "TEST", ""]
+        )
+        | st.text(max_size=10),
+        "timestamp": st.sampled_from(["2026-11-25T11:00:00Z", "yesterday", ""]) | st.integers(),
+        "payload": json_values
+        | st.fixed_dictionaries(
+            {"connectionId": st.text(max_size=10)},
+            optional={"newStatus": st.text(max_size=20), "externalCustomerId": st.text(max_size=10)},
+        ),
+    },
+)
+bodies = st.binary(max_size=300) | envelopes.map(lambda document: json.dumps(document).encode())
+header_values = st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), max_size=60)
+# Well-formed but forged: the right length and encoding, random bytes.
+forged_signatures = st.binary(min_size=32, max_size=32).map(lambda raw: base64.urlsafe_b64encode(raw).decode())
+
+
+def invoke(headers: dict[str, str], body: bytes, *, base64_body: bool) -> int:
+    event = http_api_event(
+        "POST", "/webhooks/meld", route_key="POST /webhooks/meld", headers=headers, body=body, force_base64=True
+    )
+    if not base64_body:
+        # API Gateway passes text bodies as text; bytes that are not UTF-8 arrive replaced.
+        event["body"], event["isBase64Encoded"] = body.decode("utf-8", errors="replace"), False
+    response: dict[str, Any] = app.lambda_handler(event, LambdaContext())
+    return int(response["statusCode"])
+
+
+def stored_count(table: str) -> int:
+    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
+
+
+@FUZZ
+@given(
+    body=bodies,
+    signature=header_values
+    | st.binary(min_size=32, max_size=32).map(lambda raw: base64.urlsafe_b64encode(raw).decode()),
+    timestamp=header_values | st.just(SIGNED_AT),
+    extra=st.dictionaries(st.sampled_from(["meld-retry-count", "content-type", "x-forwarded-for"]), header_values),
+    base64_body=st.booleans(),
+)
+def test_unsigned_or_forged_deliveries_are_refused_and_store_nothing(
+    webhook_env, body, signature, timestamp, extra, base64_body
+):
+    headers = extra | {"meld-signature": signature, "meld-signature-timestamp": timestamp}
+    status = invoke(headers, body, base64_body=base64_body)
+    assert status in (401, 413)
+    assert stored_count(webhook_env.table_name) == 0
+
+
+@FUZZ
+@given(body=bodies, retry=header_values)
+def test_correctly_signed_garbage_never_gives_a_5xx(webhook_env, body, retry):
+    headers = {
+        "meld-signature": sign(LOCAL_WEBHOOK_SECRET, SIGNED_AT, LOCAL_WEBHOOK_URL, body),
+        "meld-signature-timestamp": SIGNED_AT,
+        "meld-retry-count": retry,
+    }
+    status = invoke(headers, body, base64_body=True)
+    assert status in (200, 400)

@@ -1,0 +1,32 @@
+"""Every events/*.json is a complete event of the kind it claims, usable by `sam local invoke -e`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel
+
+from tests.support import EVENTS_DIR
+
+FILES = sorted(EVENTS_DIR.glob("*.json"))
+
+
+def test_there_are_events():
+    assert len(FILES) >= 7
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_event_parses_as_the_kind_it_claims(path):
+    document = json.loads(path.read_text())
+    if "routeKey" in document:
+        event = APIGatewayProxyEventV2Model.model_validate(document)
+        assert event.requestContext.http.method in {"GET", "POST", "PUT", "DELETE", "PATCH"}
+        method, route = event.routeKey.split(" ", 1)
+        assert method == event.requestContext.http.method
+        assert route.startswith("/")
+    elif "detail-type" in document:
+        event = EventBridgeModel.model_validate(document)
+        assert event.source
+    else:
+        pytest.fail(f"{path.name} is neither an API Gateway HTTP API event nor an EventBridge event")

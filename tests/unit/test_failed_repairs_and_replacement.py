@@ -1,0 +1,242 @@
+"""Failed repairs (completions that leave the connection broken) and replacement, as pure state transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connection_repair.connection_state import apply_change, supersede
+from connection_repair.models import (
+    Connection,
+    ConnectionChange,
+    ConnectionRepaired,
+    ConnectionReplaced,
+    EventType,
+    MeldWebhook,
+)
+from connection_repair.status_policy import Action
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def broken(**fields: object) -> Connection:
+    values: dict[str, object] = {
+        "connection_id": "conn-1",
+        "external_customer_id": "cust-1",
+        "status": "RECONNECT_REQUIRED",
+        "status_reason": "LOGIN_REQUIRED",
+        "action": Action.REPAIR,
+        "episode_id": "episode-0",
+        "episode_action": Action.REPAIR,
+        "attention_since": T0,
+        "last_event_at": T0,
+        "last_event_id": "evt-0",
+        "version": 3,
+    }
+    return Connection.model_validate(values | fields)
+
+
+def attempted(connection: Connection, minutes: int) -> Connection:
+    """What the Repair API records when it hands out a repair token."""
+    return connection.model_copy(
+        update={
+            "repair_attempts": connection.repair_attempts + 1,
+            "last_repair_at": at(minutes),
+            "repair_pending": True,
+            "version": connection.version + 1,
+        }
+    )
+
+
+def completed(current: Connection, minutes: int, *, limit: int = 3) -> Connection:
+    change = ConnectionChange(connection_id=current.connection_id, completed=True)
+    return apply_change(
+        current,
+        change,
+        event_id=f"evt-c{minutes}",
+        event_time=at(minutes),
+        new_episode_id=f"ep-{minutes}",
+        max_failed_repairs=limit,
+    ).connection
+
+
+def status(current: Connection | None, minutes: int, new_status: str, reason: str | None = None, **fields: object):
+    change = ConnectionChange(connection_id="conn-1", status=new_status, status_reason=reason, **fields)
+    return apply_change(current, change, event_id=f"evt-s{minutes}", event_time=at(minutes), new_episode_id="ep-new")
+
+
+def test_a_completed_webhook_is_read_as_a_completion():
+    webhook = MeldWebhook.model_validate(
+        {
+            "eventId": "e",
+            "eventType": EventType.COMPLETED,
+            "timestamp": "2026-11-25T10:00:00Z",
+            "payload": {"connectionId": "conn-1"},
+        }
+    )
+    change = ConnectionChange.from_webhook(webhook)
+    assert change is not None
+    assert change.completed
+
+
+def test_completion_after_a_repair_attempt_that_leaves_it_broken_counts_one_failure():
+    # Given a repair token was issued at minute 5, when the customer completes at minute 10 and it stays broken
+    after = completed(attempted(broken(), 5), 10)
+
+    # Then one failure is counted, the attempt is judged, and the customer is still asked to repair
+    assert after.failed_repairs == 1
+    assert not after.repair_pending
+    assert after.action == Action.REPAIR
+    assert after.episode_id == "episode-0"
+
+
+def test_one_attempt_is_judged_once_even_if_meld_sends_two_completions():
+    once = completed(attempted(broken(), 5), 10)
+    twice = completed(once, 11)
+    assert twice.failed_repairs == 1
+
+
+def test_a_completion_without_a_recorded_attempt_is_not_a_failed_repair():
+    assert completed(broken(), 10).failed_repairs == 0
+
+
+def test_a_completion_older_than_the_attempt_is_not_its_verdict():
+    # The token was issued at minute 10; a completion stamped minute 8 belongs to an earlier session.
+    assert completed(attempted(broken(), 10), 8).failed_repairs == 0
+
+
+def test_after_the_limit_the_action_is_start_new_connection_and_the_episode_ends_as_repair_failed():
+    current = broken()
+    for round_ in range(2):
+        current = completed(attempted(current, 10 * round_ + 5), 10 * round_ + 8)
+    assert (current.failed_repairs, current.action) == (2, Action.REPAIR)
+
+    change = ConnectionChange(connection_id="conn-1", completed=True)
+    transition = apply_change(
+        attempted(current, 25), change, event_id="evt-c28", event_time=at(28), new_episode_id="x", max_failed_repairs=3
+    )
+
+    assert transition.connection.failed_repairs == 3
+    assert transition.connection.action == Action.START_NEW_CONNECTION
+    assert transition.connection.episode_id is None
+    [event] = transition.downstream
+    assert isinstance(event, ConnectionRepaired)
+    assert (event.resolution, event.episode_id, event.action) == ("REPAIR_FAILED", "episode-0", "START_NEW_CONNECTION")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_the_limit_is_configurable(limit: int):
+    current = broken()
+    for round_ in range(limit):
+        assert current.action == Action.REPAIR
+        current = completed(attempted(current, 10 * round_ + 5), 10 * round_ + 8, limit=limit)
+    assert current.action == Action.START_NEW_CONNECTION
+
+
+def test_a_later_status_change_that_still_needs_repair_keeps_start_new_connection_and_opens_no_episode():
+    given_up = broken(failed_repairs=3, action=Action.START_NEW_CONNECTION, episode_id=None, attention_since=None)
+    transition = status(given_up, 30, "RECONNECT_REQUIRED", "TOKEN_EXPIRED")
+    assert transition.connection.action == Action.START_NEW_CONNECTION
+    assert transition.connection.episode_id is None
+    assert transition.downstream == []
+
+
+def test_working_again_forgives_failed_repairs():
+    given_up = broken(failed_repairs=3, action=Action.START_NEW_CONNECTION, episode_id=None, attention_since=None)
+    active = status(given_up, 30, "ACTIVE").connection
+    assert (active.failed_repairs, active.repair_pending, active.action) == (0, False, Action.NONE)
+    again = status(active, 40, "RECONNECT_REQUIRED", "LOGIN_REQUIRED").connection
+    assert again.action == Action.REPAIR
+
+
+def test_a_successful_repair_clears_the_pending_attempt():
+    repaired = status(attempted(broken(), 5), 10, "ACTIVE").connection
+    assert (repaired.failed_repairs, repaired.repair_pending, repaired.repair_attempts) == (0, False, 0)
+
+
+# --- Replacement ------------------------------------------------------------------------------------------------
+
+
+def new_connection(**fields: object) -> Connection:
+    values: dict[str, object] = {
+        "connection_id": "conn-new",
+        "external_customer_id": "cust-1",
+        "status": "IN_PROGRESS",
+        "action": Action.NONE,
+        "replaces_connection_id": "conn-1",
+        "version": 1,
+    }
+    return Connection.model_validate(values | fields)
+
+
+def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once():
+    change = ConnectionChange(connection_id="conn-new", completed=True)
+    transition = apply_change(new_connection(), change, event_id="e1", event_time=at(5), new_episode_id="x")
+
+    assert transition.connection.status == "ACTIVE"
+    assert transition.connection.replaces_connection_id is None
+    [event] = transition.downstream
+    assert isinstance(event, ConnectionReplaced)
+    assert (event.connection_id, event.replaced_connection_id, event.external_customer_id) == (
+        "conn-new",
+        "conn-1",
+        "cust-1",
+    )
+    assert event.detail_type == "Connection Replaced"
+
+    again = apply_change(
+        transition.connection,
+        ConnectionChange(connection_id="conn-new", status="ACTIVE"),
+        event_id="e2",
+        event_time=at(6),
+        new_episode_id="y",
+    )
+    assert again.downstream == []
+
+
+def test_a_replacement_that_never_completes_announces_nothing():
+    expired = apply_change(
+        new_connection(),
+        ConnectionChange(connection_id="conn-new", status="EXPIRED"),
+        event_id="e1",
+        event_time=at(5),
+        new_episode_id="x",
+    )
+    assert expired.downstream == []
+    assert expired.connection.replaces_connection_id == "conn-1"
+
+
+def test_superseding_ends_the_open_episode_and_asks_nothing_more():
+    transition = supersede(broken(), replacement_id="conn-new", at=at(50))
+    retired = transition.connection
+    assert (retired.superseded_by, retired.action, retired.episode_id, retired.version) == (
+        "conn-new",
+        Action.NONE,
+        None,
+        4,
+    )
+    [event] = transition.downstream
+    assert isinstance(event, ConnectionRepaired)
+    assert (event.resolution, event.episode_id) == ("SUPERSEDED", "episode-0")
+
+
+def test_superseding_twice_changes_nothing():
+    once = supersede(broken(), replacement_id="conn-new", at=at(50)).connection
+    twice = supersede(once, replacement_id="conn-new", at=at(51))
+    assert twice.connection == once
+    assert twice.downstream == []
+
+
+def test_a_superseded_connection_stays_quiet_when_meld_reports_it_broken_or_deleted():
+    retired = supersede(broken(), replacement_id="conn-new", at=at(50)).connection
+    for minutes, new_status in ((60, "RECONNECT_REQUIRED"), (70, "DELETED")):
+        transition = status(retired, minutes, new_status)
+        assert transition.connection.action == Action.NONE
+        assert transition.connection.episode_id is None
+        assert transition.downstream == []
+        retired = transition.connection

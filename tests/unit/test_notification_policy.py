@@ -1,0 +1,237 @@
+"""The notifier's pure policy: schedule, quiet hours, the daily cap, the plan and the digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connection_repair.notifications import (
+    MAX_DIGEST,
+    Deferred,
+    EpisodeNotice,
+    MessageComposer,
+    ReminderSchedule,
+    Suppressed,
+    cap_until,
+    next_allowed,
+    plan_delivery,
+)
+from connection_repair.preferences import Channel, NotificationPreferences, QuietHours
+from connection_repair.settings import NotifierSettings
+from connection_repair.status_policy import Action
+
+T0 = datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
+DAY = timedelta(hours=24)
+
+
+def notice(
+    number: int = 0, *, action: Action = Action.REPAIR, bank: str = "Chase", episode: str = "ep-1"
+) -> EpisodeNotice:
+    return EpisodeNotice(
+        episode_id=episode,
+        connection_id=f"conn-{episode}",
+        external_customer_id="customer-1",
+        institution_name=bank,
+        action=action,
+        status="RECONNECT_REQUIRED",
+        status_reason="LOGIN_REQUIRED",
+        attention_since=T0,
+        next_message=number,
+        due_at=T0,
+    )
+
+
+def prefs(**values: object) -> NotificationPreferences:
+    return NotificationPreferences.model_validate({"email": "ada@example.com", **values})
+
+
+# --- schedule ---
+
+
+def test_default_schedule_first_message_after_the_window_then_a_day_and_three_days_later() -> None:
+    schedule = ReminderSchedule()
+    first = T0 + timedelta(minutes=5)
+    assert [schedule.due_at(T0, n, Action.REPAIR) for n in range(4)] == [
+        first,
+        first + timedelta(days=1),
+        first + timedelta(days=3),
+        None,
+    ]
+
+
+def test_new_accounts_get_one_message_and_no_reminders() -> None:
+    schedule = ReminderSchedule()
+    assert schedule.messages_for(Action.ADD_ACCOUNTS) == 1
+    assert schedule.due_at(T0, 1, Action.ADD_ACCOUNTS) is None
+
+
+def test_the_schedule_is_configurable() -> None:
+    schedule = ReminderSchedule(reminder_offsets=(timedelta(hours=12),), digest_window=timedelta(0))
+    assert schedule.due_at(T0, 0, Action.RENEW_ACCESS) == T0
+    assert schedule.due_at(T0, 1, Action.RENEW_ACCESS) == T0 + timedelta(hours=12)
+    assert schedule.due_at(T0, 2, Action.RENEW_ACCESS) is None
+
+
+def test_settings_read_the_reminder_hours_and_refuse_more_than_two() -> None:
+    base = {"TABLE_NAME": "t", "APP_RECONNECT_URL": "https://app.example.com/c/{connectionId}"}
+    assert NotifierSettings.from_env(base).reminder_hours == (24.0, 72.0)
+    assert NotifierSettings.from_env(base | {"NOTIFY_REMINDER_HOURS": "6, 30"}).reminder_hours == (6.0, 30.0)
+    for bad in ("24,72,120", "72,24", "0"):
+        with pytest.raises(ValueError, match=r"REMINDER_HOURS|reminder"):
+            NotifierSettings.from_env(base | {"NOTIFY_REMINDER_HOURS": bad})
+    with pytest.raises(ValueError, match=r"app_reconnect_url|APP_RECONNECT_URL"):
+        NotifierSettings.from_env(base | {"APP_RECONNECT_URL": "https://app.example.com/no-placeholder"})
+
+
+# --- quiet hours ---
+
+
+def test_outside_quiet_hours_now_is_allowed() -> None:
+    assert next_allowed(T0, prefs(quietHours={"start": "22:00", "end": "07:00"})) == T0
+
+
+def test_quiet_hours_wrapping_midnight_defer_to_their_end_next_morning_in_the_customers_zone() -> None:
+    # 23:30 in New York (UTC-5 in November) is 04:30 UTC
+    late = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
+    customer = prefs(timezone="America/New_York", quietHours={"start": "22:00", "end": "07:00"})
+    assert next_allowed(late, customer) == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    # after midnight local time, the same morning
+    assert next_allowed(datetime(2026, 11, 26, 9, 0, tzinfo=UTC), customer) == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def test_quiet_hours_within_a_day() -> None:
+    customer = prefs(quietHours={"start": "12:00", "end": "14:00"})
+    assert next_allowed(T0.replace(hour=12, minute=30), customer) == T0.replace(hour=14, minute=0)
+
+
+def test_quiet_hours_across_a_daylight_saving_change_end_at_local_time() -> None:
+    # Berlin leaves summer time on 2026-10-25; quiet until 07:00 local = 06:00 UTC that morning
+    customer = prefs(timezone="Europe/Berlin", quietHours={"start": "22:00", "end": "07:00"})
+    assert next_allowed(datetime(2026, 10, 24, 22, 0, tzinfo=UTC), customer) == datetime(2026, 10, 25, 6, 0, tzinfo=UTC)
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    start=st.times(),
+    end=st.times(),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]),
+)
+def test_the_next_allowed_time_is_never_earlier_never_quiet_and_within_a_day(
+    moment: datetime, start: time, end: time, zone: str
+) -> None:
+    customer = prefs(timezone=zone, quietHours={"start": start.isoformat(), "end": end.isoformat()})
+    allowed = next_allowed(moment, customer)
+    assert moment <= allowed <= moment + timedelta(hours=26)
+    quiet = QuietHours(start=start, end=end)
+    if allowed != moment:
+        # Deferred: to the end of the quiet hours, which is not itself quiet
+        assert not quiet.contains(allowed.astimezone(customer.zone()).time().replace(tzinfo=None)) or start == end
+    elif start != end:
+        assert not quiet.contains(moment.astimezone(customer.zone()).time().replace(tzinfo=None))
+
+
+# --- the daily cap ---
+
+
+def test_the_cap_holds_for_24_hours_after_the_last_message() -> None:
+    assert cap_until(None, T0, DAY) is None
+    assert cap_until(T0, T0 + timedelta(hours=23), DAY) == T0 + DAY
+    assert cap_until(T0, T0 + DAY, DAY) is None
+
+
+# --- the plan ---
+
+
+def test_plan_opted_out_suppresses_everything() -> None:
+    plan = plan_delivery([notice()], prefs(optedOut=True), last_sent_at=None, now=T0, min_interval=DAY)
+    assert plan.suppress == [(notice(), Suppressed.OPTED_OUT)]
+    assert not plan.send
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [None, prefs(email=None), prefs(channels=["SMS"])],
+    ids=["no-preferences", "no-email", "sms-without-phone"],
+)
+def test_plan_without_a_contact_suppresses(customer: NotificationPreferences | None) -> None:
+    plan = plan_delivery([notice()], customer, last_sent_at=None, now=T0, min_interval=DAY)
+    assert [reason for _, reason in plan.suppress] == [Suppressed.NO_CONTACT]
+
+
+def test_plan_without_a_channel_this_deployment_can_send_on_suppresses() -> None:
+    # No SenderEmail configured: email customers count as "no contact", not as a send failing forever
+    plan = plan_delivery([notice()], prefs(), last_sent_at=None, now=T0, min_interval=DAY, available=[Channel.SMS])
+    assert [reason for _, reason in plan.suppress] == [Suppressed.NO_CONTACT]
+
+
+def test_plan_sends_on_every_channel_with_a_contact() -> None:
+    customer = prefs(phone="+14155550123", channels=["SMS", "EMAIL"])
+    plan = plan_delivery([notice()], customer, last_sent_at=None, now=T0, min_interval=DAY)
+    assert plan.channels == [Channel.SMS, Channel.EMAIL]
+
+
+def test_plan_new_accounts_need_the_opt_in() -> None:
+    due = [notice(action=Action.ADD_ACCOUNTS)]
+    assert plan_delivery(due, prefs(), last_sent_at=None, now=T0, min_interval=DAY).suppress[0][1] == (
+        Suppressed.NOT_OPTED_IN
+    )
+    assert plan_delivery(due, prefs(newAccountsOptIn=True), last_sent_at=None, now=T0, min_interval=DAY).send == due
+
+
+def test_plan_defers_under_the_cap_then_in_quiet_hours() -> None:
+    capped = plan_delivery([notice()], prefs(), last_sent_at=T0 - timedelta(hours=1), now=T0, min_interval=DAY)
+    assert (capped.defer_reason, capped.defer_until) == (Deferred.DAILY_CAP, T0 + timedelta(hours=23))
+    quiet = prefs(quietHours={"start": "11:00", "end": "12:00"})
+    deferred = plan_delivery([notice()], quiet, last_sent_at=None, now=T0, min_interval=DAY)
+    assert (deferred.defer_reason, deferred.defer_until) == (Deferred.QUIET_HOURS, T0.replace(hour=12, minute=0))
+
+
+def test_plan_digests_everything_due_oldest_first_up_to_the_limit() -> None:
+    due = [notice(episode=f"ep-{n:03}") for n in reversed(range(MAX_DIGEST + 3))]
+    plan = plan_delivery(due, prefs(), last_sent_at=None, now=T0, min_interval=DAY)
+    assert [n.episode_id for n in plan.send] == [f"ep-{n:03}" for n in range(MAX_DIGEST)]
+
+
+# --- the message ---
+
+
+COMPOSER = MessageComposer("https://app.example.com/connections/{connectionId}/reconnect", app_name="Budgetly")
+
+
+def test_one_connection_message_names_the_bank_says_what_happened_and_links() -> None:
+    message = COMPOSER.compose([notice()])
+    assert message.subject == "Reconnect your Chase account"
+    assert "Chase" in message.text
+    assert "sign in again" in message.text
+    assert "https://app.example.com/connections/conn-ep-1/reconnect" in message.text
+    assert 'href="https://app.example.com/connections/conn-ep-1/reconnect"' in message.html
+    assert message.sms.startswith("Budgetly: ")
+
+
+def test_reminders_say_so_and_digests_list_every_bank() -> None:
+    assert COMPOSER.compose([notice(1)]).subject == "Reminder: Reconnect your Chase account"
+    digest = COMPOSER.compose([notice(bank="Chase", episode="a"), notice(bank="Citi", episode="b")])
+    assert digest.subject == "2 bank connections need your attention"
+    assert "Chase" in digest.text
+    assert "Citi" in digest.text
+    assert "conn-b" in digest.html
+    assert "(Chase, Citi)" in digest.sms
+
+
+def test_renewal_and_new_accounts_have_their_own_words() -> None:
+    renew = notice(action=Action.RENEW_ACCESS).model_copy(
+        update={"status": "ACTIVE", "status_reason": "ACCESS_EXPIRING_SOON"}
+    )
+    assert "expires soon" in COMPOSER.compose([renew]).text
+    assert COMPOSER.compose([renew]).subject == "Renew access to your Chase account"
+
+
+def test_names_from_the_bank_are_escaped_in_html_and_ids_in_links() -> None:
+    odd = notice(bank="<script>Bank & Co</script>").model_copy(update={"connection_id": "a/b?c"})
+    message = COMPOSER.compose([odd])
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;Bank &amp; Co" in message.html
+    assert "https://app.example.com/connections/a%2Fb%3Fc/reconnect" in message.text

@@ -1,0 +1,188 @@
+"""The Repair API's use cases on in-memory fakes: ownership, the local 409, recording attempts under concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connection_repair.models import Connection
+from connection_repair.ports import ConcurrentUpdate, MeldFailure, MeldFailureKind
+from connection_repair.preferences import NotificationPreferences, StoredPreferences
+from connection_repair.repair import (
+    ConnectionNotFound,
+    NotRepairable,
+    RepairService,
+    StartRejected,
+    StartRequest,
+)
+from connection_repair.status_policy import Action
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FakeStore:
+    def __init__(self, *connections: Connection) -> None:
+        self.items = {c.connection_id: c for c in connections}
+        self.preferences: dict[str, StoredPreferences] = {}
+        self.conflicts = 0  # writes to refuse as concurrent, to simulate webhooks landing in between
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        return self.items.get(connection_id)
+
+    def list_connections(self, external_customer_id: str) -> list[Connection]:
+        return [c for c in self.items.values() if c.external_customer_id == external_customer_id]
+
+    def save_connection(self, connection: Connection, *, expected_version: int | None) -> None:
+        current = self.items.get(connection.connection_id)
+        if self.conflicts:
+            self.conflicts -= 1
+            if current is not None:
+                self.items[current.connection_id] = current.model_copy(update={"version": current.version + 1})
+            raise ConcurrentUpdate(connection.connection_id)
+        if (current.version if current else None) != expected_version:
+            raise ConcurrentUpdate(connection.connection_id)
+        self.items[connection.connection_id] = connection
+
+    def get_preferences(self, external_customer_id: str) -> StoredPreferences | None:
+        return self.preferences.get(external_customer_id)
+
+    def put_preferences(self, preferences: StoredPreferences) -> None:
+        self.preferences[preferences.external_customer_id] = preferences
+
+
+@dataclass
+class Grant:
+    connection_id: str
+    connect_token: str = "opaque-token"
+    widget_url: str = "https://widget"
+    institution_id: str | None = "inst-1"
+    customer_id: str | None = "meld-customer"
+
+
+class FakeMeld:
+    def __init__(self, failure: MeldFailure | None = None) -> None:
+        self.failure = failure
+        self.calls: list[str] = []
+
+    def repair(self, connection_id: str) -> Grant:
+        self.calls.append(f"repair {connection_id}")
+        if self.failure:
+            raise self.failure
+        return Grant(connection_id)
+
+    def start(self, external_customer_id: str, *, institution_id: str | None, products: Sequence[str] | None) -> Grant:
+        self.calls.append(f"start {external_customer_id}")
+        if self.failure:
+            raise self.failure
+        return Grant("new-1", institution_id=None)
+
+    def delete(self, connection_id: str) -> None:
+        self.calls.append(f"delete {connection_id}")
+
+
+def broken(connection_id: str = "conn-1", customer: str = "cust-1", **fields: object) -> Connection:
+    values: dict[str, object] = {
+        "connection_id": connection_id,
+        "external_customer_id": customer,
+        "status": "RECONNECT_REQUIRED",
+        "action": Action.REPAIR,
+        "version": 1,
+    }
+    return Connection.model_validate(values | fields)
+
+
+def service(store: FakeStore, meld: FakeMeld | None = None) -> RepairService:
+    return RepairService(connections=store, preferences=store, meld=meld or FakeMeld(), clock=lambda: NOW)
+
+
+def test_repair_records_the_attempt_and_reports_when_the_opaque_token_expires():
+    store = FakeStore(broken())
+    session = service(store).repair("cust-1", "conn-1")
+    # Not a JWT: the documented 3 hours.
+    assert session.expires_at == NOW + timedelta(hours=3)
+    stored = store.items["conn-1"]
+    assert (stored.repair_attempts, stored.repair_pending, stored.last_repair_at, stored.version) == (1, True, NOW, 2)
+
+
+def test_the_attempt_survives_concurrent_webhooks():
+    store = FakeStore(broken())
+    store.conflicts = 2
+    service(store).repair("cust-1", "conn-1")
+    assert store.items["conn-1"].repair_attempts == 1
+    assert store.items["conn-1"].version == 4  # two concurrent writes, then ours
+
+
+def test_a_connection_that_never_stops_changing_still_gets_its_token():
+    store = FakeStore(broken())
+    store.conflicts = 99
+    assert service(store).repair("cust-1", "conn-1").connect_token == "opaque-token"
+    assert store.items["conn-1"].repair_attempts == 0
+
+
+def test_someone_elses_connection_is_not_found_and_meld_is_not_asked():
+    meld = FakeMeld()
+    with pytest.raises(ConnectionNotFound):
+        service(FakeStore(broken(customer="other")), meld).repair("cust-1", "conn-1")
+    assert meld.calls == []
+
+
+@pytest.mark.parametrize("status", ["EXPIRED", "DELETED", "IN_PROGRESS"])
+def test_not_repairable_statuses_are_refused_locally(status: str):
+    meld = FakeMeld()
+    with pytest.raises(NotRepairable) as refused:
+        service(FakeStore(broken(status=status)), meld).repair("cust-1", "conn-1")
+    assert (refused.value.status, refused.value.action) == (status, Action.START_NEW_CONNECTION)
+    assert meld.calls == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "raised"),
+    [
+        (MeldFailureKind.NOT_FOUND, ConnectionNotFound),
+        (MeldFailureKind.CONFLICT, NotRepairable),
+        (MeldFailureKind.UNAVAILABLE, MeldFailure),
+        (MeldFailureKind.MISCONFIGURED, MeldFailure),
+    ],
+)
+def test_meld_failures_on_repair(kind: MeldFailureKind, raised: type[Exception]):
+    store = FakeStore(broken())
+    with pytest.raises(raised):
+        service(store, FakeMeld(MeldFailure(kind, "x"))).repair("cust-1", "conn-1")
+    assert store.items["conn-1"].repair_attempts == 0
+
+
+def test_meld_refusing_a_start_is_the_callers_problem():
+    with pytest.raises(StartRejected):
+        service(FakeStore(), FakeMeld(MeldFailure(MeldFailureKind.REJECTED, "bad institution"))).start(
+            "cust-1", StartRequest(institution_id="nope")
+        )
+
+
+def test_a_replacement_is_added_to_a_connection_a_webhook_already_created():
+    store = FakeStore(broken(), broken("new-1", status="IN_PROGRESS", action=Action.NONE, version=3))
+    session = service(store).start("cust-1", StartRequest(replaces_connection_id="conn-1"))
+    assert session.replaces_connection_id == "conn-1"
+    assert (store.items["new-1"].replaces_connection_id, store.items["new-1"].version) == ("conn-1", 4)
+
+
+def test_the_list_puts_the_oldest_problem_first():
+    since = NOW - timedelta(days=2)
+    store = FakeStore(
+        broken("b", attention_since=NOW, episode_id="e2"),
+        broken("a", status="ACTIVE", action=Action.NONE),
+        broken("c", attention_since=since, episode_id="e1"),
+        broken("d", customer="other"),
+    )
+    assert [c.connection_id for c in service(store).list_connections("cust-1")] == ["c", "b", "a"]
+
+
+def test_preferences_are_stored_under_the_caller_with_the_time():
+    store = FakeStore()
+    wanted = NotificationPreferences(email="a@example.com", timezone="Europe/Berlin")
+    assert service(store).set_preferences("cust-1", wanted) == wanted
+    assert service(store).get_preferences("cust-1") == wanted
+    assert service(store).get_preferences("cust-2") == NotificationPreferences()
+    assert store.preferences["cust-1"].updated_at == NOW
