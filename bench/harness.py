@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -76,6 +78,11 @@ def compare(
         second_samples.append((end - middle) * 1000)
         if between:
             between(i)
+    return summarise(name, subject_ms, floor_ms, target=target)
+
+
+def summarise(name: str, subject_ms: list[float], floor_ms: list[float], *, target: float) -> Comparison:
+    """p50/p95 of samples taken elsewhere (e.g. in child processes), interleaved by the caller."""
     subject_p50, floor_p50 = statistics.median(subject_ms), statistics.median(floor_ms)
     return Comparison(
         name=name,
@@ -85,22 +92,27 @@ def compare(
         floor_p95_ms=round(_percentile(floor_ms, 0.95), 4),
         ratio=round(subject_p50 / floor_p50, 3),
         target=target,
-        iterations=iterations,
+        iterations=len(subject_ms),
     )
 
 
-def record(comparisons: list[Comparison], extra: dict[str, object] | None = None) -> None:
-    """Merge these results into bench/results.json (one entry per benchmark name)."""
+def record(comparisons: list[Comparison], extra: dict[str, dict[str, object]] | None = None) -> None:
+    """Merge these results into bench/results.json (one entry per benchmark name, or per ``extra`` section).
+
+    Entries carry ``recorded_at``: results.json merges runs, so an entry a later run did not redo shows its age.
+    """
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     benchmarks = existing.get("benchmarks", {})
+    recorded_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     for comparison in comparisons:
-        benchmarks[comparison.name] = asdict(comparison) | {"met": comparison.met}
+        benchmarks[comparison.name] = asdict(comparison) | {"met": comparison.met, "recorded_at": recorded_at}
     existing["benchmarks"] = benchmarks
     existing["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
     }
     if extra:
-        existing.update(extra)
+        existing.update({section: values | {"recorded_at": recorded_at} for section, values in extra.items()})
     RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")

@@ -24,6 +24,7 @@ def generate(config: LocalConfig | None = None) -> dict[str, dict[str, Any]]:
     template = load_template()
     resolver = Resolver(template, stack_name=config.stack_name, parameter_overrides=config.parameter_overrides)
     local = {
+        "AWS_ENDPOINT_URL": f"http://{DOCKER_HOST}:{config.aws_port}",
         "MELD_API_BASE_URL": f"http://{DOCKER_HOST}:{config.meld_port}",
         "MELD_WEBHOOK_URL": config.webhook_url,
         "MELD_WEBHOOK_TOLERANCE_SECONDS": EVENTS_TOLERANCE_SECONDS,

@@ -203,6 +203,56 @@ def test_meld_down_during_retirement_raises_so_the_invocation_is_retried(webhook
     assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
 
 
+def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_dropped(
+    webhook_env: LocalResources, downstream: Callable[[], list[dict[str, Any]]]
+):
+    import boto3
+
+    from connection_repair.adapters.event_bus import EventBridgePublisher
+    from connection_repair.outbox import DeliveryInProgress
+
+    class DyingPublisher(EventBridgePublisher):
+        def publish(self, events: Any) -> None:
+            raise RuntimeError("process died after the commit")
+
+    # Given an old connection with an open episode, retired by an invocation that died before publishing
+    store = store_for(webhook_env.table_name)
+    store.save_connection(connection(), expected_version=None)
+    meld = MeldStandIn()
+    replaced = ConnectionReplaced(
+        connection_id="new-1",
+        replaced_connection_id=CONNECTION_ID,
+        external_customer_id=CUSTOMER,
+        event_time=datetime.now(UTC),
+    )
+    started = datetime.now(UTC)
+
+    def retirer_at(moment: datetime, publisher: EventBridgePublisher | None = None) -> ConnectionRetirer:
+        bus = publisher or EventBridgePublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
+        return ConnectionRetirer(
+            store=store_for(webhook_env.table_name), publisher=bus, meld=meld_gateway(meld), clock=lambda: moment
+        )
+
+    dying = DyingPublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
+    with pytest.raises(RuntimeError):
+        retirer_at(started, dying).retire(replaced)
+
+    # When Lambda retries while the dead invocation's publishing lease still runs, it fails again (and is retried)
+    # rather than reporting success with the episode's end unannounced
+    with pytest.raises(DeliveryInProgress):
+        retirer_at(started).retire(replaced)
+    assert downstream() == []
+
+    # Then the retry after the lease lapsed publishes it, once
+    assert retirer_at(started + timedelta(minutes=1)).retire(replaced) == RetireOutcome.ALREADY_RETIRED
+    announced = downstream()
+    assert [(event["detail-type"], event["detail"]["resolution"]) for event in announced] == [
+        ("Connection Repaired", "SUPERSEDED")
+    ]
+    assert retirer_at(started + timedelta(minutes=2)).retire(replaced) == RetireOutcome.ALREADY_RETIRED
+    assert downstream() == []
+
+
 # --- Failed repairs, through the API and Meld's webhooks ------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,11 +18,12 @@ from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, e
 from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
 from connection_repair.ingest import (
-    DeliveryInProgress,
     IngestOutcome,
     VerificationPolicy,
     WebhookIngestor,
 )
+from connection_repair.models import AnyDownstreamEvent
+from connection_repair.outbox import DeliveryInProgress
 from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET
 from tests.support import signed_delivery, status_change
@@ -29,7 +31,13 @@ from tests.support import signed_delivery, status_change
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def make_ingestor(aws: LocalResources, meld: httpx.MockTransport | None = None) -> WebhookIngestor:
+def make_ingestor(
+    aws: LocalResources,
+    meld: httpx.MockTransport | None = None,
+    *,
+    now: datetime = NOW,
+    publisher: EventBridgePublisher | None = None,
+) -> WebhookIngestor:
     def directory() -> MeldConnectionDirectory:
         transport = meld or httpx.MockTransport(lambda request: httpx.Response(500))
         return MeldConnectionDirectory(
@@ -41,9 +49,10 @@ def make_ingestor(aws: LocalResources, meld: httpx.MockTransport | None = None) 
             url=None, secrets=lambda: [LOCAL_WEBHOOK_SECRET], tolerance_seconds=300, max_body_bytes=256 * 1024
         ),
         store=DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90)),
-        publisher=EventBridgePublisher(boto3.client("events"), aws.event_bus_name, "connection-repair"),
+        publisher=publisher or EventBridgePublisher(boto3.client("events"), aws.event_bus_name, "connection-repair"),
         directory=directory,
-        clock=lambda: NOW,
+        clock=lambda: now,
+        sleep=lambda seconds: None,
     )
 
 
@@ -174,27 +183,31 @@ def test_meld_failure_while_attributing_leaves_nothing_written_for_meld_to_retry
     assert count_items(aws, "") == 0
 
 
+class DyingPublisher(EventBridgePublisher):
+    """The bus is fine, but this process dies right after the commit, before it publishes."""
+
+    def publish(self, events: Sequence[AnyDownstreamEvent]) -> None:
+        raise RuntimeError("process died")
+
+
 def test_outbox_held_by_a_live_delivery_is_not_published_twice(aws, downstream):
-    # Given a delivery that stored its event but has not yet published (its lease is still running)
-    ingestor = make_ingestor(aws)
+    # Given a delivery that stored its event but died before publishing (its lease is still running)
     body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED")
-    store = ingestor._store
-    publish = ingestor._publisher.publish
-    ingestor._publisher.publish = lambda events: (_ for _ in ()).throw(RuntimeError("process died"))  # type: ignore[method-assign]
+    dying = make_ingestor(
+        aws, publisher=DyingPublisher(boto3.client("events"), aws.event_bus_name, "connection-repair")
+    )
     with pytest.raises(RuntimeError):
-        ingestor.receive(signed_delivery(body, now=NOW))
-    ingestor._publisher.publish = publish  # type: ignore[method-assign]
+        dying.receive(signed_delivery(body, now=NOW))
+    store = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
     assert store.get_event("evt-1").pending  # type: ignore[union-attr]
 
     # When a duplicate arrives within the lease, it does not publish and is not acknowledged
-    ingestor._sleep = lambda seconds: None
     with pytest.raises(DeliveryInProgress):
-        ingestor.receive(signed_delivery(body, now=NOW, retry_count=1))
+        make_ingestor(aws).receive(signed_delivery(body, now=NOW, retry_count=1))
     assert downstream() == []
 
     # Then once the lease has lapsed, Meld's next retry publishes it exactly once
-    later = make_ingestor(aws)
-    later._clock = lambda: NOW + timedelta(minutes=1)
+    later = make_ingestor(aws, now=NOW + timedelta(minutes=1))
     result = later.receive(signed_delivery(body, now=NOW + timedelta(minutes=1), retry_count=2))
     assert (result.outcome, result.published) == (IngestOutcome.DUPLICATE, 1)
     assert [event["detail-type"] for event in downstream()] == ["Connection Needs Attention"]

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import boto3
+import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,9 +81,31 @@ def test_unsigned_or_forged_deliveries_are_refused_and_store_nothing(
     assert stored_count(webhook_env.table_name) == 0
 
 
+@pytest.fixture
+def healthy_meld(webhook_env, monkeypatch):
+    """Meld answering the webhook's attribution lookups (404: unknown), so "no 5xx" is about the webhook alone: a
+    signed change for a connection we never saw asks Meld whose it is, and Meld being down is a documented 5xx."""
+    from connection_repair import wiring
+    from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory
+
+    def unknown(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"code": "NOT_FOUND", "message": "no such connection"})
+
+    transport = httpx.MockTransport(unknown)
+    monkeypatch.setattr(
+        wiring,
+        "meld_directory",
+        lambda settings: MeldConnectionDirectory(
+            MeldClient("https://meld.invalid", lambda: "key", transport=transport)
+        ),
+    )
+    wiring.webhook_ingestor.cache_clear()
+    return webhook_env
+
+
 @FUZZ
 @given(body=bodies, retry=header_values)
-def test_correctly_signed_garbage_never_gives_a_5xx(webhook_env, body, retry):
+def test_correctly_signed_garbage_never_gives_a_5xx(healthy_meld, body, retry):
     headers = {
         "meld-signature": sign(LOCAL_WEBHOOK_SECRET, SIGNED_AT, LOCAL_WEBHOOK_URL, body),
         "meld-signature-timestamp": SIGNED_AT,
@@ -89,3 +113,48 @@ def test_correctly_signed_garbage_never_gives_a_5xx(webhook_env, body, retry):
     }
     status = invoke(headers, body, base64_body=True)
     assert status in (200, 400)
+
+
+signature_header_names = st.sampled_from(
+    ["meld-signature", "meld-signature-timestamp", "meld-retry-count", "content-type", "x-meld-signature", "signature"]
+)
+
+
+@FUZZ
+@given(
+    headers=st.dictionaries(signature_header_names | st.text(min_size=1, max_size=20), header_values, max_size=5),
+    body=bodies,
+    base64_body=st.booleans(),
+)
+def test_arbitrary_header_sets_without_a_valid_signature_are_refused_and_store_nothing(
+    webhook_env, headers, body, base64_body
+):
+    # Missing, partial or misnamed signature headers: never a 5xx, nothing stored.
+    status = invoke(headers, body, base64_body=base64_body)
+    assert status in (401, 413)
+    assert stored_count(webhook_env.table_name) == 0
+
+
+@FUZZ
+@given(
+    body=envelopes.map(lambda document: json.dumps(document).encode()),
+    tamper=st.sampled_from(["body", "secret", "url", "timestamp"]),
+    data=st.data(),
+)
+def test_a_signature_made_for_something_else_is_refused_and_stores_nothing(webhook_env, body, tamper, data):
+    # A real signature, replayed over another body, or made with another secret, for another URL or timestamp.
+    secret, url, timestamp, sent = LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, SIGNED_AT, body
+    if tamper == "body":
+        sent = data.draw(bodies.filter(lambda other: other != body), label="other body")
+    elif tamper == "secret":
+        secret = data.draw(st.text(min_size=1, max_size=40).filter(lambda s: s != LOCAL_WEBHOOK_SECRET), label="secret")
+    elif tamper == "url":
+        url = data.draw(
+            st.sampled_from([LOCAL_WEBHOOK_URL + "/", "https://127.0.0.1:3000/webhooks/meld", "http://evil"])
+        )
+    else:
+        timestamp = data.draw(st.sampled_from(["2026-11-25T12:00:00.000001Z", "2026-11-25T12:00:00Z", "0"]))
+    headers = {"meld-signature": sign(secret, timestamp, url, body), "meld-signature-timestamp": SIGNED_AT}
+    status = invoke(headers, sent, base64_body=True)
+    assert status in (401, 413)
+    assert stored_count(webhook_env.table_name) == 0

@@ -3,10 +3,10 @@
 Exactly once: the event is inserted under its ``eventId`` with a condition, in the same transaction as the
 connection's new state, so a retry or a concurrent duplicate can neither apply nor announce twice.
 
-Nothing acknowledged is lost downstream: the downstream events are written into the stored event (the outbox) in
-that same transaction and removed only after EventBridge accepted them. A 200 is answered only once the outbox is
-empty; if publishing fails, or the process dies first, Meld retries and the duplicate delivery publishes what is
-still pending. A lease keeps concurrent deliveries from publishing the same outbox at once.
+Nothing acknowledged is lost downstream: the downstream events are written into the stored event (the outbox,
+``connection_repair.outbox``) in that same transaction and removed only after EventBridge accepted them. A 200 is
+answered only once the outbox is empty; if publishing fails, or the process dies first, Meld retries and the
+duplicate delivery publishes what is still pending.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from connection_repair import signature
 from connection_repair.connection_state import DEFAULT_MAX_FAILED_REPAIRS, apply_change, is_stale, quiet_change
 from connection_repair.models import ConnectionChange, EventType, MeldWebhook, StoredEvent
 from connection_repair.observability import logger
+from connection_repair.outbox import Outbox
 from connection_repair.ports import (
     ConcurrentUpdate,
     ConnectionDirectory,
@@ -37,10 +38,6 @@ from connection_repair.status_policy import is_known
 
 Clock = Callable[[], datetime]
 
-# How long a delivery may take to publish its outbox before a duplicate delivery may take over.
-PUBLISH_LEASE = timedelta(seconds=15)
-# How long a duplicate delivery waits for a concurrent one to finish publishing.
-DUPLICATE_WAIT_SECONDS = 2.0
 # Optimistic-concurrency retries when the connection changes under us.
 MAX_APPLY_ATTEMPTS = 5
 
@@ -84,10 +81,6 @@ class PayloadTooLarge(Exception):
     pass
 
 
-class DeliveryInProgress(Exception):
-    """A concurrent delivery of the same event is still publishing its downstream events."""
-
-
 @dataclass(frozen=True)
 class VerificationPolicy:
     url: str | None  # the public URL Meld signs; None: the URL the request arrived on
@@ -113,10 +106,10 @@ class WebhookIngestor:
         self._max_failed_repairs = max_failed_repairs
         self._store = store
         self._publisher = publisher
+        self._outbox = Outbox(store, publisher, clock=clock, sleep=sleep)
         self._directory = directory
         self._clock = clock
         self._new_id = new_id
-        self._sleep = sleep
 
     def receive(self, delivery: WebhookDelivery) -> IngestResult:
         """Verify and ingest one delivery. Raises SignatureError, PayloadTooLarge, InvalidWebhook,
@@ -150,7 +143,8 @@ class WebhookIngestor:
                 return IngestResult(IngestOutcome.IGNORED, webhook.event_id, webhook.event_type)
             return self._apply(stored, change)
         except DuplicateEvent:
-            published = self._flush_duplicate(webhook.event_id)
+            # Acknowledge a duplicate only once its downstream events went out.
+            published = self._outbox.flush(webhook.event_id)
             return IngestResult(
                 IngestOutcome.DUPLICATE, webhook.event_id, webhook.event_type, stored.connection_id, published
             )
@@ -188,23 +182,21 @@ class WebhookIngestor:
             try:
                 self._store.save_event(
                     outbox,
-                    lease_until=self._clock() + PUBLISH_LEASE,
+                    lease_until=self._outbox.lease_until(),
                     connection=transition.connection,
                     expected_version=current.version if current else None,
                 )
             except ConcurrentUpdate:
                 known = False
                 continue
-            if transition.downstream:
-                self._publisher.publish(transition.downstream)
-                self._store.clear_pending(stored.event_id)
+            published = self._outbox.publish(stored.event_id, transition.downstream)
             connection = transition.connection
             return self._result(
                 IngestOutcome.ACCEPTED,
                 stored,
                 connection.status,
                 connection.status_reason,
-                published=len(transition.downstream),
+                published=published,
             )
         raise ConcurrentUpdate(change.connection_id)
 
@@ -238,23 +230,6 @@ class WebhookIngestor:
                 "institution_name": change.institution_name or found.institution_name,
             }
         )
-
-    def _flush_duplicate(self, event_id: str) -> int:
-        """Make sure a duplicate's downstream events went out before it is acknowledged."""
-        deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
-        while True:
-            existing = self._store.get_event(event_id)
-            if existing is None or not existing.pending:
-                return 0
-            now = self._clock()
-            claimed = self._store.claim_pending(event_id, now=now, lease_until=now + PUBLISH_LEASE)
-            if claimed:
-                self._publisher.publish(claimed)
-                self._store.clear_pending(event_id)
-                return len(claimed)
-            if time.monotonic() >= deadline:
-                raise DeliveryInProgress(event_id)
-            self._sleep(0.05)
 
 
 def parse_webhook(raw_body: bytes) -> MeldWebhook:

@@ -15,7 +15,10 @@ from connection_repair.status_policy import Action
 
 
 class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+    # defer_build: a model's validator is built when first used, so a cold start pays only for what it touches.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
 
 class MeldWebhook(CamelModel):

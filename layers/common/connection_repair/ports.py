@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from connection_repair.connection_state import QuietChange
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
-from connection_repair.preferences import StoredPreferences
+
+if TYPE_CHECKING:
+    # Annotations only: preferences (and email-validator behind EmailStr) stay off the webhook's cold start.
+    from connection_repair.preferences import StoredPreferences
 
 
 class DuplicateEvent(Exception):

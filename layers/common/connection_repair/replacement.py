@@ -4,18 +4,20 @@ Triggered by ``Connection Replaced`` (published through the webhook's outbox whe
 The superseding write goes through the same outbox as webhooks (docs/decisions.md §5): a synthetic event item,
 keyed by the (old, new) pair, is written in one transaction with the old connection's new state and carries the
 ``Connection Repaired`` (SUPERSEDED) event until EventBridge took it. A retried invocation finds the item and only
-publishes what is still pending, so the state changes once and the event goes out at least once.
+publishes what is still pending (or fails while another invocation holds the publishing lease, so Lambda retries it),
+so the state changes once and the event goes out at least once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from connection_repair.connection_state import supersede
 from connection_repair.models import ConnectionReplaced, StoredEvent
 from connection_repair.observability import logger
+from connection_repair.outbox import Outbox
 from connection_repair.ports import (
     ConcurrentUpdate,
     ConnectGateway,
@@ -29,7 +31,6 @@ from connection_repair.ports import (
 Clock = Callable[[], datetime]
 
 SUPERSEDED_EVENT_TYPE = "CONNECTION_SUPERSEDED"
-PUBLISH_LEASE = timedelta(seconds=15)
 MAX_WRITE_ATTEMPTS = 5
 
 
@@ -53,7 +54,7 @@ class ConnectionRetirer:
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
-        self._publisher = publisher
+        self._outbox = Outbox(store, publisher, clock=clock)
         self._meld = meld
         self._clock = clock
 
@@ -84,12 +85,13 @@ class ConnectionRetirer:
             try:
                 self._store.save_event(
                     stored,
-                    lease_until=now + PUBLISH_LEASE,
+                    lease_until=self._outbox.lease_until(),
                     connection=transition.connection,
                     expected_version=old.version,
                 )
             except DuplicateEvent:
-                self._publish_pending(event_id)
+                # Retired before; make sure its events went out (DeliveryInProgress: Lambda retries us later).
+                self._outbox.flush(event_id)
                 return RetireOutcome.ALREADY_RETIRED
             except ConcurrentUpdate:
                 reread = self._store.get_connection(old_id)
@@ -97,9 +99,7 @@ class ConnectionRetirer:
                     return RetireOutcome.SKIPPED
                 old = reread
                 continue
-            if transition.downstream:
-                self._publisher.publish(transition.downstream)
-                self._store.clear_pending(event_id)
+            self._outbox.publish(event_id, transition.downstream)
             logger.info("Connection retired", connection_id=old_id, superseded_by=replaced.connection_id)
             return RetireOutcome.RETIRED
         raise ConcurrentUpdate(old_id)
@@ -112,10 +112,3 @@ class ConnectionRetirer:
             if failure.kind not in (MeldFailureKind.NOT_FOUND, MeldFailureKind.CONFLICT):
                 raise
             logger.info("Replaced connection already gone at Meld", connection_id=connection_id)
-
-    def _publish_pending(self, event_id: str) -> None:
-        now = self._clock()
-        pending = self._store.claim_pending(event_id, now=now, lease_until=now + PUBLISH_LEASE)
-        if pending:
-            self._publisher.publish(pending)
-            self._store.clear_pending(event_id)

@@ -5,7 +5,7 @@ Handlers call these factories; tests clear their caches between environments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -14,17 +14,17 @@ import boto3
 from botocore.config import Config
 
 from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore
-from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.secrets import secret_source
-from connection_repair.ingest import VerificationPolicy, WebhookIngestor
-from connection_repair.repair import RepairService
-from connection_repair.replacement import ConnectionRetirer
-from connection_repair.settings import MeldApiSettings, RepairApiSettings, ReplacerSettings, WebhookSettings
+from connection_repair.settings import MeldApiSettings, RepairApiSettings, WebhookSettings
 
+# Each function imports only its own use case (in its factory): the others' modules are not its cold start.
 if TYPE_CHECKING:
     from connection_repair.adapters.meld import MeldClient
+    from connection_repair.ingest import WebhookIngestor
     from connection_repair.notifications import Notifier
-    from connection_repair.ports import ConnectionDirectory
+    from connection_repair.ports import ConnectGateway, ConnectionDirectory, RepairConnectGrant, StartConnectGrant
+    from connection_repair.repair import RepairService
+    from connection_repair.replacement import ConnectionRetirer
 
 # Meld waits 10 s for the webhook's answer: AWS calls get short timeouts and few retries.
 WEBHOOK_AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
@@ -69,6 +69,9 @@ def meld_directory(settings: MeldApiSettings) -> ConnectionDirectory:
 
 @cache
 def webhook_ingestor() -> WebhookIngestor:
+    from connection_repair.adapters.event_bus import EventBridgePublisher
+    from connection_repair.ingest import VerificationPolicy, WebhookIngestor
+
     settings = WebhookSettings.from_env()
     store = DynamoDBConnectionStore(
         boto3.client("dynamodb", config=WEBHOOK_AWS_CONFIG),
@@ -108,9 +111,31 @@ def repair_api_settings() -> RepairApiSettings:
     return RepairApiSettings.from_env()
 
 
+class DeferredGateway:
+    """A ``ConnectGateway`` that builds the real one (the Meld client, and so httpx) on its first call.
+
+    Most Repair API requests (the connection list, one connection, preferences) never call Meld, and a cold start
+    that serves one of them should not import httpx (docs/decisions.md §28).
+    """
+
+    def __init__(self, build: Callable[[], ConnectGateway]) -> None:
+        self._build = cache(build)
+
+    def repair(self, connection_id: str) -> RepairConnectGrant:
+        return self._build().repair(connection_id)
+
+    def start(
+        self, external_customer_id: str, *, institution_id: str | None, products: Sequence[str] | None
+    ) -> StartConnectGrant:
+        return self._build().start(external_customer_id, institution_id=institution_id, products=products)
+
+    def delete(self, connection_id: str) -> None:
+        self._build().delete(connection_id)
+
+
 @cache
 def repair_service() -> RepairService:
-    from connection_repair.adapters.meld_gateway import MeldConnectGateway
+    from connection_repair.repair import RepairService
 
     settings = repair_api_settings()
     store = DynamoDBConnectionStore(
@@ -118,16 +143,25 @@ def repair_service() -> RepairService:
         settings.table_name,
         event_ttl=timedelta(days=settings.event_ttl_days),
     )
-    # Bounded: every retry and backoff ends by the deadline, well inside API Gateway's 29 s.
-    client = meld_client(
-        settings, deadline_seconds=settings.meld_deadline_seconds, max_attempts=settings.meld_max_attempts
-    )
-    return RepairService(connections=store, preferences=store, meld=MeldConnectGateway(client))
+
+    def gateway() -> ConnectGateway:
+        from connection_repair.adapters.meld_gateway import MeldConnectGateway
+
+        # Bounded: every retry and backoff ends by the deadline, well inside API Gateway's 29 s.
+        client = meld_client(
+            settings, deadline_seconds=settings.meld_deadline_seconds, max_attempts=settings.meld_max_attempts
+        )
+        return MeldConnectGateway(client)
+
+    return RepairService(connections=store, preferences=store, meld=DeferredGateway(gateway))
 
 
 @cache
 def connection_retirer() -> ConnectionRetirer:
+    from connection_repair.adapters.event_bus import EventBridgePublisher
     from connection_repair.adapters.meld_gateway import MeldConnectGateway
+    from connection_repair.replacement import ConnectionRetirer
+    from connection_repair.settings import ReplacerSettings
 
     settings = ReplacerSettings.from_env()
     store = DynamoDBConnectionStore(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -12,17 +13,24 @@ from pydantic import TypeAdapter
 from connection_repair.connection_state import QuietChange, event_order_key
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
 from connection_repair.ports import ConcurrentUpdate, DuplicateEvent, ExpectationUnmet
-from connection_repair.preferences import StoredPreferences
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef, UpdateTypeDef
+
+    from connection_repair.preferences import StoredPreferences
 else:
     DynamoDBClient = Any
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-_pending_adapter: TypeAdapter[list[AnyDownstreamEvent]] = TypeAdapter(list[AnyDownstreamEvent])
+
+
+@cache
+def _pending_adapter() -> TypeAdapter[list[AnyDownstreamEvent]]:
+    # Built on first use: most webhooks never carry an outbox.
+    return TypeAdapter(list[AnyDownstreamEvent])
+
 
 CONNECTION_SK = "CONNECTION"
 GSI1 = "gsi1"
@@ -148,14 +156,14 @@ def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> 
         item["gsi1pk"] = {"S": f"CONN#{event.connection_id}"}
         item["gsi1sk"] = {"S": f"EVENT#{event.event_time.isoformat()}#{event.event_id}"}
     if event.pending:
-        item["pending"] = {"S": _pending_adapter.dump_json(event.pending).decode()}
+        item["pending"] = {"S": _pending_adapter().dump_json(event.pending).decode()}
         item["leaseUntil"] = {"N": str(_epoch(lease_until))}
     return item
 
 
 def event_from_item(item: dict[str, Any]) -> StoredEvent:
     values = _from_item(item)
-    pending = _pending_adapter.validate_json(values["pending"]) if "pending" in values else []
+    pending = _pending_adapter().validate_json(values["pending"]) if "pending" in values else []
     return StoredEvent(
         event_id=values["eventId"],
         event_type=values["eventType"],
@@ -321,7 +329,12 @@ class DynamoDBConnectionStore:
             TableName=self._table, Key=preferences_key(external_customer_id), ConsistentRead=True
         )
         item = response.get("Item")
-        return StoredPreferences.model_validate(_from_item(item)) if item else None
+        if not item:
+            return None
+        # Imported on use: the webhook function shares this store and never reads preferences (cold start).
+        from connection_repair.preferences import StoredPreferences
+
+        return StoredPreferences.model_validate(_from_item(item))
 
     def put_preferences(self, preferences: StoredPreferences) -> None:
         values: dict[str, Any] = preferences.model_dump(mode="json", exclude_none=True)

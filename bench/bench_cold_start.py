@@ -1,0 +1,240 @@
+"""Cold start of every function in template.yaml: its handler module and first-invocation wiring, vs boto3 alone.
+
+Subject, per function, in a fresh interpreter laid out like Lambda (``bench.lambda_layout``): PYTHONPATH = the
+function's CodeUri, then layers/common, then the built layer's dependencies and the runtime's boto3 (/var/task,
+/opt/python, the runtime), no site-packages (``python -S``: the dev virtualenv's ~90 extra distributions would make
+pydantic's plugin scan cost ~60 ms that Lambda does not pay); the function's environment from the template
+(intrinsics resolved to placeholder names), fake credentials and a region. Timed inside the child: ``import app``
+plus the call of the function's wiring factory, because handlers build their boto3 clients lazily on the first
+invocation.
+
+Floor, in the same kind of fresh interpreter and environment: ``import boto3`` plus creating the very clients that
+factory creates (recorded by an untimed probe run), i.e. what any Python Lambda talking to those services pays.
+Interpreter start-up is outside both timings (the same for both, and it would flatter the ratio).
+
+Subject and floor runs alternate (floor first on even rounds), after warm-ups that also fill the bytecode caches
+(kept under .aws-sam/bench-pycache, outside the built layer). Both sides import compiled bytecode; in Lambda the
+runtime's boto3 is compiled but `sam build` ships the layer as sources on a read-only /opt, so a real cold start also
+compiles the layer's modules: a cost this bench does not show. The paired ratio (median of each subject run over its
+neighbouring floor run) is printed too: on a shared machine it moves less with load than the ratio of medians.
+Targets: webhook and notifier <= 1.5x, Repair API and replacer <= 1.8x; the webhook must not import httpx (nor the
+X-Ray SDK). A missed target prints the heaviest imports (``python -X importtime``) of that function.
+
+Run: `make bench-cold-start` (or PYTHONPATH=layers/common:. .venv/bin/python -m bench.bench_cold_start [--runs N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bench.harness import Comparison, record, summarise
+from bench.lambda_layout import PYCACHE, python_path
+from local.template import ROOT, FunctionSpec, Resolver, functions, load_template
+
+# Each function's wiring factory (connection_repair.wiring), i.e. what its first invocation builds.
+FACTORIES = {
+    "WebhookFunction": "webhook_ingestor",
+    "RepairApiFunction": "repair_service",
+    "ConnectionReplacerFunction": "connection_retirer",
+    "NotifierFunction": "notifier",
+}
+TARGETS = {"WebhookFunction": 1.5, "NotifierFunction": 1.5, "RepairApiFunction": 1.8, "ConnectionReplacerFunction": 1.8}
+# Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
+PARAMETERS = {
+    "JwtIssuer": "https://issuer.example.com",
+    "JwtAudience": "app-client",
+    "SenderEmail": "notifications@example.com",
+}
+# Where layers/common is read from: this tree, or another (--source) to compare with an earlier version.
+SOURCE = {"layers": ROOT / "layers" / "common"}
+# Modules a function should not load at cold start (they belong to rare paths or to TRACING_MODE=sdk).
+WATCHED = ("httpx", "httpcore", "aws_xray_sdk")
+
+SUBJECT = """
+import importlib, json, sys, time
+started = time.perf_counter()
+module = importlib.import_module({module!r})
+handler = getattr(module, {handler!r})
+from connection_repair import wiring
+getattr(wiring, {factory!r})()
+elapsed = time.perf_counter() - started
+loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({watched!r}))
+print(json.dumps({{"ms": elapsed * 1000, "loaded": loaded}}))
+"""
+
+FLOOR = """
+import json, time
+started = time.perf_counter()
+import boto3
+for service in {services!r}:
+    boto3.client(service)
+print(json.dumps({{"ms": (time.perf_counter() - started) * 1000}}))
+"""
+
+# Untimed: which clients the factory creates, so the floor creates the same ones.
+PROBE = """
+import importlib, json
+import boto3
+created = []
+real_client = boto3.client
+def client(service, *args, **kwargs):
+    created.append(service)
+    return real_client(service, *args, **kwargs)
+boto3.client = client
+importlib.import_module({module!r})
+from connection_repair import wiring
+getattr(wiring, {factory!r})()
+print(json.dumps(created))
+"""
+
+
+def lambda_environment(spec: FunctionSpec) -> dict[str, str]:
+    """What Lambda gives the process: the template's variables, the runtime's own, credentials, no config files."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "en_US.UTF-8",
+        "PYTHONPATH": os.pathsep.join(python_path(spec.code_dir, SOURCE["layers"])),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "cold-start",
+        "AWS_SECRET_ACCESS_KEY": "cold-start",
+        "AWS_SESSION_TOKEN": "cold-start",
+        "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        # Lambda has no ~/.aws files; do not let botocore read the developer's.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        # Bytecode is cached (both sides import compiled modules) but outside the built layer, which stays as built.
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        **spec.environment,
+    }
+
+
+def _run(code: str, spec: FunctionSpec, *options: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-S", *options, "-c", code],
+        env=lambda_environment(spec),
+        cwd=spec.code_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode:
+        raise SystemExit(f"{spec.name}: child failed\n{result.stderr}")
+    return result
+
+
+def _last_json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    document: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return document
+
+
+def heaviest_imports(spec: FunctionSpec, subject: str, count: int = 12) -> list[tuple[str, float]]:
+    """Top-level imports under the handler by cumulative time (``-X importtime``; it inflates every figure alike)."""
+    stderr = _run(subject, spec, "-X", "importtime").stderr
+    rows: list[tuple[str, float]] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _self, cumulative, name = line.removeprefix("import time:").split("|")
+        if cumulative.strip().isdigit():
+            depth = (len(name) - len(name.lstrip())) // 2
+            if depth <= 3:
+                rows.append((name.rstrip(), int(cumulative) / 1000))
+    return sorted(rows, key=lambda row: row[1], reverse=True)[:count]
+
+
+def measure(spec: FunctionSpec, *, runs: int, warmup: int) -> tuple[Comparison, float, list[str], list[str]]:
+    module, handler = spec.handler.rsplit(".", 1)
+    factory = FACTORIES[spec.name]
+    services: list[str] = json.loads(
+        _run(PROBE.format(module=module, factory=factory), spec).stdout.strip().splitlines()[-1]
+    )
+    subject = SUBJECT.format(module=module, handler=handler, factory=factory, watched=WATCHED)
+    floor = FLOOR.format(services=services)
+    subject_ms: list[float] = []
+    floor_ms: list[float] = []
+    loaded: set[str] = set()
+    for round_number in range(warmup + runs):
+        order = [("floor", floor), ("subject", subject)]
+        for side, code in order if round_number % 2 == 0 else reversed(order):
+            document = _last_json(_run(code, spec))
+            if side == "subject":
+                loaded.update(str(name) for name in document["loaded"])  # type: ignore[attr-defined]
+            if round_number >= warmup:
+                (subject_ms if side == "subject" else floor_ms).append(float(document["ms"]))  # type: ignore[arg-type]
+    comparison = summarise(f"cold_start_{spec.name}", subject_ms, floor_ms, target=TARGETS.get(spec.name, 1.8))
+    paired = round(statistics.median(s / f for s, f in zip(subject_ms, floor_ms, strict=True)), 3)
+    return comparison, paired, services, sorted(loaded)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=15, help="timed runs of subject and of floor per function")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--only", help="one function's logical id")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="measure another tree's functions/ and layers/common/ (e.g. `git worktree add` of an earlier commit); "
+        "prints only, results.json untouched",
+    )
+    arguments = parser.parse_args()
+
+    template = load_template()
+    specs = functions(template, Resolver(template, stack_name="connection-repair", parameter_overrides=PARAMETERS))
+    if arguments.source:
+        source = arguments.source.resolve()
+        SOURCE["layers"] = source / "layers" / "common"
+        specs = [replace(spec, code_dir=source / spec.code_dir.relative_to(ROOT)) for spec in specs]
+    unknown = [spec.name for spec in specs if spec.name not in FACTORIES]
+    if unknown:
+        raise SystemExit(f"add the wiring factory of {unknown} to FACTORIES in {Path(__file__).name}")
+    comparisons: list[Comparison] = []
+    details: dict[str, object] = {}
+    for spec in specs:
+        if arguments.only and spec.name != arguments.only:
+            continue
+        comparison, paired, services, loaded = measure(spec, runs=arguments.runs, warmup=arguments.warmup)
+        comparisons.append(comparison)
+        print(f"{comparison.line()}  [floor: boto3 + {', '.join(services)}; paired ratio p50 {paired:.2f}]")
+        if loaded:
+            print(f"  {spec.name} loads at cold start: {', '.join(loaded)}")
+        if not comparison.met:
+            print(f"  {spec.name}: heaviest imports (python -X importtime, cumulative ms):")
+            for module, milliseconds in heaviest_imports(
+                spec,
+                SUBJECT.format(
+                    module=spec.handler.rsplit(".", 1)[0],
+                    handler=spec.handler.rsplit(".", 1)[1],
+                    factory=FACTORIES[spec.name],
+                    watched=WATCHED,
+                ),
+            ):
+                print(f"    {milliseconds:7.1f}  {module}")
+        details[spec.name] = {
+            "floor_clients": services,
+            "watched_modules_loaded": loaded,
+            # Ratio of each subject run to its neighbouring floor run: less sensitive to load that changes slowly.
+            "paired_ratio_p50": paired,
+        }
+    webhook_clean = not details.get("WebhookFunction", {}).get("watched_modules_loaded")  # type: ignore[attr-defined]
+    if arguments.source:
+        return
+    if "WebhookFunction" in details:
+        print(f"webhook cold start imports neither httpx nor the X-Ray SDK: {'ok' if webhook_clean else 'MISSED'}")
+    record(comparisons, extra={"cold_start": {"functions": details, "webhook_without_httpx": webhook_clean}})
+
+
+if __name__ == "__main__":
+    main()
