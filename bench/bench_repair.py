@@ -14,15 +14,9 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="bench",
-    AWS_SECRET_ACCESS_KEY="bench",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="connection-repair",
-    POWERTOOLS_METRICS_NAMESPACE="ConnectionRepair",
-    POWERTOOLS_LOG_LEVEL="INFO",
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
+from bench.offline import use_fake_aws
+
+use_fake_aws(POWERTOOLS_LOG_LEVEL="INFO")
 
 import boto3
 import httpx

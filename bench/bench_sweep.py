@@ -21,20 +21,14 @@ Run: `make bench-sweep` (or PYTHONPATH=layers/common:. .venv/bin/python -m bench
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="bench",
-    AWS_SECRET_ACCESS_KEY="bench",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_LOG_LEVEL="WARNING",
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_PROFILE", None)
+from bench.offline import use_fake_aws
+
+use_fake_aws(POWERTOOLS_LOG_LEVEL="WARNING")
 
 import boto3
 from moto import mock_aws

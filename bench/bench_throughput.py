@@ -34,16 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="bench",
-    AWS_SECRET_ACCESS_KEY="bench",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="connection-repair",
-    POWERTOOLS_METRICS_NAMESPACE="ConnectionRepair",
-    POWERTOOLS_LOG_LEVEL="INFO",
-)
-os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_PROFILE", None)
+from bench.offline import use_fake_aws
+
+use_fake_aws(POWERTOOLS_LOG_LEVEL="INFO")
 
 import boto3
 from moto import mock_aws
