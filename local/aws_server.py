@@ -16,6 +16,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from local.config import HOST
+from local.moto_atomic import serialise_dynamodb
 
 
 def main() -> None:
@@ -32,7 +33,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app = DomainDispatcherApplication(create_backend_app)
+    # Concurrent requests, but DynamoDB's one at a time: its conditions must be atomic, as in AWS.
+    app = serialise_dynamodb(DomainDispatcherApplication(create_backend_app))
     server = make_server(HOST, int(sys.argv[1]), app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     threading.Thread(target=watch_parent, daemon=True).start()

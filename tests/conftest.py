@@ -23,6 +23,7 @@ from moto import mock_aws
 
 from local.aws_resources import LocalResources, create_resources
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
+from local.moto_atomic import atomic_dynamodb_in_process
 
 # The committed events are signed at a fixed time; handler tests reach back to it (tolerance edges are unit-tested).
 FIXTURE_TOLERANCE_SECONDS = str(20 * 365 * 24 * 3600)
@@ -30,8 +31,8 @@ FIXTURE_TOLERANCE_SECONDS = str(20 * 365 * 24 * 3600)
 
 @pytest.fixture
 def aws() -> Iterator[LocalResources]:
-    """moto, with the template's table and bus."""
-    with mock_aws():
+    """moto, with the template's table and bus; DynamoDB requests atomic, as in AWS (local/moto_atomic.py)."""
+    with mock_aws(), atomic_dynamodb_in_process():
         yield create_resources()
 
 
