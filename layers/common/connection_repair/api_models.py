@@ -43,19 +43,7 @@ class ConnectionView(CamelModel):
 
     @classmethod
     def of(cls, connection: Connection) -> Self:
-        return cls(
-            connection_id=connection.connection_id,
-            institution_id=connection.institution_id,
-            institution_name=connection.institution_name,
-            status=connection.status,
-            status_reason=connection.status_reason,
-            action=connection.action,
-            attention_since=connection.attention_since,
-            repair_attempts=connection.repair_attempts,
-            last_repair_at=connection.last_repair_at,
-            failed_repairs=connection.failed_repairs,
-            superseded_by=connection.superseded_by,
-        )
+        return cls.model_validate(connection, from_attributes=True)
 
 
 class ConnectionList(CamelModel):
@@ -73,25 +61,14 @@ class ConnectSessionView(CamelModel):
 
     @classmethod
     def of(cls, session: ConnectSession) -> Self:
-        return cls(
-            connection_id=session.connection_id,
-            institution_id=session.institution_id,
-            connect_token=session.connect_token,
-            widget_url=session.widget_url,
-            expires_at=session.expires_at,
-        )
+        # Field for field from the session (NewConnectionView's replacesConnectionId included).
+        return cls.model_validate(session, from_attributes=True)
 
 
 class NewConnectionView(ConnectSessionView):
     replaces_connection_id: str | None = Field(
         description="Deleted at Meld once this connection completes", default=None
     )
-
-    @classmethod
-    def of(cls, session: ConnectSession) -> Self:
-        view = super().of(session)
-        view.replaces_connection_id = session.replaces_connection_id
-        return view
 
 
 class StartConnectionBody(CamelModel):
