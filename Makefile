@@ -65,7 +65,7 @@ reliability: $(VENV)/.installed ## The reliability suite alone: fault matrix, fu
 	$(VENV)/bin/pytest tests/integration/test_fault_matrix.py tests/integration/test_webhook_fuzz.py \
 		tests/integration/test_repair_api_contract.py tests/integration/test_log_hygiene.py
 
-build: $(TOOLS)/.installed ## sam build without Docker (needs python3.12 on PATH, supplied from .venv)
+build: $(VENV)/.installed $(TOOLS)/.installed ## sam build without Docker (needs python3.12 on PATH, supplied from .venv)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(TOOLS)/bin/sam build --cached --parallel
 
 bench: $(VENV)/.installed $(TOOLS)/.installed ## Every benchmark (~10 min): writes bench/results.json afresh, prints the table

@@ -1,7 +1,7 @@
 """Cold start of every function in template.yaml: its handler module and first-invocation wiring, vs boto3 alone.
 
 Subject, per function, in a fresh interpreter laid out like Lambda (``bench.lambda_layout``): PYTHONPATH = the
-function's CodeUri, then layers/common, then the built layer's dependencies and the runtime's boto3 (/var/task,
+function's CodeUri, then the layer as `sam build` makes it from layers/common, then the runtime's boto3 (/var/task,
 /opt/python, the runtime), no site-packages (``python -S``: the dev virtualenv's ~90 extra distributions would make
 pydantic's plugin scan cost ~60 ms that Lambda does not pay); the function's environment from the template
 (intrinsics resolved to placeholder names), fake credentials and a region. Timed inside the child: ``import app``
@@ -12,11 +12,12 @@ Floor, in the same kind of fresh interpreter and environment: ``import boto3`` p
 factory creates (recorded by an untimed probe run), i.e. what any Python Lambda talking to those services pays.
 Interpreter start-up is outside both timings (the same for both, and it would flatter the ratio).
 
-Subject and floor runs alternate (floor first on even rounds), after warm-ups that also fill the bytecode caches
-(kept under .aws-sam/bench-pycache, outside the built layer). Both sides import compiled bytecode; in Lambda the
-runtime's boto3 is compiled but `sam build` ships the layer as sources on a read-only /opt, so a real cold start also
-compiles the layer's modules: a cost this bench does not show. The paired ratio (median of each subject run over its
-neighbouring floor run) is printed too: on a shared machine it moves less with load than the ratio of medians.
+Bytecode is where Lambda has it: the standard library and the runtime's boto3 are compiled, the layer carries the
+bytecode its build makes (layers/common/Makefile), the function's own module has none, and nothing is written
+(PYTHONDONTWRITEBYTECODE): each side reports the modules it had to compile, which should be at most the function's
+``app`` (none when a test run left its bytecode next to it). Subject and floor runs alternate (floor first on even
+rounds), after warm-ups. The paired ratio (median of each subject run over its neighbouring floor run) is printed
+too: on a shared machine it moves less with load than the ratio of medians.
 Targets: webhook and notifier <= 1.5x, Repair API and replacer <= 1.8x; the webhook must not import httpx (nor the
 X-Ray SDK). A missed target prints the heaviest imports (``python -X importtime``) of that function.
 
@@ -31,11 +32,11 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.harness import Comparison, record, summarise
-from bench.lambda_layout import PYCACHE, python_path
+from bench.lambda_layout import python_path
 from local.template import ROOT, FunctionSpec, Resolver, functions, load_template
 
 # Each function's wiring factory (connection_repair.wiring), i.e. what its first invocation builds.
@@ -57,8 +58,14 @@ SOURCE = {"layers": ROOT / "layers" / "common"}
 # Modules a function should not load at cold start (they belong to rare paths or to TRACING_MODE=sdk).
 WATCHED = ("httpx", "httpcore", "aws_xray_sdk")
 
+# Modules imported from source (no bytecode found: with PYTHONDONTWRITEBYTECODE they are compiled on every start).
+COMPILED = (
+    "sorted(name for name, module in list(sys.modules.items())"
+    " if getattr(module, '__cached__', None) and not os.path.exists(module.__cached__))"
+)
+
 SUBJECT = """
-import importlib, json, sys, time
+import importlib, json, os, sys, time
 started = time.perf_counter()
 module = importlib.import_module({module!r})
 handler = getattr(module, {handler!r})
@@ -66,16 +73,17 @@ from connection_repair import wiring
 getattr(wiring, {factory!r})()
 elapsed = time.perf_counter() - started
 loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({watched!r}))
-print(json.dumps({{"ms": elapsed * 1000, "loaded": loaded}}))
+print(json.dumps({{"ms": elapsed * 1000, "loaded": loaded, "compiled": {compiled}}}))
 """
 
 FLOOR = """
-import json, time
+import json, os, sys, time
 started = time.perf_counter()
 import boto3
 for service in {services!r}:
     boto3.client(service)
-print(json.dumps({{"ms": (time.perf_counter() - started) * 1000}}))
+elapsed = time.perf_counter() - started
+print(json.dumps({{"ms": elapsed * 1000, "compiled": {compiled}}}))
 """
 
 # Untimed: which clients the factory creates, so the floor creates the same ones.
@@ -113,8 +121,8 @@ def lambda_environment(spec: FunctionSpec) -> dict[str, str]:
         # Lambda has no ~/.aws files; do not let botocore read the developer's.
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        # Bytecode is cached (both sides import compiled modules) but outside the built layer, which stays as built.
-        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        # Lambda's /opt and /var/task are read-only: what has no bytecode is compiled on every cold start.
+        "PYTHONDONTWRITEBYTECODE": "1",
         **spec.environment,
     }
 
@@ -154,28 +162,41 @@ def heaviest_imports(spec: FunctionSpec, subject: str, count: int = 12) -> list[
     return sorted(rows, key=lambda row: row[1], reverse=True)[:count]
 
 
-def measure(spec: FunctionSpec, *, runs: int, warmup: int) -> tuple[Comparison, float, list[str], list[str]]:
+@dataclass(frozen=True)
+class ColdStart:
+    comparison: Comparison
+    paired: float  # median of each subject run over its neighbouring floor run
+    services: list[str]  # the clients the floor creates
+    loaded: list[str]  # WATCHED modules the subject loaded
+    compiled: dict[str, list[str]]  # per side, modules imported without bytecode
+
+
+def measure(spec: FunctionSpec, *, runs: int, warmup: int) -> ColdStart:
     module, handler = spec.handler.rsplit(".", 1)
     factory = FACTORIES[spec.name]
     services: list[str] = json.loads(
         _run(PROBE.format(module=module, factory=factory), spec).stdout.strip().splitlines()[-1]
     )
-    subject = SUBJECT.format(module=module, handler=handler, factory=factory, watched=WATCHED)
-    floor = FLOOR.format(services=services)
-    subject_ms: list[float] = []
-    floor_ms: list[float] = []
+    subject = SUBJECT.format(module=module, handler=handler, factory=factory, watched=WATCHED, compiled=COMPILED)
+    floor = FLOOR.format(services=services, compiled=COMPILED)
+    timings: dict[str, list[float]] = {"subject": [], "floor": []}
+    compiled: dict[str, set[str]] = {"subject": set(), "floor": set()}
     loaded: set[str] = set()
     for round_number in range(warmup + runs):
         order = [("floor", floor), ("subject", subject)]
         for side, code in order if round_number % 2 == 0 else reversed(order):
             document = _last_json(_run(code, spec))
+            compiled[side].update(str(name) for name in document["compiled"])  # type: ignore[attr-defined]
             if side == "subject":
                 loaded.update(str(name) for name in document["loaded"])  # type: ignore[attr-defined]
             if round_number >= warmup:
-                (subject_ms if side == "subject" else floor_ms).append(float(document["ms"]))  # type: ignore[arg-type]
+                timings[side].append(float(document["ms"]))  # type: ignore[arg-type]
+    subject_ms, floor_ms = timings["subject"], timings["floor"]
     comparison = summarise(f"cold_start_{spec.name}", subject_ms, floor_ms, target=TARGETS.get(spec.name, 1.8))
     paired = round(statistics.median(s / f for s, f in zip(subject_ms, floor_ms, strict=True)), 3)
-    return comparison, paired, services, sorted(loaded)
+    return ColdStart(
+        comparison, paired, services, sorted(loaded), {side: sorted(names) for side, names in compiled.items()}
+    )
 
 
 def main() -> None:
@@ -205,11 +226,17 @@ def main() -> None:
     for spec in specs:
         if arguments.only and spec.name != arguments.only:
             continue
-        comparison, paired, services, loaded = measure(spec, runs=arguments.runs, warmup=arguments.warmup)
+        result = measure(spec, runs=arguments.runs, warmup=arguments.warmup)
+        comparison = result.comparison
         comparisons.append(comparison)
-        print(f"{comparison.line()}  [floor: boto3 + {', '.join(services)}; paired ratio p50 {paired:.2f}]")
-        if loaded:
-            print(f"  {spec.name} loads at cold start: {', '.join(loaded)}")
+        print(
+            f"{comparison.line()}  [floor: boto3 + {', '.join(result.services)}; paired ratio p50 {result.paired:.2f}]"
+        )
+        if result.loaded:
+            print(f"  {spec.name} loads at cold start: {', '.join(result.loaded)}")
+        for side, names in result.compiled.items():
+            if names:
+                print(f"  {spec.name} {side} compiles at every cold start (no bytecode): {', '.join(names)}")
         if not comparison.met:
             print(f"  {spec.name}: heaviest imports (python -X importtime, cumulative ms):")
             for module, milliseconds in heaviest_imports(
@@ -219,14 +246,17 @@ def main() -> None:
                     handler=spec.handler.rsplit(".", 1)[1],
                     factory=FACTORIES[spec.name],
                     watched=WATCHED,
+                    compiled=COMPILED,
                 ),
             ):
                 print(f"    {milliseconds:7.1f}  {module}")
         details[spec.name] = {
-            "floor_clients": services,
-            "watched_modules_loaded": loaded,
+            "floor_clients": result.services,
+            "watched_modules_loaded": result.loaded,
             # Ratio of each subject run to its neighbouring floor run: less sensitive to load that changes slowly.
-            "paired_ratio_p50": paired,
+            "paired_ratio_p50": result.paired,
+            # Modules without bytecode, compiled at every cold start (the function's own app module is expected).
+            "compiled_at_import": result.compiled,
         }
     webhook_clean = not details.get("WebhookFunction", {}).get("watched_modules_loaded")  # type: ignore[attr-defined]
     if arguments.source:

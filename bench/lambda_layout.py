@@ -5,13 +5,21 @@ makes it) and the runtime's packages (boto3, botocore, s3transfer, jmespath, dat
 nothing else. The development virtualenv has ~90 distributions more (moto, pytest, mypy...), and that is not only
 untidy: pydantic scans every installed distribution's entry points for plugins when it builds its first model, which
 costs ~60 ms in .venv and a fraction of that in Lambda. Benchmarks that time imports use this layout instead.
+
+Bytecode as in Lambda: the standard library and the runtime's packages are compiled, the layer ships the bytecode its
+build made (layers/common/Makefile), the function's own code has none. Children run with PYTHONDONTWRITEBYTECODE, so
+what a cold start compiles, it compiles on every run, as a read-only Lambda does.
 """
 
 from __future__ import annotations
 
+import compileall
 import os
+import py_compile
+import shutil
 import subprocess
 import sysconfig
+from functools import cache
 from pathlib import Path
 
 from local.template import ROOT
@@ -24,7 +32,8 @@ LAYER_SOURCE = ROOT / "layers" / "common"
 # The runtime's packages besides the standard library (distribution and import names).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "urllib3", "six")
 RUNTIME_DIR = ROOT / ".aws-sam" / "bench-runtime"
-PYCACHE = ROOT / ".aws-sam" / "bench-pycache"
+# Another tree's connection_repair (bench_cold_start --source), compiled the way the layer's build compiles it.
+OTHER_SOURCE = ROOT / ".aws-sam" / "bench-source"
 
 
 def _newest(path: Path) -> float:
@@ -36,14 +45,15 @@ def built_layer() -> Path:
     if not (LAYER / "python").is_dir() or _newest(LAYER_SOURCE) > _newest(LAYER):
         print(f"building the layer: sam build CommonLayer --build-dir {BUILD.relative_to(ROOT)}")
         subprocess.run(["make", "-s", str(ROOT / ".venv-tools" / ".installed")], cwd=ROOT, check=True)
-        subprocess.run(
+        build = subprocess.run(
             [
                 *(str(ROOT / ".venv-tools" / "bin" / "sam"), "build", "CommonLayer", "--cached"),
                 *("--build-dir", str(BUILD), "--cache-dir", str(BUILD.with_name("bench-build-cache"))),
             ],
             cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
+            check=False,
+            capture_output=True,
+            text=True,
             # As `make build`: the runtime's Python (3.12) first on PATH, a region, no telemetry.
             env=os.environ
             | {
@@ -52,6 +62,8 @@ def built_layer() -> Path:
                 "SAM_CLI_TELEMETRY": "0",
             },
         )
+        if build.returncode:
+            raise SystemExit(f"sam build CommonLayer failed:\n{build.stdout}{build.stderr}")
     return LAYER
 
 
@@ -68,6 +80,20 @@ def runtime_packages() -> Path:
     return RUNTIME_DIR
 
 
+@cache
+def compiled_package(layer_source: Path) -> Path:
+    """A folder holding ``layer_source``'s connection_repair with the bytecode the layer build would give it."""
+    target = OTHER_SOURCE / "python"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(layer_source / "connection_repair", target / "connection_repair", ignore=_NO_BYTECODE)
+    compileall.compile_dir(target, quiet=1, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    return target
+
+
+_NO_BYTECODE = shutil.ignore_patterns("__pycache__")
+
+
 def python_path(code_dir: Path, layer_source: Path = LAYER_SOURCE) -> list[str]:
-    """sys.path of a function in Lambda: its code, the layer (our source first, then the built dependencies)."""
-    return [str(code_dir), str(layer_source), str(built_layer() / "python"), str(runtime_packages())]
+    """sys.path of a function in Lambda: its code, the layer (built from ``layer_source``), the runtime's packages."""
+    package = [] if layer_source == LAYER_SOURCE else [str(compiled_package(layer_source))]
+    return [str(code_dir), *package, str(built_layer() / "python"), str(runtime_packages())]

@@ -58,7 +58,7 @@ def table(results: dict[str, Any]) -> list[str]:
     if layer:
         lines.append(
             f"layer size: {layer['zipped_bytes']:,} bytes zipped (deflated), {layer['unzipped_bytes']:,} unzipped, "
-            f"{layer['files']} files"
+            f"{layer['files']} files, {len(layer.get('modules_without_bytecode', []))} modules without bytecode"
         )
     machine = results.get("machine")
     if machine:

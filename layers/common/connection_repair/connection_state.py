@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from connection_repair.models import (
@@ -13,6 +13,7 @@ from connection_repair.models import (
     ConnectionNeedsAttention,
     ConnectionRepaired,
     ConnectionReplaced,
+    event_order_key,
 )
 from connection_repair.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify
 
@@ -186,11 +187,6 @@ def supersede(current: Connection, *, replacement_id: str, at: datetime) -> Tran
             update={"episode_id": None, "episode_action": None, "attention_since": None, "repair_attempts": 0}
         )
     return Transition(connection=updated, downstream=downstream)
-
-
-def event_order_key(event_time: datetime, event_id: str) -> str:
-    """A string that sorts like ``(event_time, event_id)``: fixed-width UTC time, then the id."""
-    return f"{event_time.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Boundary models use Meld's camelCase on the wire (aliases) and snake_case in cod
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -55,6 +55,8 @@ def _first(payload: dict[str, Any], *names: str) -> str | None:
 
 class ConnectionChange(BaseModel):
     """What one connection webhook says about a connection."""
+
+    model_config = ConfigDict(defer_build=True)
 
     connection_id: str
     customer_id: str | None = None
@@ -130,6 +132,11 @@ class Connection(CamelModel):
         return self.episode_id is not None
 
 
+def event_order_key(event_time: datetime, event_id: str) -> str:
+    """A string that sorts like ``(event_time, event_id)``: fixed-width UTC time, then the id."""
+    return f"{event_time.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event_id}"
+
+
 class DownstreamEvent(CamelModel):
     """An event put on the app's EventBridge bus."""
 
@@ -187,6 +194,8 @@ AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionR
 
 class StoredEvent(BaseModel):
     """A verified webhook as stored for audit and dedupe."""
+
+    model_config = ConfigDict(defer_build=True)
 
     event_id: str
     event_type: str

@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 from urllib.parse import quote
 
 from pydantic import ConfigDict
@@ -100,8 +101,8 @@ class EpisodeNotice(CamelModel):
     resolution: str | None = None
 
 
-@dataclass(frozen=True)
-class ReminderSchedule:
+# Immutable values are NamedTuples, not frozen dataclasses: a third of the cost to define at cold start (§28).
+class ReminderSchedule(NamedTuple):
     """When an episode's messages are due, counted from the start of the episode."""
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
@@ -207,8 +208,7 @@ def plan_delivery(
 # --- what the message says --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     subject: str
     text: str
     html: str
@@ -254,8 +254,7 @@ def what_to_do(notice: EpisodeNotice) -> str:
     return _TO_DO.get(notice.action, _TO_DO[Action.REPAIR]).format(bank=_bank(notice))
 
 
-@dataclass(frozen=True)
-class MessageComposer:
+class MessageComposer(NamedTuple):
     """Plain words, the institution's name and a link into the app; never a token, key or secret."""
 
     reconnect_url: str  # contains {connectionId}
@@ -332,12 +331,14 @@ class Outcome:
         self.customers += other.customers
 
 
-@dataclass(frozen=True)
-class NotificationPolicy:
+class NotificationPolicy(NamedTuple):
     schedule: ReminderSchedule = ReminderSchedule()
     min_interval: timedelta = timedelta(hours=24)
     # Due messages one sweep reads at most; the rest wait for the next sweep.
     sweep_max_items: int = 5000
+
+
+DEFAULT_POLICY = NotificationPolicy()
 
 
 class Notifier:
@@ -348,7 +349,7 @@ class Notifier:
         store: NotificationStore,
         channels: Mapping[Channel, NotificationChannel],
         composer: MessageComposer,
-        policy: NotificationPolicy = NotificationPolicy(),
+        policy: NotificationPolicy = DEFAULT_POLICY,
         clock: Clock = lambda: datetime.now(UTC),
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:

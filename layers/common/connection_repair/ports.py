@@ -7,11 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from connection_repair.connection_state import QuietChange
 from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
 
 if TYPE_CHECKING:
-    # Annotations only: preferences (and email-validator behind EmailStr) stay off the webhook's cold start.
+    # Annotations only: the notifier and the Repair API never load the transition logic, and preferences (with
+    # email-validator behind EmailStr) stay off the webhook's cold start.
+    from connection_repair.connection_state import QuietChange
     from connection_repair.preferences import StoredPreferences
 
 

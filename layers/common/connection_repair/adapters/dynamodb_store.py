@@ -10,14 +10,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
-from connection_repair.connection_state import QuietChange, event_order_key
-from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent
+from connection_repair.models import AnyDownstreamEvent, Connection, StoredEvent, event_order_key
 from connection_repair.ports import ConcurrentUpdate, DuplicateEvent, ExpectationUnmet
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef, UpdateTypeDef
 
+    from connection_repair.connection_state import QuietChange
     from connection_repair.preferences import StoredPreferences
 else:
     DynamoDBClient = Any
