@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from connection_repair.notifications import (
     MAX_DIGEST,
+    SMS_SEGMENT,
     Deferred,
     EpisodeNotice,
     MessageComposer,
@@ -219,6 +220,23 @@ def test_reminders_say_so_and_digests_list_every_bank() -> None:
     assert "Citi" in digest.text
     assert "conn-b" in digest.html
     assert "(Chase, Citi)" in digest.sms
+
+
+def test_an_sms_is_the_subject_and_the_link() -> None:
+    sms = COMPOSER.compose([notice(1)]).sms
+    assert sms == (
+        "Budgetly: Reminder: Reconnect your Chase account: https://app.example.com/connections/conn-ep-1/reconnect"
+    )
+    assert len(sms) <= SMS_SEGMENT
+
+
+def test_an_sms_digest_names_as_many_banks_as_fit_one_segment() -> None:
+    notices = [notice(bank=f"Bank number {n}", episode=f"ep-{n}") for n in range(MAX_DIGEST)]
+    sms = COMPOSER.compose(notices).sms
+    assert len(sms) <= SMS_SEGMENT
+    assert sms.startswith(f"Budgetly: {MAX_DIGEST} bank connections need your attention (Bank number 0, ")
+    shown = sms.count("Bank number")
+    assert sms.endswith(f" and {MAX_DIGEST - shown} more). https://app.example.com/connections/conn-ep-0/reconnect")
 
 
 def test_renewal_and_new_accounts_have_their_own_words() -> None:

@@ -241,6 +241,10 @@ _SUBJECT: Mapping[Action, str] = {
 }
 
 
+# Characters in one SMS segment (GSM-7); longer texts go out, and are billed, as several.
+SMS_SEGMENT = 160
+
+
 def _bank(notice: EpisodeNotice) -> str:
     return notice.institution_name or "your bank"
 
@@ -289,16 +293,21 @@ class MessageComposer(NamedTuple):
         )
         text_parts.append(footer)
         html_parts.append(f"<p><small>{html.escape(footer)}</small></p>")
-        first = notices[0]
-        if len(notices) == 1:
-            sms = f"{self.app_name}: {prefix}{what_happened(first)} {what_to_do(first)} {self.link(first)}"
-        else:
-            banks = ", ".join(_bank(notice) for notice in notices)
-            sms = (
-                f"{self.app_name}: {prefix}{len(notices)} bank connections need attention ({banks}). {self.link(first)}"
-            )
         body_html = f'<!doctype html><html><body style="font-family:sans-serif">{"".join(html_parts)}</body></html>'
-        return Message(subject=subject, text="\n".join(text_parts), html=body_html, sms=sms)
+        return Message(subject=subject, text="\n".join(text_parts), html=body_html, sms=self.sms(notices, subject))
+
+    def sms(self, notices: Sequence[EpisodeNotice], subject: str) -> str:
+        """The subject and the link (the email tells the whole story); a digest names as many banks as fit."""
+        start, link = f"{self.app_name}: {subject}", self.link(notices[0])
+        if len(notices) == 1:
+            return f"{start}: {link}"
+        banks = [_bank(notice) for notice in notices]
+        for shown in range(len(banks), 0, -1):
+            more = f" and {len(banks) - shown} more" if shown < len(banks) else ""
+            text = f"{start} ({', '.join(banks[:shown])}{more}). {link}"
+            if len(text) <= SMS_SEGMENT:
+                break
+        return text
 
 
 # --- the use case -----------------------------------------------------------------------------------------------
