@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from connection_repair.adapters.dynamodb_store import connection_key
+from connection_repair.adapters.event_bus import PUT_ATTEMPTS
 from connection_repair.adapters.meld import MeldClient
 from connection_repair.adapters.meld_gateway import MeldConnectGateway
 from connection_repair.notifications import DeliveryFailed
@@ -87,22 +88,22 @@ def transaction_conflict(on_item: int) -> Callable[[dict[str, Any]], tuple[int, 
 
 
 def put_events_failing(
-    entries_failing: Callable[[int], bool],
+    refused: Callable[[dict[str, Any]], bool],
 ) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]:
-    """EventBridge's partial failure: the accepted entries reach the bus, the others come back with an error code
-    (HTTP 200, ``FailedEntryCount`` > 0), as PutEvents answers."""
+    """EventBridge's partial failure: the accepted entries reach the bus, the ``refused`` ones come back with an error
+    code (HTTP 200, ``FailedEntryCount`` > 0), as PutEvents answers."""
 
     def reply(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         entries = json.loads(params["body"])["Entries"]
-        accepted = [entry for index, entry in enumerate(entries) if not entries_failing(index)]
+        accepted = [entry for entry in entries if not refused(entry)]
         if accepted:
             # A client of its own (no fault hook) delivers what EventBridge took.
             boto3.client("events").put_events(Entries=accepted)
         results = [
             {"ErrorCode": "InternalFailure", "ErrorMessage": "injected"}
-            if entries_failing(index)
+            if refused(entry)
             else {"EventId": f"accepted-{index}"}
-            for index in range(len(entries))
+            for index, entry in enumerate(entries)
         ]
         return 200, {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
 
@@ -254,9 +255,32 @@ EXPIRING = status_change("evt-expiring", at(1), "ACTIVE", "ACCESS_EXPIRING_SOON"
 BROKEN_AFTER_EXPIRING = status_change("evt-broken-2", at(2), "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
 
 
+def needs_attention(entry: dict[str, Any]) -> bool:
+    return bool(entry["DetailType"] == "Connection Needs Attention")
+
+
+def test_an_entry_eventbridge_refuses_once_is_sent_again_alone_and_the_delivery_acknowledged(
+    webhook: LocalResources, downstream: Callable[[], list[dict[str, Any]]]
+) -> None:
+    assert deliver(EXPIRING)[0] == 200
+    opened = downstream()
+
+    # When EventBridge refuses the new episode's event once (the old episode's ending is accepted)
+    injected = AwsFault(ingestor_client("events"), "events.PutEvents", put_events_failing(needs_attention))
+    status, body, _ = deliver(BROKEN_AFTER_EXPIRING)
+
+    # Then the publisher sends that entry again, alone, and the delivery is acknowledged with nothing pending
+    assert (injected.injected, injected.calls) == (1, 2)
+    assert (status, body["status"]) == (200, "accepted")
+    ledger = books(webhook.table_name, opened + downstream())
+    assert ledger.outbox == []
+    # And every event arrived once: the accepted entry was not sent again
+    assert sorted(ledger.published_kinds().values()) == [1, 1, 1]
+
+
 @pytest.mark.parametrize(
     ("fault", "repaired_copies"),
-    [(put_events_failing(lambda index: index == 1), 2), (put_events_failing(lambda index: True), 1)],
+    [(put_events_failing(needs_attention), 2), (put_events_failing(lambda entry: True), 1)],
     ids=["second entry refused", "every entry refused"],
 )
 def test_eventbridge_partial_failure_is_not_acknowledged_and_the_retry_publishes_what_is_pending(
@@ -271,12 +295,13 @@ def test_eventbridge_partial_failure_is_not_acknowledged_and_the_retry_publishes
     opened = downstream()
     assert [e["detail-type"] for e in opened] == ["Connection Needs Attention"]
 
-    # When EventBridge refuses part of the batch (the episode ends and a new one opens: two events)
-    injected = AwsFault(ingestor_client("events"), "events.PutEvents", fault)
+    # When EventBridge refuses part of the batch (the episode ends and a new one opens: two events), and the entries
+    # it refused again each time the publisher sends them again
+    injected = AwsFault(ingestor_client("events"), "events.PutEvents", fault, times=PUT_ATTEMPTS)
     status, body, headers = deliver(BROKEN_AFTER_EXPIRING)
 
     # Then it is stored with both events in the outbox and not acknowledged
-    assert injected.injected == 1
+    assert injected.injected == PUT_ATTEMPTS
     assert (status, body["error"], headers.get("Retry-After")) == (503, "PUBLISH_FAILED", "60")
     assert books(webhook.table_name, []).outbox == ["evt-broken-2"]
 
@@ -587,7 +612,7 @@ def _break(rig: MeldToWebhook, table: str, arm: Callable[[], object]) -> tuple[s
     ("service", "fault", "first_answer"),
     [
         ("dynamodb", ("dynamodb.TransactWriteItems", aws_error("ProvisionedThroughputExceededException")), 500),
-        ("events", ("events.PutEvents", put_events_failing(lambda index: True)), 503),
+        ("events", ("events.PutEvents", put_events_failing(lambda entry: True)), 503),
     ],
     ids=["store throttled: 500", "bus refused: 503"],
 )
@@ -604,7 +629,9 @@ def test_meld_retries_a_failed_delivery_and_the_retry_is_applied_once(
     # Given the webhook fails the next delivery of a state change (its first write, or its publish)
     operation, reply = fault
 
-    arm = lambda: AwsFault(ingestor_client(service), operation, reply)  # noqa: E731
+    # A refused entry is sent again within the delivery: refuse it each time.
+    times = PUT_ATTEMPTS if service == "events" else 1
+    arm = lambda: AwsFault(ingestor_client(service), operation, reply, times=times)  # noqa: E731
     connection_id, version, attempts = _break(meld_to_webhook, webhook_env.table_name, arm)
 
     # Then Meld saw the 5xx, retried with Meld-Retry-Count, and the retry got a 200
