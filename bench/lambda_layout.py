@@ -45,11 +45,10 @@ def built_layer() -> Path:
     if not (LAYER / "python").is_dir() or _newest(LAYER_SOURCE) > _newest(LAYER):
         print(f"building the layer: sam build CommonLayer --build-dir {BUILD.relative_to(ROOT)}")
         subprocess.run(["make", "-s", str(ROOT / ".venv-tools" / ".installed")], cwd=ROOT, check=True)
+        # Not --cached: SAM keeps the cache's source hashes in .aws-sam/build.toml, shared with `make build`, and
+        # would take the layer for up to date after `make build` saw the same sources, and copy a stale build.
         build = subprocess.run(
-            [
-                *(str(ROOT / ".venv-tools" / "bin" / "sam"), "build", "CommonLayer", "--cached"),
-                *("--build-dir", str(BUILD), "--cache-dir", str(BUILD.with_name("bench-build-cache"))),
-            ],
+            [str(ROOT / ".venv-tools" / "bin" / "sam"), "build", "CommonLayer", "--build-dir", str(BUILD)],
             cwd=ROOT,
             check=False,
             capture_output=True,
@@ -80,6 +79,9 @@ def runtime_packages() -> Path:
     return RUNTIME_DIR
 
 
+_NO_BYTECODE = shutil.ignore_patterns("__pycache__")
+
+
 @cache
 def compiled_package(layer_source: Path) -> Path:
     """A folder holding ``layer_source``'s connection_repair with the bytecode the layer build would give it."""
@@ -88,9 +90,6 @@ def compiled_package(layer_source: Path) -> Path:
     shutil.copytree(layer_source / "connection_repair", target / "connection_repair", ignore=_NO_BYTECODE)
     compileall.compile_dir(target, quiet=1, workers=0, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     return target
-
-
-_NO_BYTECODE = shutil.ignore_patterns("__pycache__")
 
 
 def python_path(code_dir: Path, layer_source: Path = LAYER_SOURCE) -> list[str]:
