@@ -19,13 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 import httpx
 from pydantic import ConfigDict, Field, ValidationError
 
 from connection_repair.models import CamelModel
+from connection_repair.ports import MeldFailure, MeldFailureKind
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,12 @@ class RepairGrant(MeldResponse):
 # --- Errors ----------------------------------------------------------------------------------------------------
 
 
-class MeldError(Exception):
-    """A Meld call that failed. ``status_code`` is None when no response arrived (timeout, connection error)."""
+class MeldError(MeldFailure):
+    """A Meld call that failed, typed by Meld's answer; to the domain it is the ``MeldFailure`` of its ``KIND``.
+    ``status_code`` is None when no response arrived (timeout, connection error)."""
+
+    # Any other 4xx (e.g. 410): Meld refused it; nothing to retry.
+    KIND: ClassVar[MeldFailureKind] = MeldFailureKind.REJECTED
 
     def __init__(
         self,
@@ -107,12 +112,9 @@ class MeldError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after
+        super().__init__(
+            self.KIND, message, status_code=status_code, code=code, request_id=request_id, retry_after=retry_after
+        )
 
     def __str__(self) -> str:
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no response"
@@ -124,29 +126,43 @@ class MeldError(Exception):
 class MeldBadRequest(MeldError):
     """400/422: Meld rejected what we sent."""
 
+    KIND = MeldFailureKind.REJECTED
+
 
 class MeldAuthError(MeldError):
     """401/403: wrong key, or a key for the other environment. A configuration problem, not the customer's."""
+
+    KIND = MeldFailureKind.MISCONFIGURED
 
 
 class MeldNotFound(MeldError):
     """404: unknown id (or an id from the other environment)."""
 
+    KIND = MeldFailureKind.NOT_FOUND
+
 
 class MeldConflict(MeldError):
     """409: the connection's state forbids it (e.g. repairing an EXPIRED, DELETED or IN_PROGRESS connection)."""
+
+    KIND = MeldFailureKind.CONFLICT
 
 
 class MeldRateLimited(MeldError):
     """429 that outlasted the retries or the deadline; ``retry_after`` says when Meld expects us back, if it did."""
 
+    KIND = MeldFailureKind.UNAVAILABLE
+
 
 class MeldUnavailable(MeldError):
     """5xx, timeouts or connection errors that outlasted the retries or the deadline."""
 
+    KIND = MeldFailureKind.UNAVAILABLE
+
 
 class MeldBadResponse(MeldError):
     """A response we cannot use: not 2xx without being an error, not JSON, or not the documented shape."""
+
+    KIND = MeldFailureKind.BAD_RESPONSE
 
 
 _ERRORS_BY_STATUS: dict[int, type[MeldError]] = {
