@@ -171,13 +171,19 @@ class ColdStart:
     compiled: dict[str, list[str]]  # per side, modules imported without bytecode
 
 
-def measure(spec: FunctionSpec, *, runs: int, warmup: int) -> ColdStart:
+def subject_code(spec: FunctionSpec) -> str:
     module, handler = spec.handler.rsplit(".", 1)
-    factory = FACTORIES[spec.name]
-    services: list[str] = json.loads(
-        _run(PROBE.format(module=module, factory=factory), spec).stdout.strip().splitlines()[-1]
+    return SUBJECT.format(
+        module=module, handler=handler, factory=FACTORIES[spec.name], watched=WATCHED, compiled=COMPILED
     )
-    subject = SUBJECT.format(module=module, handler=handler, factory=factory, watched=WATCHED, compiled=COMPILED)
+
+
+def measure(spec: FunctionSpec, *, runs: int, warmup: int) -> ColdStart:
+    module = spec.handler.rsplit(".", 1)[0]
+    services: list[str] = json.loads(
+        _run(PROBE.format(module=module, factory=FACTORIES[spec.name]), spec).stdout.strip().splitlines()[-1]
+    )
+    subject = subject_code(spec)
     floor = FLOOR.format(services=services, compiled=COMPILED)
     timings: dict[str, list[float]] = {"subject": [], "floor": []}
     compiled: dict[str, set[str]] = {"subject": set(), "floor": set()}
@@ -239,16 +245,7 @@ def main() -> None:
                 print(f"  {spec.name} {side} compiles at every cold start (no bytecode): {', '.join(names)}")
         if not comparison.met:
             print(f"  {spec.name}: heaviest imports (python -X importtime, cumulative ms):")
-            for module, milliseconds in heaviest_imports(
-                spec,
-                SUBJECT.format(
-                    module=spec.handler.rsplit(".", 1)[0],
-                    handler=spec.handler.rsplit(".", 1)[1],
-                    factory=FACTORIES[spec.name],
-                    watched=WATCHED,
-                    compiled=COMPILED,
-                ),
-            ):
+            for module, milliseconds in heaviest_imports(spec, subject_code(spec)):
                 print(f"    {milliseconds:7.1f}  {module}")
         details[spec.name] = {
             "floor_clients": result.services,

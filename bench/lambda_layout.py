@@ -40,8 +40,11 @@ def _newest(path: Path) -> float:
     return max((item.stat().st_mtime for item in path.rglob("*") if "__pycache__" not in item.parts), default=0.0)
 
 
+@cache
 def built_layer() -> Path:
-    """The layer as ``sam build`` makes it (its ``python/`` is /opt/python), rebuilt when layers/common is newer."""
+    """The layer as ``sam build`` makes it (its ``python/`` is /opt/python), rebuilt when layers/common is newer.
+
+    Checked once per bench run (every child process of a run then imports the same layer)."""
     if not (LAYER / "python").is_dir() or _newest(LAYER_SOURCE) > _newest(LAYER):
         print(f"building the layer: sam build CommonLayer --build-dir {BUILD.relative_to(ROOT)}")
         subprocess.run(["make", "-s", str(ROOT / ".venv-tools" / ".installed")], cwd=ROOT, check=True)
