@@ -27,6 +27,7 @@ from tests.repair_api_support import (
     connection,
     install_repair_api,
     meld_error,
+    meld_gateway,
     meld_json,
 )
 from tests.support import load_event
@@ -514,12 +515,11 @@ def test_an_unexpected_failure_is_500_without_a_stack_trace(
     assert "Traceback" in captured_logs()  # in the log, for us
 
 
-def test_meld_stand_in_default_is_what_the_docs_show():
+def test_the_stand_ins_default_answer_is_one_the_real_client_accepts():
+    # Every handler test leans on the stand-in: its answer must parse as Meld's does, through the client itself.
     stand_in = MeldStandIn()
-    response = stand_in(
-        httpx.Request("POST", "https://meld.invalid/bank-linking/connect/repair", json={"connectionId": "c"})
-    )
-    assert response.json()["id"] == "c"
+    grant = meld_gateway(stand_in).repair("c")
+    assert (grant.connection_id, grant.connect_token, grant.widget_url) == ("c", TOKEN, WIDGET_URL)
 
 
 def test_the_wiring_builds_both_use_cases_from_the_templates_environment(
@@ -528,6 +528,7 @@ def test_the_wiring_builds_both_use_cases_from_the_templates_environment(
     from connection_repair import wiring
     from connection_repair.repair import RepairService
     from connection_repair.replacement import ConnectionRetirer
+    from connection_repair.settings import RepairApiSettings
 
     monkeypatch.setenv("TABLE_NAME", aws.table_name)
     monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
@@ -540,8 +541,12 @@ def test_the_wiring_builds_both_use_cases_from_the_templates_environment(
         assert isinstance(service, RepairService)
         assert service.list_connections(CUSTOMER) == []
         assert isinstance(wiring.connection_retirer(), ConnectionRetirer)
-        # Meld's retries must end well inside API Gateway's 29 s.
-        assert wiring.repair_api_settings().meld_deadline_seconds <= 25
+        # The deadline configured is the one the Meld client works to ...
+        client = service._meld._build()._client  # type: ignore[attr-defined]
+        assert client._deadline_seconds == 12.0
+        # ... and none that could outlast API Gateway's 29 s is accepted.
+        with pytest.raises(ValueError, match="MELD_DEADLINE_SECONDS"):
+            RepairApiSettings.from_env({"TABLE_NAME": "t", "MELD_DEADLINE_SECONDS": "26"})
     finally:
         for factory in (wiring.repair_api_settings, wiring.repair_service, wiring.connection_retirer):
             factory.cache_clear()

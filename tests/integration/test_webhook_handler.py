@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from connection_repair.adapters.dynamodb_store import connection_key, event_key
+from connection_repair.wiring import webhook_ingestor
 from functions.webhook_ingest import app
-from local.make_events import CONNECTION
-from tests.support import LambdaContext, load_event
+from local.apigw import http_api_event
+from local.make_events import CONNECTION, LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
+from tests.support import LambdaContext, load_event, signed_delivery, status_change
 
 CONNECTION_ID = CONNECTION["connectionId"]
 pytestmark = pytest.mark.usefixtures("webhook_env")
@@ -52,7 +55,7 @@ def test_reconnect_required_is_stored_with_connection_state_and_announced(webhoo
     connection = item(webhook_env.table_name, connection_key(CONNECTION_ID))
     assert connection is not None
     assert connection["status"]["S"] == "RECONNECT_REQUIRED"
-    assert connection["statusReason"]["S"] == "LOGIN_REQUIRED" if "statusReason" in connection else True
+    assert connection["statusReason"]["S"] == "LOGIN_REQUIRED"
     assert connection["action"]["S"] == "REPAIR"
     assert connection["gsi1pk"]["S"] == "CUST#customer-123"
 
@@ -314,3 +317,51 @@ def test_a_transition_reads_the_connection_from_the_failed_quiet_write_not_a_sec
     assert (status, body["status"]) == (200, "accepted")
     # quiet attempt (refused, returning the item), the real transaction, then clearing the outbox
     assert calls == ["TransactWriteItems", "TransactWriteItems", "UpdateItem"]
+
+
+def signed_event(body: dict[str, Any], *, url: str, secret: str, domain_name: str) -> dict[str, Any]:
+    delivery = signed_delivery(body, now=datetime.now(UTC), secret=secret, url=url)
+    return http_api_event(
+        "POST",
+        "/webhooks/meld",
+        headers=dict(delivery.headers),
+        body=delivery.raw_body,
+        domain_name=domain_name,
+    )
+
+
+def test_without_a_configured_url_the_signature_covers_the_url_the_request_arrived_on(
+    webhook_env, monkeypatch: pytest.MonkeyPatch
+):
+    # SAM passes an empty MeldWebhookUrl as ""; the signed URL is then https://<API's domain><path>.
+    monkeypatch.setenv("MELD_WEBHOOK_URL", "")
+    webhook_ingestor.cache_clear()
+    domain = "abc123.execute-api.us-east-1.amazonaws.com"
+    body = status_change("evt-url-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+
+    signed_elsewhere = signed_event(body, url=LOCAL_WEBHOOK_URL, secret=LOCAL_WEBHOOK_SECRET, domain_name=domain)
+    status, answer, _ = invoke(signed_elsewhere)
+    assert (status, answer["error"]) == (401, "SIGNATURE_MISMATCH")
+
+    arrived_on = f"https://{domain}/webhooks/meld"
+    status, answer, _ = invoke(signed_event(body, url=arrived_on, secret=LOCAL_WEBHOOK_SECRET, domain_name=domain))
+    assert (status, answer) == (200, {"status": "accepted", "eventId": "evt-url-1"})
+    # Another host's URL is another URL: what the signature covers is the host too.
+    other = signed_event(body, url=arrived_on, secret=LOCAL_WEBHOOK_SECRET, domain_name="evil.example.com")
+    assert invoke(other)[0] == 401
+
+
+@pytest.mark.parametrize("signer", ["current", "previous"])
+def test_during_a_rotation_the_function_accepts_both_configured_secrets(
+    webhook_env, monkeypatch: pytest.MonkeyPatch, signer: str
+):
+    monkeypatch.setenv("MELD_WEBHOOK_SECRET", "whsec-new-current")
+    monkeypatch.setenv("MELD_WEBHOOK_SECRET_PREVIOUS", "whsec-old-previous")
+    webhook_ingestor.cache_clear()
+    secret = {"current": "whsec-new-current", "previous": "whsec-old-previous"}[signer]
+    body = status_change(f"evt-rot-{signer}", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+
+    status, answer, _ = invoke(signed_event(body, url=LOCAL_WEBHOOK_URL, secret=secret, domain_name="127.0.0.1:3000"))
+    assert (status, answer["status"]) == (200, "accepted")
+    retired = signed_event(body, url=LOCAL_WEBHOOK_URL, secret=LOCAL_WEBHOOK_SECRET, domain_name="127.0.0.1:3000")
+    assert invoke(retired)[0] == 401

@@ -108,6 +108,45 @@ def test_quiet_hours_within_a_day() -> None:
     assert next_allowed(T0.replace(hour=12, minute=30), customer) == T0.replace(hour=14, minute=0)
 
 
+@pytest.mark.parametrize(
+    ("local", "allowed"),
+    [
+        (time(21, 59, 59, 999999), None),  # a moment before they start: send now
+        (time(22, 0), datetime(2026, 11, 26, 7, 0, tzinfo=UTC)),  # exactly at the start: quiet
+        (time(23, 59, 59, 999999), datetime(2026, 11, 26, 7, 0, tzinfo=UTC)),
+        (time(0, 0), datetime(2026, 11, 26, 7, 0, tzinfo=UTC)),  # midnight: quiet, until the same morning
+        (time(6, 59, 59, 999999), datetime(2026, 11, 26, 7, 0, tzinfo=UTC)),
+        (time(7, 0), None),  # exactly at the end: allowed
+    ],
+)
+def test_quiet_hours_wrapping_midnight_at_their_edges(local: time, allowed: datetime | None) -> None:
+    customer = prefs(quietHours={"start": "22:00", "end": "07:00"})
+    day = 26 if local < time(12, 0) else 25
+    moment = datetime.combine(datetime(2026, 11, day).date(), local, tzinfo=UTC)
+    assert next_allowed(moment, customer) == (allowed or moment)
+
+
+@pytest.mark.parametrize(
+    ("local", "allowed"),
+    [
+        (time(11, 59, 59, 999999), None),
+        (time(12, 0), T0.replace(hour=14, minute=0)),  # exactly at the start: quiet
+        (time(13, 59, 59, 999999), T0.replace(hour=14, minute=0)),
+        (time(14, 0), None),  # exactly at the end: allowed
+    ],
+)
+def test_quiet_hours_within_a_day_at_their_edges(local: time, allowed: datetime | None) -> None:
+    customer = prefs(quietHours={"start": "12:00", "end": "14:00"})
+    moment = datetime.combine(T0.date(), local, tzinfo=UTC)
+    assert next_allowed(moment, customer) == (allowed or moment)
+
+
+def test_quiet_hours_that_start_and_end_at_the_same_time_are_never_quiet() -> None:
+    customer = prefs(quietHours={"start": "12:00", "end": "12:00"})
+    for moment in (T0.replace(hour=12, minute=0), T0.replace(hour=11, minute=59), T0.replace(hour=3)):
+        assert next_allowed(moment, customer) == moment
+
+
 def test_quiet_hours_across_a_daylight_saving_change_end_at_local_time() -> None:
     # Berlin leaves summer time on 2026-10-25; quiet until 07:00 local = 06:00 UTC that morning
     customer = prefs(timezone="Europe/Berlin", quietHours={"start": "22:00", "end": "07:00"})

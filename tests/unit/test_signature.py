@@ -85,6 +85,22 @@ def test_previous_secret_is_accepted_during_rotation():
     assert reason_of(headers(signature), secrets=(SECRET,)) == RejectionReason.SIGNATURE_MISMATCH
 
 
+@pytest.mark.parametrize("configured", [(SECRET, PREVIOUS), (PREVIOUS, SECRET)], ids=["current-first", "current-last"])
+def test_during_rotation_each_configured_secret_verifies_wherever_it_stands(configured: tuple[str, str]):
+    # Meld signs with the new secret as soon as it is rotated, while old deliveries still carry the old one.
+    for secret in (SECRET, PREVIOUS):
+        check(headers(sign(secret, STAMP, URL, BODY)), secrets=configured)
+    assert reason_of(headers(sign("whsec-neither", STAMP, URL, BODY)), secrets=configured) == (
+        RejectionReason.SIGNATURE_MISMATCH
+    )
+
+
+def test_an_empty_secret_beside_a_real_one_is_ignored_not_matched():
+    # An unset previous secret must not turn into a key anybody can sign with.
+    check(headers(sign(SECRET, STAMP, URL, BODY)), secrets=("", SECRET))
+    assert reason_of(headers(sign("", STAMP, URL, BODY)), secrets=(SECRET, "")) == RejectionReason.SIGNATURE_MISMATCH
+
+
 def test_no_secret_configured_fails_closed():
     signature = sign("", STAMP, URL, BODY)
     assert reason_of(headers(signature), secrets=("",)) == RejectionReason.NO_SECRET_CONFIGURED
