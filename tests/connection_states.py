@@ -1,7 +1,8 @@
 """Hypothesis strategies for connection states and the changes webhooks bring, shared by the quiet-path tests.
 
-``states_and_changes`` draws two thirds of its pairs fitted to the change's quiet expectation (so the assertions about the
-one-write path are reached often) and the rest anywhere in the reachable state space (so its refusals are tested too).
+``states_and_changes`` draws two thirds of its pairs fitted to the change's quiet expectation (so the assertions
+about the one-write path are reached often) and the rest anywhere in the reachable state space (so its refusals are
+tested too).
 """
 
 from __future__ import annotations

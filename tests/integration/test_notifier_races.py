@@ -119,7 +119,9 @@ def test_two_invocations_with_different_messages_for_one_customer_send_one_per_d
         )
     # Chase broke at T0 (due after the 5-minute window); Wells Fargo broke 10 minutes earlier.
     rig.notifier.on_needs_attention(attention(rig.connection("conn-1", episode_id="episode-1"), at=T0))
-    wells = rig.connection("conn-2", institution="Wells Fargo", episode_id="episode-2", since=T0 - timedelta(minutes=10))
+    wells = rig.connection(
+        "conn-2", institution="Wells Fargo", episode_id="episode-2", since=T0 - timedelta(minutes=10)
+    )
     outcomes: dict[str, Outcome] = {}
 
     def b_runs() -> None:

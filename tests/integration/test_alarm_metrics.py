@@ -1,0 +1,182 @@
+"""Every alarm in template.yaml watches a metric that a tested flow really emits, with the dimensions it alarms on.
+
+An alarm on a metric nobody emits never fires, and CloudWatch says nothing about it: renaming an emitted metric, or
+adding a dimension to it, silently disarms the alarm. For each metric of our namespace that an alarm names, a flow
+below runs the real handler into the failure (or the traffic) the alarm is about, and the metrics it printed in
+Embedded Metric Format are read back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from connection_repair.observability import NAMESPACE
+from functions.notifier import app as notifier_app
+from functions.webhook_ingest import app as webhook_app
+from local.aws_resources import LocalResources
+from local.make_notifier_events import BROKEN_AT, EPISODE_ID
+from local.template import load_template, resources_of_type
+from tests.notifier_support import Clock, FlakyChannel, build_notifier
+from tests.repair_api_support import MeldStandIn, connection, install_repair_api, meld_error
+from tests.support import LambdaContext, load_event
+
+AWS_NAMESPACES = {"AWS/Lambda", "AWS/SQS"}
+
+
+def alarmed_metrics() -> dict[str, dict[str, str]]:
+    """Each metric of our namespace that some alarm watches, with the dimensions the alarm names."""
+    found: dict[str, dict[str, str]] = {}
+    for name, properties in resources_of_type(load_template(), "AWS::CloudWatch::Alarm").items():
+        metrics = [properties] if "MetricName" in properties else []
+        metrics += [query["MetricStat"]["Metric"] for query in properties.get("Metrics", []) if "MetricStat" in query]
+        assert metrics, f"{name} watches no metric"
+        for metric in metrics:
+            if metric["Namespace"] in AWS_NAMESPACES:
+                continue
+            assert metric["Namespace"] == NAMESPACE, f"{name} watches another namespace: {metric['Namespace']}"
+            found[metric["MetricName"]] = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+    return found
+
+
+def emitted(output: str) -> dict[str, list[dict[str, str]]]:
+    """Metric name -> the dimension sets it was printed with (EMF lines on stdout)."""
+    found: dict[str, list[dict[str, str]]] = {}
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == NAMESPACE
+            for names in directive["Dimensions"]:
+                dimensions = {key: document[key] for key in names}
+                for metric in directive["Metrics"]:
+                    found.setdefault(metric["Name"], []).append(dimensions)
+    return found
+
+
+def fail(client: Any, operation: str, code: str) -> None:
+    """Make every call of ``operation`` on ``client`` fail as AWS would answer it."""
+    client.meta.events.register(
+        f"before-call.{operation}",
+        lambda **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": code, "Message": "refused"}}),
+    )
+
+
+# --- the flows ------------------------------------------------------------------------------------------------
+
+Flow = Callable[[pytest.FixtureRequest], None]
+
+
+def _webhook(request: pytest.FixtureRequest, *names: str) -> list[int]:
+    request.getfixturevalue("webhook_env")
+    return [webhook_app.lambda_handler(load_event(name), LambdaContext())["statusCode"] for name in names]
+
+
+def webhooks_accepted(request: pytest.FixtureRequest) -> None:
+    assert _webhook(request, "webhook_status_change_reconnect_required") == [200]
+
+
+def webhooks_duplicate(request: pytest.FixtureRequest) -> None:
+    assert _webhook(request, "webhook_status_change_reconnect_required", "webhook_duplicate") == [200, 200]
+
+
+def webhooks_stale(request: pytest.FixtureRequest) -> None:
+    statuses = _webhook(request, "webhook_status_change_active", "webhook_status_change_reconnect_required")
+    assert statuses == [200, 200]
+
+
+def webhooks_ignored(request: pytest.FixtureRequest) -> None:
+    assert _webhook(request, "webhook_unknown_event_type") == [200]
+
+
+def signature_rejections(request: pytest.FixtureRequest) -> None:
+    assert _webhook(request, "webhook_bad_signature") == [401]
+
+
+def webhook_errors(request: pytest.FixtureRequest) -> None:
+    from connection_repair.wiring import webhook_ingestor
+
+    request.getfixturevalue("webhook_env")
+    fail(webhook_ingestor()._store._client, "dynamodb.TransactWriteItems", "ValidationException")  # type: ignore[attr-defined]
+    assert _webhook(request, "webhook_status_change_reconnect_required") == [500]
+
+
+def publish_failures(request: pytest.FixtureRequest) -> None:
+    from connection_repair.wiring import webhook_ingestor
+
+    request.getfixturevalue("webhook_env")
+    fail(webhook_ingestor()._publisher._client, "events.PutEvents", "AccessDeniedException")  # type: ignore[attr-defined]
+    assert _webhook(request, "webhook_status_change_reconnect_required") == [503]
+
+
+def _repair_api(request: pytest.FixtureRequest, meld: MeldStandIn | None = None) -> Any:
+    aws: LocalResources = request.getfixturevalue("aws")
+    api = install_repair_api(aws.table_name, request.getfixturevalue("monkeypatch"), meld)
+    api.store.save_connection(connection(), expected_version=None)
+    return api
+
+
+def repair_api_errors(request: pytest.FixtureRequest) -> None:
+    api = _repair_api(request)
+    fail(api.service._connections._client, "dynamodb.GetItem", "ValidationException")
+    assert api.call("POST", f"/connections/{connection().connection_id}/repair")[0] == 500
+
+
+def meld_configuration_errors(request: pytest.FixtureRequest) -> None:
+    meld = MeldStandIn()
+    meld.respond("POST", "/bank-linking/connect/repair", meld_error(401, "UNAUTHORIZED"))
+    api = _repair_api(request, meld)
+    assert api.call("POST", f"/connections/{connection().connection_id}/repair")[0] == 502
+
+
+def notification_send_failures(request: pytest.FixtureRequest) -> None:
+    aws: LocalResources = request.getfixturevalue("aws")
+    rig = build_notifier(aws.table_name, Clock(BROKEN_AT + timedelta(minutes=6)), wrap=lambda c: FlakyChannel(c, 9))
+    request.getfixturevalue("monkeypatch").setattr(notifier_app, "notifier", lambda: rig.notifier)
+    rig.preferences("customer-123")
+    rig.connection("WQ5RitxnrnggqcT8noLoZN", customer="customer-123", episode_id=EPISODE_ID, since=BROKEN_AT)
+    with pytest.raises(Exception, match="failed to send"):
+        notifier_app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
+
+
+FLOWS: dict[str, Flow] = {
+    "WebhooksAccepted": webhooks_accepted,
+    "WebhooksDuplicate": webhooks_duplicate,
+    "WebhooksStale": webhooks_stale,
+    "WebhooksIgnored": webhooks_ignored,
+    "WebhookSignatureRejections": signature_rejections,
+    "WebhookErrors": webhook_errors,
+    "DownstreamPublishFailures": publish_failures,
+    "RepairApiErrors": repair_api_errors,
+    "MeldConfigurationErrors": meld_configuration_errors,
+    "NotificationSendFailures": notification_send_failures,
+}
+
+
+@pytest.fixture
+def stdout(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    return lambda: capsys.readouterr().out
+
+
+def test_the_template_alarms_on_our_metrics_at_all() -> None:
+    assert set(alarmed_metrics()) >= {"WebhookErrors", "NotificationSendFailures", "MeldConfigurationErrors"}
+
+
+@pytest.mark.parametrize(("metric", "dimensions"), sorted(alarmed_metrics().items()), ids=str)
+def test_every_alarmed_metric_is_emitted_by_a_tested_flow_with_the_alarms_dimensions(
+    metric: str, dimensions: dict[str, str], request: pytest.FixtureRequest, stdout: Callable[[], str]
+) -> None:
+    flow = FLOWS.get(metric)
+    assert flow is not None, f"an alarm watches {metric}: add the flow that emits it to FLOWS"
+    stdout()  # what earlier fixtures printed is not the flow's
+    flow(request)
+    printed = emitted(stdout())
+    assert metric in printed, f"{flow.__name__} ran, but {metric} was not emitted (emitted: {sorted(printed)})"
+    # CloudWatch matches the whole dimension set: the alarm's must be one the metric is emitted with.
+    assert dimensions in printed[metric]
