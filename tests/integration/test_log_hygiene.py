@@ -22,7 +22,9 @@ import boto3
 import httpx
 import pytest
 
+from connection_repair import outbox
 from connection_repair.adapters.event_bus import event_detail
+from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory
 from connection_repair.notifications import DeliveryFailed
 from connection_repair.ports import MeldFailure
 from connection_repair.preferences import Channel
@@ -206,6 +208,49 @@ def test_the_repair_api_logs_no_token_widget_url_key_jwt_or_provider_detail(
         "rate limited": 503,
         "conflict": 409,
     }
+    # Then every way a caller is refused, each carrying what must not be logged: contact details, tokens
+    stand_in.respond("POST", "/bank-linking/connect/repair", meld.session)
+    api.store.save_connection(connection("someone-elses", customer="someone-else"), expected_version=None)
+    api.store.save_connection(connection("deleted-one", status="DELETED", reason=None), expected_version=None)
+    email = found.add("email address", f"ada.{secrets.token_hex(6)}@example.com")
+    phone = found.add("phone number", f"+1415555{secrets.randbelow(10_000):04d}")
+    pasted_token = found.add("token pasted into a body", fresh_token())
+    stand_in.respond("POST", "/bank-linking/connect/start", meld_error(400, "INVALID_INSTITUTION"))
+    refusals = {
+        "not yours": api_request(api, found, "POST", "/connections/someone-elses/repair", repair[2])[0],
+        "not repairable": api_request(api, found, "POST", "/connections/deleted-one/repair", repair[2])[0],
+        "bad contact": api_request(
+            api, found, "PUT", "/me/notifications", "/me/notifications", {"email": email + "@", "phone": phone + "x"}
+        )[0],
+        "unknown field": api_request(
+            api,
+            found,
+            "POST",
+            "/connections",
+            "/connections",
+            {"institutionId": "Ntj3AwgdridJc2rtfeheku", "t": pasted_token},
+        )[0],
+        "start refused": api_request(
+            api, found, "POST", "/connections", "/connections", {"institutionId": "Ntj3AwgdridJc2rtfeheku"}
+        )[0],
+        "replace another's": api_request(
+            api, found, "POST", "/connections", "/connections", {"replacesConnectionId": "someone-elses"}
+        )[0],
+    }
+    assert refusals == {
+        "not yours": 404,
+        "not repairable": 409,
+        "bad contact": 422,
+        "unknown field": 422,
+        "start refused": 422,
+        "replace another's": 404,
+    }
+    stand_in.respond("POST", "/bank-linking/connect/start", meld.session)
+    replacement = {"replacesConnectionId": CONNECTION_ID}
+    assert api_request(api, found, "POST", "/connections", "/connections", replacement)[0] == 201
+    no_identity = http_api_event("GET", "/connections", route_key="GET /connections", headers=bearer(found))
+    assert api.invoke(no_identity)["statusCode"] == 401
+
     # And an unexpected failure (DynamoDB refusing the read), logged with its traceback
     dynamodb = api.service._connections._client  # type: ignore[attr-defined]
     dynamodb.meta.events.register(
@@ -216,6 +261,9 @@ def test_the_repair_api_logs_no_token_widget_url_key_jwt_or_provider_detail(
 
     logged = logs()
     assert "Repair token issued" in logged  # the logs were captured at all
+    assert "Repair refused" in logged
+    assert "Meld refused to start a connection" in logged
+    assert "Request without the customer claim" in logged
     assert "Meld configuration error" in logged
     assert "Repair API request failed" in logged
     assert found.leaks(logged) == []
@@ -224,7 +272,10 @@ def test_the_repair_api_logs_no_token_widget_url_key_jwt_or_provider_detail(
 
 
 def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_happens(
-    webhook_env: LocalResources, downstream: Callable[[], list[dict[str, Any]]], logs: Callable[[], str]
+    webhook_env: LocalResources,
+    downstream: Callable[[], list[dict[str, Any]]],
+    logs: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from connection_repair.wiring import webhook_ingestor
 
@@ -232,6 +283,7 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     found.add("webhook secret", LOCAL_WEBHOOK_SECRET)
     found.add("Meld API key", API_KEY)
     provider_secret = found.add("provider access token", f"access-sandbox-{secrets.token_hex(12)}")
+    answers: list[str] = []
 
     def deliver(body: dict[str, Any] | bytes, *, secret: str = LOCAL_WEBHOOK_SECRET) -> int:
         delivery = signed_delivery(body, now=datetime.now(UTC), secret=secret)
@@ -243,7 +295,9 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
             headers=dict(delivery.headers),
             body=delivery.raw_body,
         )
-        return int(webhook_app.lambda_handler(event, LambdaContext())["statusCode"])
+        response = webhook_app.lambda_handler(event, LambdaContext())
+        answers.append(response["body"])
+        return int(response["statusCode"])
 
     def broken(event_id: str, minute: int, status: str = "RECONNECT_REQUIRED") -> dict[str, Any]:
         body = status_change(event_id, f"2026-11-25T11:{minute:02d}:00Z", status, "LOGIN_REQUIRED")
@@ -267,12 +321,46 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     fail_once(ingestor._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-4", 4, "ACTIVE")))  # 500
     fail_once(ingestor._publisher._client, "events.PutEvents", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
-    outcomes.append(deliver(broken("evt-5", 5, "ACTIVE")))  # 503
-    assert outcomes == [200, 200, 401, 400, 200, 500, 503]
+    outcomes.append(deliver(broken("evt-5", 5, "ACTIVE")))  # 503, its outbox left for the retry
+    # Meld's retry while the first delivery still holds the outbox's lease: 503 IN_PROGRESS
+    monkeypatch.setattr(outbox, "HOLDER_WAIT_SECONDS", 0.05)
+    outcomes.append(deliver(broken("evt-5", 5, "ACTIVE")))
+    outcomes.append(deliver(broken("evt-0", 0)))  # older than what the connection reflects: stale
+
+    # A connection never seen, without externalCustomerId: its owner is looked up at Meld, whose answer carries
+    # provider details and whose request carries the API key
+    def meld_answers(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"].endswith(API_KEY)
+        connection_id = request.url.path.rsplit("/", 1)[-1]
+        if connection_id == "conn-meld-down":
+            return meld_error(503)
+        return meld_json(
+            200,
+            {
+                "id": connection_id,
+                "externalCustomerId": "customer-1",
+                "status": "RECONNECT_REQUIRED",
+                "serviceProviderDetails": {"serviceProvider": "PLAID", "accessToken": provider_secret},
+            },
+        )
+
+    client = MeldClient(
+        "https://meld.invalid", lambda: API_KEY, transport=httpx.MockTransport(meld_answers), sleep=lambda _: None
+    )
+    monkeypatch.setattr(ingestor, "_directory", lambda: MeldConnectionDirectory(client))
+    for connection_id in ("conn-unknown", "conn-meld-down"):
+        unattributed = broken(f"evt-{connection_id}", 7)
+        unattributed["payload"] |= {"connectionId": connection_id}
+        del unattributed["payload"]["externalCustomerId"]
+        outcomes.append(deliver(unattributed))
+    assert outcomes == [200, 200, 401, 400, 200, 500, 503, 503, 200, 200, 500]
+    assert [json.loads(body)["status"] for body in answers[-3:-1]] == ["stale", "accepted"]
 
     logged = logs()
     assert "Webhook ingested" in logged
     assert "Webhook failed" in logged
+    assert "still publishing" in logged
+    assert '"outcome":"stale"' in logged.replace(" ", "")
     assert found.leaks(logged) == []
     assert "serviceProviderDetails" not in logged
     assert "PLAID" not in logged
