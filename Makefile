@@ -121,3 +121,15 @@ bench-layer: $(VENV)/.installed $(TOOLS)/.installed ## Size of the built CommonL
 
 bench-report: $(VENV)/.installed ## Print the table of bench/results.json (runs nothing)
 	@PYTHONPATH=layers/common:. $(PY) -m bench.report
+
+.PHONY: mutation mutation-report
+
+$(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
+	@touch $@
+
+mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~30 min; not in `make test`)
+	$(PY) -m mutation.run
+
+mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)
+	@$(PY) -m mutation.run --report

@@ -163,6 +163,7 @@ def build_notifier(
     *,
     wrap: Callable[[NotificationChannel], NotificationChannel] | None = None,
     schedule: ReminderSchedule | None = None,
+    min_interval: timedelta = timedelta(hours=24),
 ) -> NotifierRig:
     """The notifier as wiring builds it (real adapters on moto), with an injected clock."""
     boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=SENDER)
@@ -179,7 +180,7 @@ def build_notifier(
         store=store,
         channels=channels,
         composer=MessageComposer(RECONNECT_URL, app_name="Budgetly"),
-        policy=NotificationPolicy(schedule=schedule or ReminderSchedule()),
+        policy=NotificationPolicy(schedule=schedule or ReminderSchedule(), min_interval=min_interval),
         clock=clock,
     )
     return NotifierRig(notifier, store, connections, clock, table_name, channels)

@@ -116,8 +116,23 @@ def test_every_ordering_of_five_status_changes_ends_in_the_state_of_the_newest(a
             f"{connection_id}-e5",
         ), ordering
         assert state["action"] == "ADD_ACCOUNTS"
-    assert count_items(aws, "EVENT#") == 5 * 120
-    assert count_items(aws, "CONN#") == 120
+        # Every event stored once, one connection; then cleared, since moto copies the table for each transaction.
+        assert forget(aws, connection_id) == {"events": 5, "connections": 1}
+
+
+def forget(aws: LocalResources, connection_id: str) -> dict[str, int]:
+    """Delete one connection's items; how many of each kind there were."""
+    dynamodb = boto3.client("dynamodb")
+    items = dynamodb.scan(TableName=aws.table_name)["Items"]
+    keys = [
+        {"pk": item["pk"], "sk": item["sk"]}
+        for item in items
+        if item["pk"]["S"] == f"CONN#{connection_id}" or item.get("connectionId", {}).get("S") == connection_id
+    ]
+    for key in keys:
+        dynamodb.delete_item(TableName=aws.table_name, Key=key)
+    kinds = [key["pk"]["S"].split("#", 1)[0] for key in keys]
+    return {"events": kinds.count("EVENT"), "connections": kinds.count("CONN")}
 
 
 def test_stale_event_is_stored_but_changes_nothing_and_announces_nothing(aws, downstream):
@@ -170,6 +185,38 @@ def test_unknown_connection_without_customer_is_attributed_from_meld(aws, downst
         signed_delivery(status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE", external_customer_id=None), now=NOW)
     )
     assert len(requests) == 1
+
+
+@pytest.mark.parametrize("webhook_names_them", [False, True])
+def test_what_the_webhook_leaves_out_is_filled_in_from_meld_and_what_it_says_wins(aws, webhook_names_them):
+    def meld(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "id": "conn-1",
+                "customerId": "meld-customer-from-meld",
+                "externalCustomerId": "customer-from-meld",
+                "institutionId": "inst-from-meld",
+                "institutionName": "Chase (from Meld)",
+                "status": "RECONNECT_REQUIRED",
+            },
+        )
+
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", external_customer_id=None)
+    if not webhook_names_them:
+        for field in ("customerId", "institutionId", "institutionName"):
+            del body["payload"][field]
+
+    make_ingestor(aws, httpx.MockTransport(meld)).receive(signed_delivery(body, now=NOW))
+
+    state = connection_state(aws)
+    assert state["externalCustomerId"] == "customer-from-meld"
+    expected = (
+        ("meld-customer-1", "inst-1", "Chase")
+        if webhook_names_them
+        else ("meld-customer-from-meld", "inst-from-meld", "Chase (from Meld)")
+    )
+    assert (state["customerId"], state["institutionId"], state["institutionName"]) == expected
 
 
 def test_meld_failure_while_attributing_leaves_nothing_written_for_meld_to_retry(aws):

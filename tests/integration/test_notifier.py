@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from connection_repair.adapters.notification_store import episode_key, stamp
 from connection_repair.notification_ports import MessageClaim
 from connection_repair.notifications import DeliveryFailed, Suppressed
 from connection_repair.preferences import Channel
@@ -395,3 +396,107 @@ def _repaired(connection: Any, at: Any) -> Any:
     from local.make_notifier_events import repaired
 
     return repaired(attention(connection), at=at)
+
+
+def test_a_closed_episode_is_recorded_as_closed_with_how_and_when(rig: NotifierRig) -> None:
+    rig.preferences()
+    connection = rig.connection()
+    rig.notifier.on_needs_attention(attention(connection))
+    closed_at = T0 + timedelta(hours=2)
+    rig.clock.at(closed_at)
+    outcome = rig.notifier.on_repaired(_repaired(connection, closed_at))
+    assert outcome.ended == [("REPAIRED", timedelta(hours=2).total_seconds(), 0)]
+    assert rig.notifier.on_repaired(_repaired(connection, closed_at)).suppressed == {Suppressed.DUPLICATE: 1}
+
+    item = boto3.client("dynamodb").get_item(
+        TableName=rig.table_name, Key=episode_key("customer-1", "episode-1"), ConsistentRead=True
+    )["Item"]
+    # What support reads to answer "was I told, and when did it end?"
+    assert item["closed"] == {"BOOL": True}
+    assert item["resolution"] == {"S": "REPAIRED"}
+    assert item["closedAt"] == {"S": stamp(closed_at)}
+    assert (item["episodeId"], item["connectionId"]) == ({"S": "episode-1"}, {"S": "conn-1"})
+    assert not {"dueAt", "gsi2pk", "gsi2sk"} & item.keys()  # out of the due index
+    assert int(item["expiresAt"]["N"]) == int((closed_at + timedelta(days=180)).timestamp())
+
+
+def test_a_repaired_event_before_its_needs_attention_event_closes_the_episode_in_advance(rig: NotifierRig) -> None:
+    rig.preferences()
+    connection = rig.connection()
+    # EventBridge does not keep order: the end of the episode arrives first, at the moment it began
+    outcome = rig.notifier.on_repaired(_repaired(connection, T0))
+    assert outcome.ended == [("REPAIRED", 0.0, 0)]
+    registered = rig.notifier.on_needs_attention(attention(connection))
+    assert registered.suppressed[Suppressed.DUPLICATE] == 1
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().items_read == 0
+    assert sent_emails() == []
+
+
+def test_an_end_reported_before_the_start_counts_zero_seconds_not_negative(rig: NotifierRig) -> None:
+    connection = rig.connection()
+    rig.notifier.on_needs_attention(attention(connection))
+    outcome = rig.notifier.on_repaired(_repaired(connection, T0 - timedelta(minutes=5)))
+    assert outcome.ended == [("REPAIRED", 0.0, 0)]
+
+
+def test_a_suppressed_message_moves_the_episode_on_without_counting_as_sent(rig: NotifierRig) -> None:
+    rig.preferences(opted_out=True)
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().suppressed == {Suppressed.OPTED_OUT: 1}
+    notice = rig.episode()
+    assert notice is not None
+    assert (notice.next_message, notice.messages_sent, notice.reminders_sent) == (1, 0, 0)
+    # The next one is due on the schedule (a day after the first), not pushed back by a daily cap
+    assert notice.due_at == T0 + REMINDER_1 - timedelta(minutes=1)
+    assert rig.store.get_claim("customer-1", "episode-1", 0) is None  # nothing was claimed
+
+
+def test_abandoned_claims_of_a_digest_are_each_counted_once_as_maybe_sent(rig: NotifierRig) -> None:
+    # Two connections' first messages claimed together by a process that died mid-send
+    rig.preferences()
+    for number in (1, 2):
+        connection = rig.connection(f"conn-{number}", episode_id=f"episode-{number}")
+        rig.notifier.on_needs_attention(attention(connection))
+    claimed_at = T0 + AFTER_WINDOW
+    rig.store.claim(
+        "customer-1",
+        [MessageClaim("episode-1", 0), MessageClaim("episode-2", 0)],
+        token="dead-process",
+        now=claimed_at,
+        previous_sent_at=None,
+        lease_until=claimed_at + timedelta(minutes=15),
+    )
+    later = claimed_at + timedelta(hours=24, minutes=1)
+    rig.clock.at(later)
+    outcome = rig.notifier.sweep()
+    assert outcome.suppressed[Suppressed.UNCERTAIN] == 2
+    assert sent_emails() == []
+    for episode in ("episode-1", "episode-2"):
+        notice = rig.episode(episode_id=episode)
+        assert notice is not None
+        # Counted as sent (maybe it was): the reminder keeps to the daily cap from now
+        assert (notice.next_message, notice.messages_sent) == (1, 1)
+        assert notice.due_at == later + timedelta(hours=24)
+
+
+@pytest.mark.parametrize(("after", "uncertain"), [(timedelta(0), 1), (-timedelta(microseconds=1), 0)])
+def test_a_claims_lease_ends_exactly_at_its_end(aws: LocalResources, after: timedelta, uncertain: int) -> None:
+    # Without a daily cap (NOTIFY_MIN_INTERVAL_HOURS=0), only the lease keeps a live send from being second-guessed
+    rig = build_notifier(aws.table_name, Clock(), min_interval=timedelta(0))
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    claimed_at = T0 + AFTER_WINDOW
+    lease_until = claimed_at + timedelta(minutes=15)
+    rig.store.claim(
+        "customer-1",
+        [MessageClaim("episode-1", 0)],
+        token="another-process",
+        now=claimed_at,
+        previous_sent_at=None,
+        lease_until=lease_until,
+    )
+    rig.clock.at(lease_until + after)
+    assert rig.notifier.sweep().suppressed[Suppressed.UNCERTAIN] == uncertain
+    assert sent_emails() == []

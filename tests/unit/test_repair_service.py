@@ -154,11 +154,65 @@ def test_meld_failures_on_repair(kind: MeldFailureKind, raised: type[Exception])
     assert store.items["conn-1"].repair_attempts == 0
 
 
-def test_meld_refusing_a_start_is_the_callers_problem():
-    with pytest.raises(StartRejected):
-        service(FakeStore(), FakeMeld(MeldFailure(MeldFailureKind.REJECTED, "bad institution"))).start(
-            "cust-1", StartRequest(institution_id="nope")
+@pytest.mark.parametrize("kind", [MeldFailureKind.REJECTED, MeldFailureKind.NOT_FOUND, MeldFailureKind.CONFLICT])
+def test_meld_refusing_a_start_is_the_callers_problem_with_melds_words_kept_for_support(kind: MeldFailureKind):
+    failure = MeldFailure(kind, "bad institution", code="INVALID_INSTITUTION", request_id="req-7")
+    with pytest.raises(StartRejected) as refused:
+        service(FakeStore(), FakeMeld(failure)).start("cust-1", StartRequest(institution_id="nope"))
+    assert (str(refused.value), refused.value.meld_code, refused.value.request_id) == (
+        "bad institution",
+        "INVALID_INSTITUTION",
+        "req-7",
+    )
+
+
+@pytest.mark.parametrize("kind", [MeldFailureKind.UNAVAILABLE, MeldFailureKind.MISCONFIGURED])
+def test_meld_failing_a_start_is_not_the_callers_problem(kind: MeldFailureKind):
+    with pytest.raises(MeldFailure) as failed:
+        service(FakeStore(), FakeMeld(MeldFailure(kind, "x"))).start("cust-1", StartRequest())
+    assert not isinstance(failed.value, StartRejected)
+
+
+def test_a_start_answers_the_new_connection_and_a_token_that_expires():
+    session = service(FakeStore()).start("cust-1", StartRequest(institution_id="inst-9"))
+    assert (session.connection_id, session.institution_id, session.replaces_connection_id) == ("new-1", "inst-9", None)
+    assert (session.connect_token, session.widget_url) == ("opaque-token", "https://widget")
+    assert session.expires_at == NOW + timedelta(hours=3)
+
+
+@pytest.mark.parametrize(
+    ("institution", "expected"),
+    [
+        (None, ("inst-old", "Chase")),  # the same bank: its name carries over
+        ("inst-old", ("inst-old", "Chase")),
+        ("inst-other", ("inst-other", None)),  # another bank: the name comes with its first webhook
+    ],
+)
+def test_a_replacement_is_stored_in_progress_with_the_connection_it_replaces(
+    institution: str | None, expected: tuple[str | None, str | None]
+):
+    store = FakeStore(broken(institution_id="inst-old", institution_name="Chase"))
+    session = service(store).start("cust-1", StartRequest(institution_id=institution, replaces_connection_id="conn-1"))
+    assert session.replaces_connection_id == "conn-1"
+    fresh = store.items["new-1"]
+    assert (fresh.external_customer_id, fresh.customer_id) == ("cust-1", "meld-customer")
+    assert (fresh.institution_id, fresh.institution_name) == expected
+    assert (fresh.status, fresh.action, fresh.replaces_connection_id, fresh.version) == (
+        "IN_PROGRESS",
+        Action.NONE,
+        "conn-1",
+        1,
+    )
+    assert store.items["conn-1"] == broken(institution_id="inst-old", institution_name="Chase")  # untouched
+
+
+def test_only_the_callers_own_connection_can_be_replaced():
+    meld = FakeMeld()
+    with pytest.raises(ConnectionNotFound):
+        service(FakeStore(broken(customer="other")), meld).start(
+            "cust-1", StartRequest(replaces_connection_id="conn-1")
         )
+    assert meld.calls == []
 
 
 def test_a_replacement_is_added_to_a_connection_a_webhook_already_created():
@@ -166,6 +220,34 @@ def test_a_replacement_is_added_to_a_connection_a_webhook_already_created():
     session = service(store).start("cust-1", StartRequest(replaces_connection_id="conn-1"))
     assert session.replaces_connection_id == "conn-1"
     assert (store.items["new-1"].replaces_connection_id, store.items["new-1"].version) == ("conn-1", 4)
+
+
+class AppearsLate(FakeStore):
+    """The new connection's item is not readable at once after the webhook's write refused ours."""
+
+    def __init__(self, *connections: Connection, misses: int) -> None:
+        super().__init__(*connections)
+        self.misses = misses
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        if connection_id == "new-1" and self.misses:
+            self.misses -= 1
+            return None
+        return super().get_connection(connection_id)
+
+
+def test_a_replacement_waits_for_the_webhooks_connection_and_survives_its_changes():
+    store = AppearsLate(broken(), broken("new-1", status="IN_PROGRESS", action=Action.NONE, version=3), misses=1)
+    store.conflicts = 2  # two webhooks change the new connection while we write: version 3 -> 5, ours 6
+    service(store).start("cust-1", StartRequest(replaces_connection_id="conn-1"))
+    assert (store.items["new-1"].replaces_connection_id, store.items["new-1"].version) == ("conn-1", 6)
+
+
+def test_a_replacement_that_cannot_be_written_fails_the_request():
+    store = FakeStore(broken(), broken("new-1", status="IN_PROGRESS", action=Action.NONE, version=3))
+    store.conflicts = 99
+    with pytest.raises(ConcurrentUpdate):
+        service(store).start("cust-1", StartRequest(replaces_connection_id="conn-1"))
 
 
 def test_the_list_puts_the_oldest_problem_first():
