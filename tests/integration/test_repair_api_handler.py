@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +68,24 @@ def test_list_answers_only_the_callers_connections_those_needing_attention_first
         "Chase",
     )
     assert first["attentionSince"] == (NOW - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(("count", "listed"), [(7, 7), (205, 200)])
+def test_the_list_reads_every_page_of_the_index_up_to_its_bound(api: RepairApi, count: int, listed: int):
+    # DynamoDB pages a query at 1 MB; pages of 3 here (the query's Limit, set on the wire) make the store page.
+    client = api.service._connections._client  # type: ignore[attr-defined]
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = 3 if count < 10 else 50
+
+    client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    seed(api, *(connection(f"conn-{number:03d}") for number in range(count)))
+    status, _, body = api.call("GET", "/connections")
+    assert status == 200
+    ids = [c["connectionId"] for c in body["connections"]]
+    assert len(ids) == len(set(ids)) == listed
+    if count == listed:
+        assert set(ids) == {f"conn-{number:03d}" for number in range(count)}
 
 
 def test_list_is_empty_for_a_customer_without_connections(api: RepairApi):

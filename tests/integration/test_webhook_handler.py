@@ -135,7 +135,7 @@ def test_bad_signature_is_401_with_the_reason_and_nothing_stored(webhook_env):
     status, body, _ = invoke(load_event("webhook_bad_signature"))
 
     assert status == 401
-    assert body["error"] == "SIGNATURE_MISMATCH"
+    assert body == {"error": "SIGNATURE_MISMATCH", "message": "Meld-Signature does not match the request"}
     assert table_items(webhook_env.table_name) == []
 
 

@@ -134,7 +134,17 @@ def test_not_repairable_statuses_are_refused_locally(status: str):
     meld = FakeMeld()
     with pytest.raises(NotRepairable) as refused:
         service(FakeStore(broken(status=status)), meld).repair("cust-1", "conn-1")
-    assert (refused.value.status, refused.value.action) == (status, Action.START_NEW_CONNECTION)
+    assert (refused.value.connection_id, refused.value.status, refused.value.action) == (
+        "conn-1",
+        status,
+        Action.START_NEW_CONNECTION,
+    )
+    assert refused.value.code == "CONNECTION_NOT_REPAIRABLE"
+    assert (
+        str(refused.value)
+        == refused.value.message
+        == (f"a connection in status {status} cannot be repaired; start a new connection")
+    )
     assert meld.calls == []
 
 
