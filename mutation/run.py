@@ -48,6 +48,7 @@ TESTS = [
     "tests/integration/test_log_hygiene.py",
     "tests/integration/test_notifier.py",
     "tests/integration/test_notifier_handler.py",
+    "tests/integration/test_notification_store.py",
     "tests/integration/test_notifier_races.py",
     "tests/integration/test_quiet_update_condition.py",
     "tests/integration/test_repair_api_handler.py",

@@ -220,11 +220,12 @@ def test_meld_409_is_answered_like_the_local_check(api: RepairApi):
     api.meld.respond(*REPAIR, meld_error(409, "CONNECTION_NOT_REPAIRABLE"))
     status, _, body = api.call("POST", f"/connections/{CONNECTION_ID}/repair")
     assert status == 409
-    assert (body["code"], body["status"], body["action"]) == (
-        "CONNECTION_NOT_REPAIRABLE",
-        "RECONNECT_REQUIRED",
-        "START_NEW_CONNECTION",
-    )
+    assert body == {
+        "code": "CONNECTION_NOT_REPAIRABLE",
+        "status": "RECONNECT_REQUIRED",
+        "action": "START_NEW_CONNECTION",
+        "message": "Meld cannot repair this connection; start a new connection",
+    }
     assert api.store.get_connection(CONNECTION_ID).repair_attempts == 0  # type: ignore[union-attr]
 
 
@@ -238,7 +239,13 @@ def test_meld_404_is_answered_like_a_missing_connection(api: RepairApi):
 def test_a_replaced_connection_is_409_with_nothing_to_do(api: RepairApi):
     seed(api, connection(superseded_by="new-one", action=Action.NONE))
     status, _, body = api.call("POST", f"/connections/{CONNECTION_ID}/repair")
-    assert (status, body["code"], body["action"]) == (409, "CONNECTION_REPLACED", "NONE")
+    assert status == 409
+    assert body == {
+        "code": "CONNECTION_REPLACED",
+        "status": "RECONNECT_REQUIRED",
+        "action": "NONE",
+        "message": "this connection was replaced by new-one",
+    }
 
 
 @pytest.mark.parametrize(

@@ -225,6 +225,47 @@ def test_superseding_ends_the_open_episode_and_asks_nothing_more():
     assert (event.resolution, event.episode_id) == ("SUPERSEDED", "episode-0")
 
 
+def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_as_it_was():
+    pending = attempted(broken(institution_id="inst-1", institution_name="Chase"), 40).model_copy(
+        update={"repair_attempts": 2}
+    )
+    transition = supersede(pending, replacement_id="conn-new", at=at(50))
+    assert transition.connection == pending.model_copy(
+        update={
+            "superseded_by": "conn-new",
+            "action": Action.NONE,
+            "repair_pending": False,
+            "episode_id": None,
+            "episode_action": None,
+            "attention_since": None,
+            "repair_attempts": 0,
+            "version": pending.version + 1,
+        }
+    )
+    assert transition.downstream == [
+        ConnectionRepaired(
+            connection_id="conn-1",
+            external_customer_id="cust-1",
+            institution_id="inst-1",
+            institution_name="Chase",
+            status="RECONNECT_REQUIRED",
+            status_reason="LOGIN_REQUIRED",
+            action=Action.NONE,
+            episode_id="episode-0",
+            event_time=at(50),
+            resolution="SUPERSEDED",
+            attention_since=T0,
+        )
+    ]
+
+
+def test_superseding_a_healthy_connection_announces_nothing():
+    healthy = broken(status="ACTIVE", status_reason=None, action=Action.NONE, episode_id=None, episode_action=None)
+    transition = supersede(healthy.model_copy(update={"attention_since": None}), replacement_id="conn-new", at=at(50))
+    assert transition.downstream == []
+    assert (transition.connection.superseded_by, transition.connection.version) == ("conn-new", 4)
+
+
 def test_superseding_twice_changes_nothing():
     once = supersede(broken(), replacement_id="conn-new", at=at(50)).connection
     twice = supersede(once, replacement_id="conn-new", at=at(51))

@@ -1,0 +1,158 @@
+"""The notifier's store on moto: what its conditional writes leave in the table, and which refusals it absorbs.
+
+A refused condition means "someone else already moved this on" and is absorbed; any other DynamoDB error is not the
+store's to hide and goes up (the invocation fails and is retried).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from connection_repair.adapters.notification_store import (
+    DynamoDBNotificationStore,
+    claim_key,
+    customer_key,
+    due_key,
+    due_partition,
+    episode_key,
+    stamp,
+)
+from connection_repair.notification_ports import MessageClaim
+from connection_repair.notifications import EpisodeNotice
+from connection_repair.status_policy import Action
+from local.aws_resources import LocalResources
+from tests.notifier_support import T0
+
+CUSTOMER = "customer-1"
+
+
+@pytest.fixture
+def store(aws: LocalResources) -> DynamoDBNotificationStore:
+    return DynamoDBNotificationStore(boto3.client("dynamodb"), aws.table_name)
+
+
+def notice(episode: str = "episode-1", number: int = 0) -> EpisodeNotice:
+    return EpisodeNotice(
+        episode_id=episode,
+        connection_id="conn-1",
+        external_customer_id=CUSTOMER,
+        action=Action.REPAIR,
+        attention_since=T0,
+        next_message=number,
+        due_at=T0 + timedelta(minutes=5),
+    )
+
+
+def item(store: DynamoDBNotificationStore, key: dict[str, Any]) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = store._client.get_item(TableName=store._table, Key=key, ConsistentRead=True).get(
+        "Item"
+    )
+    return found
+
+
+def throttled(store: DynamoDBNotificationStore, operation: str) -> None:
+    store._client.meta.events.register(
+        f"before-call.dynamodb.{operation}",
+        lambda **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "ThrottlingException"}}),
+    )
+
+
+def claim(store: DynamoDBNotificationStore, token: str, *, previous: Any = None, at: Any = T0) -> None:
+    store.claim(
+        CUSTOMER,
+        [MessageClaim("episode-1", 0)],
+        token=token,
+        now=at,
+        previous_sent_at=previous,
+        lease_until=at + timedelta(minutes=15),
+    )
+
+
+def test_deferring_moves_the_message_in_the_due_index(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    later = T0 + timedelta(hours=9)
+    store.defer(notice(), later)
+    stored = item(store, episode_key(CUSTOMER, "episode-1"))
+    assert stored is not None
+    assert (stored["dueAt"], stored["gsi2pk"], stored["gsi2sk"]) == (
+        {"S": stamp(later)},
+        {"S": due_partition(later)},
+        {"S": due_key(later, "episode-1")},
+    )
+    assert [n.episode_id for n in store.due_episodes(later, limit=10)] == ["episode-1"]
+
+
+def test_deferring_a_message_that_moved_on_or_closed_changes_nothing(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    before = item(store, episode_key(CUSTOMER, "episode-1"))
+    store.defer(notice(number=1), T0 + timedelta(hours=9))  # the episode is at message 0, not 1
+    assert item(store, episode_key(CUSTOMER, "episode-1")) == before
+    store.close_episode(CUSTOMER, "episode-1", resolution="REPAIRED", now=T0, connection_id="conn-1")
+    store.defer(notice(), T0 + timedelta(hours=9))
+    assert "dueAt" not in item(store, episode_key(CUSTOMER, "episode-1"))  # type: ignore[operator]
+
+
+def test_releasing_takes_back_a_claim_but_never_one_already_sent(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    claim(store, "first")
+    store.release_claims(CUSTOMER, [MessageClaim("episode-1", 0)])
+    assert item(store, claim_key(CUSTOMER, "episode-1", 0)) is None
+
+    store.release_slot(CUSTOMER, "first", None)
+    claim(store, "second")
+    store.advance(notice(), notice(number=1), [MessageClaim("episode-1", 0)], T0, "SENT")
+    store.release_claims(CUSTOMER, [MessageClaim("episode-1", 0)])
+    sent = store.get_claim(CUSTOMER, "episode-1", 0)
+    assert sent is not None
+    assert sent.state == "SENT"
+
+
+def test_releasing_the_slot_restores_the_previous_send_time_only_for_its_own_token(
+    store: DynamoDBNotificationStore,
+) -> None:
+    two_days_ago = T0 - timedelta(days=2)
+    claim(store, "ours", previous=None, at=two_days_ago)
+    store.release_slot(CUSTOMER, "someone-elses", None)  # not the holder: nothing happens
+    assert store.get_customer_state(CUSTOMER).last_sent_at == two_days_ago
+
+    # The customer was sent a message two days ago; a new send claims the slot, then gives it back
+    store._client.update_item(
+        TableName=store._table,
+        Key=customer_key(CUSTOMER),
+        UpdateExpression="REMOVE claimToken",
+    )
+    store._client.delete_item(TableName=store._table, Key=claim_key(CUSTOMER, "episode-1", 0))
+    claim(store, "next", previous=two_days_ago, at=T0)
+    assert store.get_customer_state(CUSTOMER).last_sent_at == T0
+    store.release_slot(CUSTOMER, "next", two_days_ago)
+    slot = item(store, customer_key(CUSTOMER))
+    assert slot is not None
+    assert slot["lastSentAt"] == {"S": stamp(two_days_ago)}
+    assert not {"claimToken", "previousSentAt"} & slot.keys()
+
+
+@pytest.mark.parametrize(
+    ("operation", "call"),
+    [
+        ("UpdateItem", lambda store: store.defer(notice(), T0 + timedelta(hours=1))),
+        ("DeleteItem", lambda store: store.release_claims(CUSTOMER, [MessageClaim("episode-1", 0)])),
+        ("UpdateItem", lambda store: store.release_slot(CUSTOMER, "ours", None)),
+        ("UpdateItem", lambda store: store.close_episode(CUSTOMER, "e", resolution="R", now=T0, connection_id="c")),
+        ("PutItem", lambda store: store.register_episode(notice())),
+    ],
+    ids=["defer", "release_claims", "release_slot", "close_episode", "register_episode"],
+)
+def test_errors_other_than_a_refused_condition_go_up(
+    store: DynamoDBNotificationStore, operation: str, call: Any
+) -> None:
+    store.register_episode(notice("episode-0"))
+    claim(store, "ours")
+    throttled(store, operation)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        call(store)
