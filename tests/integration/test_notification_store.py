@@ -156,3 +156,39 @@ def test_errors_other_than_a_refused_condition_go_up(
     throttled(store, operation)
     with pytest.raises(ClientError, match="ThrottlingException"):
         call(store)
+
+
+def due(store: DynamoDBNotificationStore, episode: str, at: Any) -> None:
+    store.register_episode(notice(episode).model_copy(update={"due_at": at}))
+
+
+def test_due_messages_are_read_from_yesterday_and_today_up_to_now_and_the_limit(
+    store: DynamoDBNotificationStore,
+) -> None:
+    now = T0
+    due(store, "yesterday", now - timedelta(days=1))
+    for number in range(3):
+        due(store, f"today-{number}", now - timedelta(minutes=3 - number))
+    due(store, "later-today", now + timedelta(minutes=1))
+    due(store, "tomorrow", now + timedelta(days=1))
+
+    everything = store.due_episodes(now, limit=10)
+    assert [n.episode_id for n in everything] == ["yesterday", "today-0", "today-1", "today-2"]
+    assert store.last_read_count == 4  # across both partitions, nothing that is not due
+
+    # Oldest first, and never more than asked for, whichever partition fills the limit
+    assert [n.episode_id for n in store.due_episodes(now, limit=2)] == ["yesterday", "today-0"]
+    assert store.last_read_count == 2
+    assert [n.episode_id for n in store.due_episodes(now, limit=4)] == ["yesterday", "today-0", "today-1", "today-2"]
+
+
+def test_due_messages_are_read_across_pages_smaller_than_asked_for(store: DynamoDBNotificationStore) -> None:
+    # DynamoDB ends a page at 1 MB, before the Limit: a page of 2 here stands for that.
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = min(params.get("Limit", 2), 2)
+
+    store._client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    for number in range(5):
+        due(store, f"today-{number}", T0 - timedelta(minutes=10 - number))
+    assert [n.episode_id for n in store.due_episodes(T0, limit=100)] == [f"today-{n}" for n in range(5)]
+    assert store.last_read_count == 5

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from connection_repair.adapters.dynamodb_store import preferences_key
 from connection_repair.adapters.notification_store import episode_key, stamp
 from connection_repair.notification_ports import MessageClaim
 from connection_repair.notifications import DeliveryFailed, Suppressed
@@ -500,3 +501,28 @@ def test_a_claims_lease_ends_exactly_at_its_end(aws: LocalResources, after: time
     rig.clock.at(lease_until + after)
     assert rig.notifier.sweep().suppressed[Suppressed.UNCERTAIN] == uncertain
     assert sent_emails() == []
+
+
+def test_customers_whose_delivery_breaks_are_counted_each_and_kept_due_while_the_others_are_served(
+    rig: NotifierRig,
+) -> None:
+    # Two customers whose stored preferences cannot be read (a poison item), and one who is fine
+    for customer in ("customer-1", "customer-2", "customer-3"):
+        connection = rig.connection(f"conn-{customer}", customer=customer, episode_id=f"episode-{customer}")
+        rig.notifier.on_needs_attention(attention(connection))
+    rig.preferences("customer-3")
+    for customer in ("customer-1", "customer-2"):
+        boto3.client("dynamodb").put_item(
+            TableName=rig.table_name,
+            Item=preferences_key(customer) | {"timezone": {"S": "Mars/Olympus_Mons"}, "channels": {"L": []}},
+        )
+    now = T0 + timedelta(days=1)
+    rig.clock.at(now)
+
+    outcome = rig.notifier.sweep()
+
+    assert (outcome.failures, outcome.messages_sent) == (2, 1)
+    for customer in ("customer-1", "customer-2"):
+        kept = rig.episode(customer, f"episode-{customer}")
+        assert kept is not None
+        assert (kept.next_message, kept.due_at) == (0, now)  # due now: in today's partition, read again
