@@ -122,7 +122,7 @@ bench-layer: $(VENV)/.installed $(TOOLS)/.installed ## Size of the built CommonL
 bench-report: $(VENV)/.installed ## Print the table of bench/results.json (runs nothing)
 	@PYTHONPATH=layers/common:. $(PY) -m bench.report
 
-.PHONY: mutation mutation-report
+.PHONY: mutation mutation-report mutation-survivors
 
 $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
@@ -133,3 +133,6 @@ mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, me
 
 mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)
 	@$(PY) -m mutation.run --report
+
+mutation-survivors: $(VENV)/.mutmut ## After adding tests: test the last run's surviving mutants again (GROUP=ingest|notify|repair to narrow)
+	$(PY) -m mutation.run --survivors $(GROUP)

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from connection_repair.adapters.dynamodb_store import preferences_key
-from connection_repair.adapters.notification_store import episode_key, stamp
+from connection_repair.adapters.notification_store import claim_key, customer_key, episode_key, stamp
 from connection_repair.notification_ports import MessageClaim
 from connection_repair.notifications import DeliveryFailed, Suppressed
 from connection_repair.preferences import Channel
@@ -208,7 +208,7 @@ def test_a_failing_send_is_released_and_retried_without_a_double_send(aws: Local
     rig.preferences()
     event = attention(rig.connection(since=T0))
     # The provider refuses: the event fails (EventBridge/Lambda retry it), nothing is held
-    with pytest.raises(DeliveryFailed):
+    with pytest.raises(DeliveryFailed, match=r"^1 message\(s\) failed to send$"):
         rig.notifier.on_needs_attention(event)
     assert sent_emails() == []
     assert rig.store.get_claim("customer-1", "episode-1", 0) is None
@@ -351,6 +351,10 @@ def test_a_reminder_during_a_transient_outage_waits_for_it_to_pass(rig: Notifier
     outcome = rig.notifier.sweep()
     assert outcome.deferred["TRANSIENT_OUTAGE"] == 1
     assert sent_emails() == []
+    waiting = rig.episode()
+    assert waiting is not None
+    assert (waiting.next_message, waiting.due_at) == (0, T0 + AFTER_WINDOW + timedelta(hours=1))
+    assert rig.store.get_claim("customer-1", "episode-1", 0) is None  # released, not held through the outage
     rig.connection()  # back to RECONNECT_REQUIRED in the same episode
     rig.clock.at(T0 + AFTER_WINDOW + timedelta(hours=1, minutes=1))
     assert rig.notifier.sweep().messages_sent == 1
@@ -526,3 +530,63 @@ def test_customers_whose_delivery_breaks_are_counted_each_and_kept_due_while_the
         kept = rig.episode(customer, f"episode-{customer}")
         assert kept is not None
         assert (kept.next_message, kept.due_at) == (0, now)  # due now: in today's partition, read again
+
+
+def test_a_digest_whose_other_message_was_claimed_before_sends_the_rest(rig: NotifierRig) -> None:
+    # Chase's first message was claimed and sent by an invocation that died before moving its episode on
+    rig.preferences()
+    for number, bank in ((1, "Chase"), (2, "Citi")):
+        rig.notifier.on_needs_attention(
+            attention(rig.connection(f"conn-{number}", institution=bank, episode_id=f"episode-{number}"))
+        )
+    boto3.client("dynamodb").put_item(
+        TableName=rig.table_name,
+        Item=claim_key("customer-1", "episode-1", 0) | {"state": {"S": "SENT"}, "token": {"S": "earlier"}},
+    )
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    [email] = sent_emails()
+    assert email.subject == "Reconnect your Citi account"
+
+
+def test_giving_the_slot_back_restores_when_the_customer_was_last_told(rig: NotifierRig) -> None:
+    # The customer was told about something else two days ago; this episode ends while its message is claimed
+    rig.preferences()
+    two_days_ago = T0 - timedelta(days=2)
+    boto3.client("dynamodb").put_item(
+        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": stamp(two_days_ago)}}
+    )
+    for number in (1, 2):
+        rig.notifier.on_needs_attention(attention(rig.connection(f"conn-{number}", episode_id=f"episode-{number}")))
+        rig.repair(f"conn-{number}")
+    rig.clock.at(T0 + AFTER_WINDOW)
+    outcome = rig.notifier.sweep()
+    assert outcome.suppressed == {Suppressed.EPISODE_ENDED: 2}
+    assert rig.store.get_customer_state("customer-1").last_sent_at == two_days_ago
+    for number in (1, 2):
+        claim = rig.store.get_claim("customer-1", f"episode-{number}", 0)
+        assert claim is not None
+        assert claim.state == "CANCELLED"
+
+
+def test_the_message_says_what_is_true_at_send_time(rig: NotifierRig) -> None:
+    # Registered as an action the bank needs; by the time it is sent, the customer must sign in again
+    rig.preferences()
+    degraded = rig.connection(status="DEGRADED", reason="INSTITUTION_ACTION_REQUIRED")
+    rig.notifier.on_needs_attention(attention(degraded))
+    rig.connection(institution="Chase Bank")  # RECONNECT_REQUIRED / LOGIN_REQUIRED, renamed by Meld
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    [email] = sent_emails()
+    assert "We can no longer update your data from Chase Bank: the bank needs you to sign in again." in email.body
+    assert email.subject == "Reconnect your Chase Bank account"
+
+
+def test_every_channel_that_fails_is_counted(aws: LocalResources) -> None:
+    rig = build_notifier(aws.table_name, Clock(T0 + AFTER_WINDOW), wrap=lambda channel: FlakyChannel(channel, 9))
+    sms = rig.channels[Channel.SMS]
+    rig.channels[Channel.SMS] = FlakyChannel(sms, 9)
+    rig.preferences(phone="+14155550123", channels=(Channel.EMAIL, Channel.SMS))
+    with pytest.raises(DeliveryFailed) as failed:
+        rig.notifier.on_needs_attention(attention(rig.connection(since=T0)))
+    assert (failed.value.outcome.channel_failures, failed.value.outcome.failures) == (2, 1)

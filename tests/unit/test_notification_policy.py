@@ -292,3 +292,85 @@ def test_names_from_the_bank_are_escaped_in_html_and_ids_in_links() -> None:
     assert "<script>" not in message.html
     assert "&lt;script&gt;Bank &amp; Co" in message.html
     assert "https://app.example.com/connections/a%2Fb%3Fc/reconnect" in message.text
+
+
+def test_the_whole_message_for_one_connection_word_for_word() -> None:
+    message = COMPOSER.compose([notice()])
+    link = "https://app.example.com/connections/conn-ep-1/reconnect"
+    footer = (
+        "You receive this because you connected a bank to Budgetly. "
+        "You can change or stop these messages in the app's notification settings."
+    )
+    assert message.text == "\n".join(
+        [
+            "Hello,",
+            "",
+            "Chase",
+            "We can no longer update your data from Chase: the bank needs you to sign in again.",
+            "Reconnect Chase in the app; it takes about a minute.",
+            link,
+            "",
+            footer,
+        ]
+    )
+    assert message.html == (
+        '<!doctype html><html><body style="font-family:sans-serif"><p>Hello,</p>'
+        "<h3>Chase</h3><p>We can no longer update your data from Chase: the bank needs you to sign in again.</p>"
+        f'<p>Reconnect Chase in the app; it takes about a minute. <a href="{link}">Reconnect Chase</a></p>'
+        f"<p><small>{footer.replace(chr(39), '&#x27;')}</small></p></body></html>"
+    )
+    assert message.sms == f"Budgetly: Reconnect your Chase account: {link}"
+
+
+def test_a_digest_has_one_section_per_bank_in_order() -> None:
+    digest = COMPOSER.compose([notice(bank="Chase", episode="a"), notice(bank="Citi", episode="b")])
+    lines = digest.text.split("\n")
+    assert lines[:3] == ["Hello,", "", "Chase"]
+    assert lines[lines.index("Citi") - 1] == ""  # sections are separated by a blank line
+    assert lines.index("https://app.example.com/connections/conn-a/reconnect") < lines.index("Citi")
+    assert digest.html.count("<h3>") == 2
+    assert "</p><h3>Citi</h3>" in digest.html  # blocks follow each other, nothing between them
+
+
+def test_words_for_a_bank_without_a_name_and_for_reasons_without_their_own() -> None:
+    nameless = notice().model_copy(update={"institution_name": None})
+    message = COMPOSER.compose([nameless])
+    assert message.subject == "Reconnect your bank account"
+    renew = nameless.model_copy(update={"action": Action.RENEW_ACCESS})
+    assert COMPOSER.compose([renew]).subject == "Renew access to your bank account"
+    assert COMPOSER.compose([renew.model_copy(update={"action": Action.ADD_ACCOUNTS})]).subject == (
+        "New accounts available at your bank"
+    )
+    assert "We can no longer update your data from your bank" in message.text
+    # A reason the table does not name falls back to its status's words, then to the default
+    unrecoverable = notice().model_copy(update={"status": "UNRECOVERABLE", "status_reason": "SOMETHING_NEW"})
+    assert "Updates from Chase have kept failing" in COMPOSER.compose([unrecoverable]).text
+    # An action without words of its own (WAIT never gets here, but the words must not fail) reads as a repair
+    waiting = notice(action=Action.WAIT)
+    assert COMPOSER.compose([waiting]).subject == "Reconnect your Chase account"
+    assert "Reconnect Chase in the app" in COMPOSER.compose([waiting]).text
+
+
+def test_links_are_quoted_and_escaped_in_every_part() -> None:
+    composer = MessageComposer("https://app.example.com/c/{connectionId}?from='mail'", app_name="Budgetly")
+    message = composer.compose([notice().model_copy(update={"connection_id": "a/b"})])
+    assert "https://app.example.com/c/a%2Fb?from='mail'" in message.text
+    assert 'href="https://app.example.com/c/a%2Fb?from=&#x27;mail&#x27;"' in message.html
+
+
+def test_nothing_to_compose_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^nothing to compose$"):
+        COMPOSER.compose([])
+
+
+def test_an_sms_digest_shows_one_bank_when_only_one_fits_and_uses_the_segment_to_its_last_character() -> None:
+    long_name = "B" * 80
+    sms = COMPOSER.compose([notice(bank=long_name, episode="a"), notice(bank="Citi", episode="b")]).sms
+    assert f"({long_name} and 1 more)" in sms
+    # Exactly one segment long: still one segment
+    link = "https://app.example.com/connections/conn-a/reconnect"
+    start = "Budgetly: 2 bank connections need your attention ("
+    name = "C" * (SMS_SEGMENT - len(start) - len(", Citi). ") - len(link))
+    exact = COMPOSER.compose([notice(bank=name, episode="a"), notice(bank="Citi", episode="b")]).sms
+    assert len(exact) == SMS_SEGMENT
+    assert exact == f"{start}{name}, Citi). {link}"

@@ -239,6 +239,12 @@ _SUBJECT: Mapping[Action, str] = {
     Action.RENEW_ACCESS: "Renew access to your {bank} account",
     Action.ADD_ACCOUNTS: "New accounts available at {bank}",
 }
+# When Meld has not named the bank yet ("Reconnect your your bank account" would not do).
+_SUBJECT_UNNAMED: Mapping[Action, str] = {
+    Action.REPAIR: "Reconnect your bank account",
+    Action.RENEW_ACCESS: "Renew access to your bank account",
+    Action.ADD_ACCOUNTS: "New accounts available at your bank",
+}
 
 
 # Characters in one SMS segment (GSM-7); longer texts go out, and are billed, as several.
@@ -252,6 +258,12 @@ def _bank(notice: EpisodeNotice) -> str:
 def what_happened(notice: EpisodeNotice) -> str:
     template = _HAPPENED.get((notice.status, notice.status_reason)) or _HAPPENED.get((notice.status, None))
     return (template or _HAPPENED_DEFAULT).format(bank=_bank(notice))
+
+
+def subject_for(notice: EpisodeNotice) -> str:
+    if notice.institution_name is None:
+        return _SUBJECT_UNNAMED.get(notice.action, _SUBJECT_UNNAMED[Action.REPAIR])
+    return _SUBJECT.get(notice.action, _SUBJECT[Action.REPAIR]).format(bank=notice.institution_name)
 
 
 def what_to_do(notice: EpisodeNotice) -> str:
@@ -273,8 +285,7 @@ class MessageComposer(NamedTuple):
         reminder = all(notice.next_message > 0 for notice in notices)
         prefix = "Reminder: " if reminder else ""
         if len(notices) == 1:
-            notice = notices[0]
-            subject = prefix + _SUBJECT.get(notice.action, _SUBJECT[Action.REPAIR]).format(bank=_bank(notice))
+            subject = prefix + subject_for(notices[0])
         else:
             subject = f"{prefix}{len(notices)} bank connections need your attention"
         text_parts = ["Hello,", ""]
