@@ -192,3 +192,20 @@ def test_due_messages_are_read_across_pages_smaller_than_asked_for(store: Dynamo
         due(store, f"today-{number}", T0 - timedelta(minutes=10 - number))
     assert [n.episode_id for n in store.due_episodes(T0, limit=100)] == [f"today-{n}" for n in range(5)]
     assert store.last_read_count == 5
+
+
+def test_a_claim_records_who_took_it_when_until_when_and_when_it_may_be_forgotten(
+    store: DynamoDBNotificationStore,
+) -> None:
+    store.register_episode(notice())
+    claim(store, "token-1")
+    stored = item(store, claim_key(CUSTOMER, "episode-1", 0))
+    assert stored is not None
+    assert stored["state"] == {"S": "CLAIMED"}
+    assert stored["token"] == {"S": "token-1"}
+    assert stored["claimedAt"] == {"S": stamp(T0)}
+    assert stored["leaseUntil"] == {"S": stamp(T0 + timedelta(minutes=15))}
+    assert stored["expiresAt"] == {"N": str(int((T0 + timedelta(days=180)).timestamp()))}  # the table's TTL
+    slot = item(store, customer_key(CUSTOMER))
+    assert slot is not None
+    assert (slot["lastSentAt"], slot["claimToken"]) == ({"S": stamp(T0)}, {"S": "token-1"})

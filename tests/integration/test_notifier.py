@@ -590,3 +590,16 @@ def test_every_channel_that_fails_is_counted(aws: LocalResources) -> None:
     with pytest.raises(DeliveryFailed) as failed:
         rig.notifier.on_needs_attention(attention(rig.connection(since=T0)))
     assert (failed.value.outcome.channel_failures, failed.value.outcome.failures) == (2, 1)
+
+
+def test_a_send_that_fails_gives_the_slot_back_as_it_was(aws: LocalResources) -> None:
+    rig = build_notifier(aws.table_name, Clock(T0 + AFTER_WINDOW), wrap=lambda channel: FlakyChannel(channel, 9))
+    rig.preferences()
+    two_days_ago = T0 - timedelta(days=2)
+    boto3.client("dynamodb").put_item(
+        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": stamp(two_days_ago)}}
+    )
+    with pytest.raises(DeliveryFailed):
+        rig.notifier.on_needs_attention(attention(rig.connection(since=T0)))
+    assert rig.store.get_customer_state("customer-1").last_sent_at == two_days_ago
+    assert rig.store.get_claim("customer-1", "episode-1", 0) is None
