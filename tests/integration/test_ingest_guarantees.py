@@ -19,7 +19,9 @@ from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
 from connection_repair.ingest import (
     IngestOutcome,
+    PayloadTooLarge,
     VerificationPolicy,
+    WebhookDelivery,
     WebhookIngestor,
 )
 from connection_repair.models import AnyDownstreamEvent
@@ -262,3 +264,44 @@ def test_outbox_held_by_a_live_delivery_is_not_published_twice(aws, downstream):
     stored = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=event_key("evt-1"))["Item"]
     assert "pending" not in stored
     assert json.loads(stored["rawBody"]["S"])["eventId"] == "evt-1"
+
+
+def test_a_body_of_exactly_the_limit_is_taken_and_one_byte_more_is_not(aws):
+    ingestor = make_ingestor(aws)
+    body = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    raw = json.dumps(body).encode()
+    padded = raw[:-1] + b" " * (256 * 1024 - len(raw)) + b"}"
+    assert len(padded) == 256 * 1024
+    assert ingestor.receive(signed_delivery(padded, now=NOW)).outcome == IngestOutcome.ACCEPTED
+    with pytest.raises(PayloadTooLarge, match="larger than 262144 bytes"):
+        ingestor.receive(signed_delivery(padded + b" ", now=NOW))
+
+
+@pytest.mark.parametrize(("header", "stored"), [("3", "3"), ("not-a-number", "0"), (" 2 ", "2")])
+def test_melds_retry_count_is_kept_with_the_event_and_nonsense_reads_as_zero(aws, header: str, stored: str):
+    delivery = signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW)
+    delivery = WebhookDelivery(
+        headers=dict(delivery.headers) | {"meld-retry-count": header},
+        raw_body=delivery.raw_body,
+        request_url=delivery.request_url,
+    )
+    make_ingestor(aws).receive(delivery)
+    item = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=event_key("evt-1"))["Item"]
+    assert item["retryCount"] == {"N": stored}
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "unknown"),
+    [
+        ("RECONNECT_REQUIRED", "LOGIN_REQUIRED", False),
+        ("SOMETHING_NEW", None, True),
+        ("ACTIVE", "A_NEW_REASON", True),
+    ],
+)
+def test_a_status_or_reason_meld_has_not_documented_is_flagged(aws, status: str, reason: str | None, unknown: bool):
+    ingestor = make_ingestor(aws)
+    result = ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", status, reason), now=NOW))
+    assert (result.outcome, result.unknown_state) == (IngestOutcome.ACCEPTED, unknown)
+    # ... on the quiet path too (a second event that changes nothing downstream)
+    again = ingestor.receive(signed_delivery(status_change("evt-2", "2026-11-25T11:01:00Z", status, reason), now=NOW))
+    assert (again.outcome, again.unknown_state, again.published) == (IngestOutcome.ACCEPTED, unknown, 0)
