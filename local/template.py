@@ -5,6 +5,8 @@ The local stack serves whatever the template declares; nothing here names a part
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import shlex
@@ -52,6 +54,13 @@ _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as data: a fresh copy each call, parsed once per version of the file (every test's fixture
+    reads it, and parsing is most of the fixture's time)."""
+    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
+
+
+@functools.cache
+def _parsed(path: Path, _version: int) -> dict[str, Any]:
     with path.open() as stream:
         document: dict[str, Any] = yaml.load(stream, Loader=_CloudFormationLoader)  # noqa: S506 (safe loader subclass)
     return document

@@ -198,8 +198,9 @@ def report(results: dict[str, object]) -> None:
 
 
 def main() -> None:
-    """Group names: run only those groups (the others' results are read from their last run). ``--report``: read
-    the last run's results again. ``--survivors``: after adding tests, test again only the last run's survivors."""
+    """Group names: run only those groups (the others' results are read from their last run). ``--resume``: go on
+    with an interrupted run. ``--report``: read the last run's results again. ``--survivors``: after adding tests,
+    test again only the last run's survivors."""
     arguments = sys.argv[1:]
     seconds: dict[str, float] = {}
     if RESULTS.exists():
@@ -219,8 +220,9 @@ def main() -> None:
     elif "--report" not in arguments:
         for group in groups:
             started = time.monotonic()
-            run_mutmut(stage(group))
-            seconds[group] = time.monotonic() - started
+            resume = "--resume" in arguments and (STAGE / group / "mutants").exists()
+            run_mutmut(STAGE / group if resume else stage(group))
+            seconds[group] = time.monotonic() - started + (seconds.get(group, 0.0) if resume else 0.0)
     results = collect(seconds)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     report(results)
