@@ -38,6 +38,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_quiet_change.py",
             "tests/unit/test_failed_repairs_and_replacement.py",
             "tests/integration/test_quiet_update_condition.py",
+            "tests/integration/test_connection_store.py",
             "tests/integration/test_ingest_guarantees.py",
             "tests/integration/test_webhook_handler.py",
             "tests/integration/test_connection_replacement_flow.py",

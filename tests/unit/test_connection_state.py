@@ -92,6 +92,27 @@ def test_deletion_ends_the_episode_with_its_own_resolution():
     assert deleted.connection.action == Action.START_NEW_CONNECTION
 
 
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "resolution"),
+    [
+        ("ACTIVE", None, "REPAIRED"),
+        ("PARTIALLY_ACTIVE", None, "REPAIRED"),  # works again, if not for every account
+        ("EXPIRED", None, "EXPIRED"),
+        ("DELETED", None, "DELETED"),
+        ("ACTIVE", "ACCESS_EXPIRING_SOON", "REPAIRED"),  # repaired; renewing access is a new episode
+        ("ACTIVE", "NEW_ACCOUNTS_AVAILABLE", "REPAIRED"),
+    ],
+)
+def test_how_a_repair_episode_ends_is_named_by_what_ended_it(status: str, reason: str | None, resolution: str):
+    broken = step(None, "RECONNECT_REQUIRED", minutes=0).connection
+    ended = step(broken, status, reason, minutes=5).downstream[0]
+    assert isinstance(ended, ConnectionRepaired)
+    assert ended.resolution == resolution
+
+
 def test_a_different_thing_to_do_replaces_the_episode():
     expiring = step(None, "ACTIVE", "ACCESS_EXPIRING_SOON", minutes=0).connection
     broken = step(expiring, "RECONNECT_REQUIRED", "TOKEN_EXPIRED", minutes=5)

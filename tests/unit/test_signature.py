@@ -28,6 +28,7 @@ def check(
 def reason_of(hdrs: dict[str, str], **kwargs) -> RejectionReason:
     with pytest.raises(SignatureError) as caught:
         check(hdrs, **kwargs)
+    assert str(caught.value) == caught.value.message  # what the 401 says is what the error says
     return caught.value.reason
 
 

@@ -1,0 +1,138 @@
+"""The connection store on moto: paging a customer's connections, optimistic writes, and the outbox's lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from connection_repair.adapters.dynamodb_store import MAX_LISTED_CONNECTIONS, DynamoDBConnectionStore
+from connection_repair.models import Connection, ConnectionNeedsAttention, StoredEvent
+from connection_repair.outbox import Outbox
+from connection_repair.ports import ConcurrentUpdate
+from connection_repair.status_policy import Action
+from local.aws_resources import LocalResources
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(aws: LocalResources) -> DynamoDBConnectionStore:
+    return DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+
+
+def connection(connection_id: str, customer: str = "customer-1", version: int = 1) -> Connection:
+    return Connection(connection_id=connection_id, external_customer_id=customer, status="ACTIVE", version=version)
+
+
+def pages_of(store: DynamoDBConnectionStore, size: int) -> None:
+    """DynamoDB ends a query's page at 1 MB; a Limit set on the wire stands for that here."""
+
+    def limit(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = size
+
+    store._client.meta.events.register("provide-client-params.dynamodb.Query", limit)
+
+
+def test_a_customers_connections_are_read_across_pages(store: DynamoDBConnectionStore) -> None:
+    for number in range(7):
+        store.save_connection(connection(f"conn-{number}"), expected_version=None)
+    store.save_connection(connection("theirs", customer="customer-2"), expected_version=None)
+    pages_of(store, 3)
+    listed = store.list_connections("customer-1")
+    assert sorted(c.connection_id for c in listed) == [f"conn-{number}" for number in range(7)]
+
+
+def test_the_list_stops_at_its_bound(store: DynamoDBConnectionStore) -> None:
+    for number in range(MAX_LISTED_CONNECTIONS + 5):
+        store.save_connection(connection(f"conn-{number:03d}"), expected_version=None)
+    pages_of(store, 50)
+    listed = store.list_connections("customer-1")
+    assert len(listed) == len({c.connection_id for c in listed}) == MAX_LISTED_CONNECTIONS
+
+
+def test_a_write_against_a_changed_version_is_a_concurrent_update(store: DynamoDBConnectionStore) -> None:
+    store.save_connection(connection("conn-1"), expected_version=None)
+    with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
+        store.save_connection(connection("conn-1", version=2), expected_version=None)  # it exists already
+    store.save_connection(connection("conn-1", version=2), expected_version=1)
+    with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
+        store.save_connection(connection("conn-1", version=3), expected_version=1)  # someone wrote version 2
+    stored = store.get_connection("conn-1")
+    assert stored is not None
+    assert stored.version == 2
+
+
+def test_other_errors_of_a_write_are_not_mistaken_for_a_conflict(store: DynamoDBConnectionStore) -> None:
+    store._client.meta.events.register(
+        "before-call.dynamodb.PutItem",
+        lambda **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "ThrottlingException"}}),
+    )
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        store.save_connection(connection("conn-1"), expected_version=None)
+
+
+def pending_event(store: DynamoDBConnectionStore, lease_until: datetime) -> StoredEvent:
+    announced = ConnectionNeedsAttention(
+        connection_id="conn-1",
+        external_customer_id="customer-1",
+        institution_id="inst-1",
+        institution_name="Chase",
+        status="RECONNECT_REQUIRED",
+        status_reason="LOGIN_REQUIRED",
+        action=Action.REPAIR,
+        episode_id="episode-1",
+        event_time=NOW,
+        attention_since=NOW,
+    )
+    event = StoredEvent(
+        event_id="evt-1",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=NOW,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+        pending=[announced],
+    )
+    store.save_event(event, lease_until=lease_until)
+    return event
+
+
+def test_taking_over_an_outbox_extends_its_lease_so_nobody_else_takes_it(store: DynamoDBConnectionStore) -> None:
+    event = pending_event(store, lease_until=NOW - timedelta(seconds=1))
+    later = NOW + timedelta(seconds=30)
+    assert store.claim_pending("evt-1", now=NOW, lease_until=later) == event.pending
+    # While the new holder publishes, a second delivery at the same moment finds the lease taken
+    assert store.claim_pending("evt-1", now=NOW, lease_until=later) == []
+    item = store._client.get_item(TableName=store._table, Key={"pk": {"S": "EVENT#evt-1"}, "sk": {"S": "EVENT"}})
+    assert item["Item"]["leaseUntil"] == {"N": str(int(later.timestamp()))}
+    # Once it has lapsed, it can be taken again
+    assert store.claim_pending("evt-1", now=later + timedelta(seconds=1), lease_until=later + timedelta(minutes=1))
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish(self, events: Any) -> None:
+        self.published.extend(events)
+
+
+def test_a_retry_waits_briefly_for_the_lease_holder_to_finish_instead_of_failing(
+    store: DynamoDBConnectionStore,
+) -> None:
+    pending_event(store, lease_until=NOW + timedelta(seconds=15))
+    moments = iter([0.0, 0.5])  # the holder clears the outbox during the first wait
+
+    def sleep(_seconds: float) -> None:
+        store.clear_pending("evt-1")
+
+    publisher = Publisher()
+    outbox = Outbox(store, publisher, clock=lambda: NOW, sleep=sleep, monotonic=lambda: next(moments))
+    assert outbox.flush("evt-1") == 0
+    assert publisher.published == []  # the holder published it, not us
