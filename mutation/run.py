@@ -20,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / ".mutation"
@@ -150,7 +151,7 @@ def status(exit_code: int | None) -> str:
     return str(status_by_exit_code[exit_code])
 
 
-def summary(meta: Path) -> dict[str, object]:
+def summary(meta: Path) -> dict[str, Any]:
     """One module's mutants by outcome. A timeout counts as killed: the mutant made the tests hang, and they noticed."""
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
     by_status = Counter(status(code) for code in codes.values())
@@ -170,8 +171,8 @@ def collect(seconds: dict[str, float]) -> dict[str, object]:
         for group, (group_modules, _) in GROUPS.items()
         for module in group_modules
     }
-    total = sum(int(m["mutants"]) for m in modules.values())  # type: ignore[call-overload]
-    killed = sum(int(m["killed"]) for m in modules.values())  # type: ignore[call-overload]
+    total = sum(int(m["mutants"]) for m in modules.values())
+    killed = sum(int(m["killed"]) for m in modules.values())
     return {
         "tool": "mutmut",
         "seconds": {group: round(value) for group, value in seconds.items()},
@@ -213,7 +214,7 @@ def main() -> None:
             survivors = [
                 name
                 for module in GROUPS[group][0]
-                for name in summary(root / "mutants" / "src" / "connection_repair" / f"{module}.meta")["survivors"]  # type: ignore[union-attr]
+                for name in summary(root / "mutants" / "src" / "connection_repair" / f"{module}.meta")["survivors"]
             ]
             if survivors:
                 refresh_tests(root)
