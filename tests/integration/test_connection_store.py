@@ -136,3 +136,31 @@ def test_a_retry_waits_briefly_for_the_lease_holder_to_finish_instead_of_failing
     outbox = Outbox(store, publisher, clock=lambda: NOW, sleep=sleep, monotonic=lambda: next(moments))
     assert outbox.flush("evt-1") == 0
     assert publisher.published == []  # the holder published it, not us
+
+
+def test_a_retry_gives_up_waiting_exactly_at_its_deadline(store: DynamoDBConnectionStore) -> None:
+    from connection_repair.outbox import HOLDER_WAIT_SECONDS, DeliveryInProgress
+
+    pending_event(store, lease_until=NOW + timedelta(seconds=15))
+    moments = iter([0.0, HOLDER_WAIT_SECONDS - 0.01, HOLDER_WAIT_SECONDS, HOLDER_WAIT_SECONDS + 1])
+    slept: list[float] = []
+    outbox = Outbox(store, Publisher(), clock=lambda: NOW, sleep=slept.append, monotonic=lambda: next(moments))
+    with pytest.raises(DeliveryInProgress, match=r"^evt-1$"):
+        outbox.flush("evt-1")
+    assert slept == [0.05]  # polled once, briefly, then gave up at the deadline
+
+
+def test_whoever_takes_over_an_outbox_holds_it_while_publishing(store: DynamoDBConnectionStore) -> None:
+    pending_event(store, lease_until=NOW - timedelta(seconds=1))
+    seen_while_publishing: list[Any] = []
+
+    class Watching(Publisher):
+        def publish(self, events: Any) -> None:
+            # Another delivery, at this very moment, must find the outbox taken
+            seen_while_publishing.append(store.claim_pending("evt-1", now=NOW, lease_until=NOW + timedelta(seconds=9)))
+            super().publish(events)
+
+    publisher = Watching()
+    assert Outbox(store, publisher, clock=lambda: NOW).flush("evt-1") == 1
+    assert seen_while_publishing == [[]]
+    assert len(publisher.published) == 1

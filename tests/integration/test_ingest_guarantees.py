@@ -19,6 +19,7 @@ from connection_repair.adapters.event_bus import EventBridgePublisher
 from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
 from connection_repair.ingest import (
     IngestOutcome,
+    InvalidWebhook,
     PayloadTooLarge,
     VerificationPolicy,
     WebhookDelivery,
@@ -26,6 +27,7 @@ from connection_repair.ingest import (
 )
 from connection_repair.models import AnyDownstreamEvent
 from connection_repair.outbox import DeliveryInProgress
+from connection_repair.ports import ConcurrentUpdate
 from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET
 from tests.support import signed_delivery, status_change
@@ -311,3 +313,95 @@ def test_a_status_or_reason_meld_has_not_documented_is_flagged(aws, status: str,
     # ... on the quiet path too (a second event that changes nothing downstream)
     again = ingestor.receive(signed_delivery(status_change("evt-2", "2026-11-25T11:01:00Z", status, reason), now=NOW))
     assert (again.outcome, again.unknown_state, again.published) == (IngestOutcome.ACCEPTED, unknown, 0)
+
+
+class InterleavedStore(DynamoDBConnectionStore):
+    """The real store, where another writer changes the connection right before each of our first ``races``
+    transition writes (as a concurrent delivery of another event would)."""
+
+    def __init__(self, aws: LocalResources, races: int, meanwhile: Any) -> None:
+        super().__init__(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+        self.races = races
+        self.meanwhile = meanwhile
+
+    def save_event(self, event: Any, **kwargs: Any) -> None:
+        if kwargs.get("connection") is not None and self.races:
+            self.races -= 1
+            self.meanwhile()
+        super().save_event(event, **kwargs)
+
+
+def test_a_transition_that_loses_a_race_reads_the_connection_again_and_applies_on_top(aws, downstream):
+    ingestor = make_ingestor(aws)
+    ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
+    renamed = iter(range(10))
+
+    def another_writer() -> None:
+        # A newer-in-version but older-in-time change lands (an institution rename by another path)
+        store = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+        current = store.get_connection("conn-1")
+        assert current is not None
+        changed = current.model_copy(
+            update={"institution_name": f"Chase {next(renamed)}", "version": current.version + 1}
+        )
+        store.save_connection(changed, expected_version=current.version)
+
+    racing = make_ingestor(aws)
+    racing._store = InterleavedStore(aws, races=2, meanwhile=another_writer)  # type: ignore[attr-defined]
+    body = status_change("evt-2", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    del body["payload"]["institutionName"]
+    result = racing.receive(signed_delivery(body, now=NOW))
+
+    assert (result.outcome, result.published) == (IngestOutcome.ACCEPTED, 1)
+    state = connection_state(aws)
+    assert (state["status"], state["lastEventId"], state["institutionName"]) == (
+        "RECONNECT_REQUIRED",
+        "evt-2",
+        "Chase 1",
+    )
+    assert [event["detail-type"] for event in downstream()] == ["Connection Needs Attention"]
+
+
+def test_a_transition_that_keeps_losing_gives_up_and_writes_nothing(aws):
+    def another_writer() -> None:
+        store = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+        current = store.get_connection("conn-1")
+        assert current is not None
+        store.save_connection(
+            current.model_copy(update={"version": current.version + 1}), expected_version=current.version
+        )
+
+    make_ingestor(aws).receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
+    racing = make_ingestor(aws)
+    racing._store = InterleavedStore(aws, races=99, meanwhile=another_writer)  # type: ignore[attr-defined]
+    body = status_change("evt-2", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
+        racing.receive(signed_delivery(body, now=NOW))
+    assert count_items(aws, "EVENT#evt-2") == 0
+
+
+def test_events_stamped_alike_are_ordered_by_their_ids_on_the_transition_path_too(aws):
+    ingestor = make_ingestor(aws)
+    ingestor.receive(signed_delivery(status_change("M-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
+    # Same stamp, a smaller id: older. Not quiet (it would open an episode), so the full transition judges it.
+    late = ingestor.receive(
+        signed_delivery(status_change("A-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"), now=NOW)
+    )
+    assert late.outcome == IngestOutcome.STALE
+    assert (connection_state(aws)["status"], connection_state(aws)["lastEventId"]) == ("ACTIVE", "M-1")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "body is not valid UTF-8 JSON"),
+        (b"{not json", "body is not valid UTF-8 JSON"),
+        (b"[1, 2]", "body must be a JSON object"),
+        (b'{"eventType": "X"}', "missing or invalid fields: eventId, timestamp"),
+    ],
+)
+def test_a_signed_body_that_is_not_a_meld_event_says_what_is_wrong(aws, raw: bytes, message: str):
+    with pytest.raises(InvalidWebhook) as refused:
+        make_ingestor(aws).receive(signed_delivery(raw, now=NOW))
+    assert str(refused.value) == message
+    assert count_items(aws, "") == 0

@@ -130,3 +130,37 @@ def test_epoch_timestamps_in_seconds_or_milliseconds_are_understood(stamp: str):
 def test_non_ascii_body_is_verified_as_raw_bytes():
     body = '{"institutionName":"Banco Santándér"}'.encode()
     check(headers(sign(SECRET, STAMP, URL, body)), body=body)
+
+
+GOOD = sign(SECRET, STAMP, URL, BODY)
+
+
+@pytest.mark.parametrize(
+    ("hdrs", "secrets", "reason", "message"),
+    [
+        ({"meld-signature-timestamp": STAMP}, (SECRET,), "MISSING_SIGNATURE", "Meld-Signature header is missing"),
+        ({"meld-signature": GOOD}, (SECRET,), "MISSING_TIMESTAMP", "Meld-Signature-Timestamp header is missing"),
+        (
+            headers("c2hvcnQ="),
+            (SECRET,),
+            "MALFORMED_SIGNATURE",
+            "Meld-Signature is not a base64url HMAC-SHA256 value",
+        ),
+        (headers(GOOD, "soon"), (SECRET,), "MALFORMED_TIMESTAMP", "Meld-Signature-Timestamp is not a timestamp"),
+        (
+            headers(GOOD, "2026-11-25T11:00:00Z"),
+            (SECRET,),
+            "TIMESTAMP_OUT_OF_TOLERANCE",
+            "Meld-Signature-Timestamp is more than 300 s away from now",
+        ),
+        (headers(GOOD), ("",), "NO_SECRET_CONFIGURED", "no webhook secret is configured"),
+        (headers(GOOD), (PREVIOUS,), "SIGNATURE_MISMATCH", "Meld-Signature does not match the request"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.isupper() else "",
+)
+def test_every_rejection_names_its_reason_in_words_meld_support_can_act_on(
+    hdrs: dict[str, str], secrets: tuple[str, ...], reason: str, message: str
+):
+    with pytest.raises(SignatureError) as caught:
+        check(hdrs, secrets=secrets)
+    assert (caught.value.reason, caught.value.message) == (reason, message)
