@@ -264,7 +264,7 @@ def test_outbox_held_by_a_live_delivery_is_not_published_twice(aws, downstream):
     again = later.receive(signed_delivery(body, now=NOW + timedelta(minutes=1), retry_count=3))
     assert again.published == 0
     stored = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=event_key("evt-1"))["Item"]
-    assert "pending" not in stored
+    assert not {"pending", "leaseUntil"} & stored.keys()
     assert json.loads(stored["rawBody"]["S"])["eventId"] == "evt-1"
 
 

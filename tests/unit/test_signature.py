@@ -164,3 +164,11 @@ def test_every_rejection_names_its_reason_in_words_meld_support_can_act_on(
     with pytest.raises(SignatureError) as caught:
         check(hdrs, secrets=secrets)
     assert (caught.value.reason, caught.value.message) == (reason, message)
+
+
+def test_a_timestamp_without_an_offset_is_read_as_utc():
+    naive = "2026-11-25T12:00:00"
+    check(headers(sign(SECRET, naive, URL, BODY), naive))
+    assert reason_of(headers(sign(SECRET, naive, URL, BODY), naive), now=NOW + timedelta(seconds=301)) == (
+        RejectionReason.TIMESTAMP_OUT_OF_TOLERANCE
+    )
