@@ -126,9 +126,11 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
         }
     )
     # One in three is spoiled in exactly one respect, so that each part of the expectation is tested alone.
-    spoiled_by = draw(st.sampled_from(["superseded", "replaces", "pending", "failed", "newer", "same"]))
+    spoils = ["superseded", "replaces", "pending", "failed", "newer", "same", "episode", "unsettled"]
+    spoiled_by = draw(st.sampled_from(spoils))
     spoil = spoiled_by if draw(st.integers(0, 2)) == 0 else ""
-    spoiled: dict[str, object] = {
+    others = sorted(NEEDS_ATTENTION - {quiet.episode_action} if quiet.episode_action else NEEDS_ATTENTION)
+    spoiled: dict[str, dict[str, object]] = {
         "": {},
         "superseded": {"superseded_by": "conn-2"},
         "replaces": {"replaces_connection_id": "conn-0"},
@@ -136,6 +138,11 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
         "failed": {"failed_repairs": draw(st.integers(1, 4))},
         "newer": {"last_event_at": event_time + timedelta(minutes=draw(st.integers(0, 5))), "last_event_id": "c"},
         "same": {"last_event_at": event_time, "last_event_id": event_id},
+        # The episode is not the one expected: another action's, or one open where none may be, or none at all
+        "episode": {"episode_id": "episode-old", "episode_action": draw(st.sampled_from(others)), "attention_since": T0}
+        if quiet.episode_action is None or draw(st.booleans())
+        else {"episode_id": None, "episode_action": None, "attention_since": None},
+        "unsettled": {"status": draw(st.sampled_from([None, "IN_PROGRESS"])), "status_reason": None},
     }
     return fitted.model_copy(update=spoiled[spoil])
 

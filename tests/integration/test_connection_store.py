@@ -105,6 +105,7 @@ def pending_event(store: DynamoDBConnectionStore, lease_until: datetime) -> Stor
 
 def test_taking_over_an_outbox_extends_its_lease_so_nobody_else_takes_it(store: DynamoDBConnectionStore) -> None:
     event = pending_event(store, lease_until=NOW - timedelta(seconds=1))
+    assert store.get_event("evt-1") == event  # read back whole, its connection and outbox included
     later = NOW + timedelta(seconds=30)
     assert store.claim_pending("evt-1", now=NOW, lease_until=later) == event.pending
     # While the new holder publishes, a second delivery at the same moment finds the lease taken

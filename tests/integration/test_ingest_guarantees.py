@@ -310,6 +310,15 @@ def test_a_status_or_reason_meld_has_not_documented_is_flagged(aws, status: str,
         "conn-1",
     )
     assert result.published == (1 if status == "RECONNECT_REQUIRED" else 0)  # the new episode, announced
+    duplicate = ingestor.receive(
+        signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", status, reason), now=NOW, retry_count=1)
+    )
+    assert (duplicate.outcome, duplicate.event_type, duplicate.connection_id, duplicate.published) == (
+        IngestOutcome.DUPLICATE,
+        "BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        "conn-1",
+        0,
+    )
     # ... on the quiet path too (a second event that changes nothing downstream)
     again = ingestor.receive(signed_delivery(status_change("evt-2", "2026-11-25T11:01:00Z", status, reason), now=NOW))
     assert (again.outcome, again.unknown_state, again.published) == (IngestOutcome.ACCEPTED, unknown, 0)
