@@ -127,6 +127,8 @@ def test_unknown_event_type_is_stored_and_answered_200(webhook_env, downstream):
     status, body, _ = invoke(load_event("webhook_unknown_event_type"))
 
     assert (status, body) == (200, {"status": "ignored", "eventId": "evt-other-0004"})
+    # Meld's retry of it is a duplicate like any other
+    assert invoke(load_event("webhook_unknown_event_type"))[1] == {"status": "duplicate", "eventId": "evt-other-0004"}
     assert item(webhook_env.table_name, event_key("evt-other-0004")) is not None
     assert downstream() == []
 
