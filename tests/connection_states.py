@@ -126,10 +126,13 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
         }
     )
     # One in three is spoiled in exactly one respect, so that each part of the expectation is tested alone.
-    spoils = ["superseded", "replaces", "pending", "failed", "newer", "same", "episode", "unsettled"]
+    spoils = ["superseded", "replaces", "pending", "failed", "newer", "same"]
+    if quiet.episode_action is not None or quiet.no_episode:
+        spoils.append("episode")
+    if quiet.settled_status:
+        spoils.append("unsettled")
     spoiled_by = draw(st.sampled_from(spoils))
     spoil = spoiled_by if draw(st.integers(0, 2)) == 0 else ""
-    others = sorted(NEEDS_ATTENTION - {quiet.episode_action} if quiet.episode_action else NEEDS_ATTENTION)
     spoiled: dict[str, dict[str, object]] = {
         "": {},
         "superseded": {"superseded_by": "conn-2"},
@@ -138,13 +141,32 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
         "failed": {"failed_repairs": draw(st.integers(1, 4))},
         "newer": {"last_event_at": event_time + timedelta(minutes=draw(st.integers(0, 5))), "last_event_id": "c"},
         "same": {"last_event_at": event_time, "last_event_id": event_id},
-        # The episode is not the one expected: another action's, or one open where none may be, or none at all
-        "episode": {"episode_id": "episode-old", "episode_action": draw(st.sampled_from(others)), "attention_since": T0}
-        if quiet.episode_action is None or draw(st.booleans())
-        else {"episode_id": None, "episode_action": None, "attention_since": None},
-        "unsettled": {"status": draw(st.sampled_from([None, "IN_PROGRESS"])), "status_reason": None},
+        # A new connection, not yet settled by its completion
+        "unsettled": {"status": "IN_PROGRESS", "status_reason": None, "action": Action.NONE, **NO_EPISODE},
     }
+    if spoil == "episode":
+        spoiled["episode"] = draw(other_episode(quiet.episode_action))
     return fitted.model_copy(update=spoiled[spoil])
+
+
+NO_EPISODE: dict[str, object] = {"episode_id": None, "episode_action": None, "attention_since": None}
+
+
+@st.composite
+def other_episode(draw: st.DrawFn, expected: Action | None) -> dict[str, object]:
+    """A reachable state whose episode is not the one expected: another action's, a transient outage inside another
+    action's episode or outside any, or (where none may be open) one open."""
+    pairs = [pair for pair in COMBINATIONS if classify(*pair) == Action.WAIT or classify(*pair) in NEEDS_ATTENTION]
+    status, reason = draw(st.sampled_from([pair for pair in pairs if classify(*pair) != expected]))
+    action = classify(status, reason)
+    others = sorted(NEEDS_ATTENTION - {expected} if expected else NEEDS_ATTENTION)
+    episode_action = draw(st.none() | st.sampled_from(others)) if action == Action.WAIT else action
+    episode = (
+        {"episode_id": "episode-old", "episode_action": episode_action, "attention_since": T0}
+        if episode_action is not None
+        else NO_EPISODE
+    )
+    return {"status": status, "status_reason": reason, "action": action, **episode}
 
 
 @st.composite
