@@ -160,8 +160,10 @@ def summary(meta: Path) -> dict[str, Any]:
         "mutants": len(codes),
         "killed": killed,
         "score": round(killed / len(codes), 4) if codes else None,
+        "checked": len(codes) - by_status["not checked"],
         "by_status": dict(sorted(by_status.items())),
-        "survivors": sorted(name for name, code in codes.items() if status(code) not in ("killed", "timeout")),
+        # Survived, or reached by no test; "not checked" (a run stopped early) is counted in by_status only.
+        "survivors": sorted(name for name, code in codes.items() if status(code) in ("survived", "no tests")),
     }
 
 
