@@ -55,7 +55,7 @@ _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """The template as data: a fresh copy each call, parsed once per version of the file (every test's fixture
-    reads it, and parsing is most of the fixture's time)."""
+    reads it, and parsing was half of the fixture's time)."""
     return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
 
 
