@@ -79,6 +79,7 @@ SKIP_LINES = [r"^\s*logger\.(debug|info|warning|error|exception)\("]
 # What the tests read besides the package.
 ALSO_COPY = ["functions", "local", "tests", "events", "docs", "template.yaml", "env.json", "samconfig.toml"]
 TARGET = 0.90
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
 
 PYPROJECT = """\
 [tool.pytest.ini_options]
@@ -103,14 +104,8 @@ def stage(group: str) -> Path:
     root = STAGE / group
     if root.exists():
         shutil.rmtree(root)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    shutil.copytree(PACKAGE, root / "src" / "connection_repair", ignore=ignore)
-    for name in ALSO_COPY:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=ignore)
-        else:
-            shutil.copy2(source, root / name)
+    shutil.copytree(PACKAGE, root / "src" / "connection_repair", ignore=IGNORE)
+    refresh_tests(root)
     (root / "pyproject.toml").write_text(
         PYPROJECT.format(
             deselect=" ".join(f"--deselect={test}" for test in DESELECTED),
@@ -125,11 +120,10 @@ def stage(group: str) -> Path:
 
 def refresh_tests(root: Path) -> None:
     """The project's current tests (and what they read) into a staged group, keeping its mutants and results."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
     for name in ALSO_COPY:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=ignore, dirs_exist_ok=True)
+            shutil.copytree(source, root / name, ignore=IGNORE, dirs_exist_ok=True)
         else:
             shutil.copy2(source, root / name)
 

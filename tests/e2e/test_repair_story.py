@@ -1,4 +1,4 @@
-"""The repair story and its error paths over HTTP, against the local stack (issue 3's routes, issue 4's notifier)."""
+"""The repair story and its error paths over HTTP, against the local stack (the Repair API's routes, the notifier)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 6): each fault injected at the AWS or Meld boundary, its documented outcome asserted, and
+"""The fault matrix: each fault injected at the AWS or Meld boundary, its documented outcome asserted, and
 then the books checked from the table and the bus: nothing lost, nothing applied twice.
 
 Faults come from botocore ``before-call`` hooks on the clients the code under test built (the hook answers in the

@@ -1,4 +1,4 @@
-"""Log hygiene (issue 6): every flow runs with its logs captured, failures included, and none of the secrets that
+"""Log hygiene: every flow runs with its logs captured, failures included, and none of the secrets that
 flowed through it appears: connect tokens and widget URLs Meld returned, the Meld API key, the webhook secret,
 signatures, the caller's JWT, or anything of ``serviceProviderDetails``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import boto3
@@ -32,6 +32,20 @@ AFTER_WINDOW = timedelta(minutes=6)
 # Reminders are due a day and three days after the first message (which waits out the 5-minute digest window).
 REMINDER_1 = timedelta(days=1, minutes=6)
 REMINDER_2 = timedelta(days=3, minutes=6)
+
+
+def claimed_by_another_process(rig: NotifierRig, episodes: list[str], *, at: datetime) -> datetime:
+    """Another process claimed these episodes' first messages (and the customer's slot) at ``at``; its lease's end."""
+    lease_until = at + timedelta(minutes=15)
+    rig.store.claim(
+        "customer-1",
+        [MessageClaim(episode, 0) for episode in episodes],
+        token="another-process",
+        now=at,
+        previous_sent_at=None,
+        lease_until=lease_until,
+    )
+    return lease_until
 
 
 @pytest.fixture
@@ -248,14 +262,7 @@ def test_a_claim_abandoned_mid_send_is_never_sent_again(rig: NotifierRig) -> Non
     rig.preferences()
     rig.notifier.on_needs_attention(attention(rig.connection()))
     claimed_at = T0 + AFTER_WINDOW
-    rig.store.claim(
-        "customer-1",
-        [MessageClaim("episode-1", 0)],
-        token="dead-process",
-        now=claimed_at,
-        previous_sent_at=None,
-        lease_until=claimed_at + timedelta(minutes=15),
-    )
+    claimed_by_another_process(rig, ["episode-1"], at=claimed_at)
     # While the lease lasts, and within the daily cap its claim took, nothing is sent
     rig.clock.at(claimed_at + timedelta(minutes=5))
     assert rig.notifier.sweep().messages_sent == 0
@@ -465,14 +472,7 @@ def test_abandoned_claims_of_a_digest_are_each_counted_once_as_maybe_sent(rig: N
         connection = rig.connection(f"conn-{number}", episode_id=f"episode-{number}")
         rig.notifier.on_needs_attention(attention(connection))
     claimed_at = T0 + AFTER_WINDOW
-    rig.store.claim(
-        "customer-1",
-        [MessageClaim("episode-1", 0), MessageClaim("episode-2", 0)],
-        token="dead-process",
-        now=claimed_at,
-        previous_sent_at=None,
-        lease_until=claimed_at + timedelta(minutes=15),
-    )
+    claimed_by_another_process(rig, ["episode-1", "episode-2"], at=claimed_at)
     later = claimed_at + timedelta(hours=24, minutes=1)
     rig.clock.at(later)
     outcome = rig.notifier.sweep()
@@ -493,15 +493,7 @@ def test_a_claims_lease_ends_exactly_at_its_end(aws: LocalResources, after: time
     rig.preferences()
     rig.notifier.on_needs_attention(attention(rig.connection()))
     claimed_at = T0 + AFTER_WINDOW
-    lease_until = claimed_at + timedelta(minutes=15)
-    rig.store.claim(
-        "customer-1",
-        [MessageClaim("episode-1", 0)],
-        token="another-process",
-        now=claimed_at,
-        previous_sent_at=None,
-        lease_until=lease_until,
-    )
+    lease_until = claimed_by_another_process(rig, ["episode-1"], at=claimed_at)
     rig.clock.at(lease_until + after)
     assert rig.notifier.sweep().suppressed[Suppressed.UNCERTAIN] == uncertain
     assert sent_emails() == []

@@ -1,4 +1,4 @@
-"""Ports of the notifier (issue 4): the notification state store and the channels. Adapters in ``adapters/``."""
+"""Ports of the notifier: the notification state store and the channels. Adapters in ``adapters/``."""
 
 from __future__ import annotations
 
