@@ -41,10 +41,10 @@ from local.template import ROOT, FunctionSpec, Resolver, functions, load_templat
 
 # Each function's wiring factory (connection_repair.wiring), i.e. what its first invocation builds.
 FACTORIES = {
-    "WebhookFunction": "webhook_ingestor",
-    "RepairApiFunction": "repair_service",
-    "ConnectionReplacerFunction": "connection_retirer",
-    "NotifierFunction": "notifier",
+    "WebhookFunction": "webhook.webhook_ingestor",
+    "RepairApiFunction": "repair_api.repair_service",
+    "ConnectionReplacerFunction": "replacer.connection_replacer",
+    "NotifierFunction": "notifier.notifier",
 }
 TARGETS = {"WebhookFunction": 1.5, "NotifierFunction": 1.5, "RepairApiFunction": 1.8, "ConnectionReplacerFunction": 1.8}
 # Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
@@ -69,8 +69,11 @@ import importlib, json, os, sys, time
 started = time.perf_counter()
 module = importlib.import_module({module!r})
 handler = getattr(module, {handler!r})
-from connection_repair import wiring
-getattr(wiring, {factory!r})()
+try:
+    wiring = importlib.import_module("connection_repair.wiring." + {factory!r}.rpartition(".")[0])
+except ModuleNotFoundError:  # a tree from before the wiring was split per function (--source)
+    wiring = importlib.import_module("connection_repair.wiring")
+getattr(wiring, {factory!r}.rpartition(".")[2])()
 elapsed = time.perf_counter() - started
 loaded = sorted({{name.split(".")[0] for name in sys.modules}} & set({watched!r}))
 print(json.dumps({{"ms": elapsed * 1000, "loaded": loaded, "compiled": {compiled}}}))
@@ -97,8 +100,11 @@ def client(service, *args, **kwargs):
     return real_client(service, *args, **kwargs)
 boto3.client = client
 importlib.import_module({module!r})
-from connection_repair import wiring
-getattr(wiring, {factory!r})()
+try:
+    wiring = importlib.import_module("connection_repair.wiring." + {factory!r}.rpartition(".")[0])
+except ModuleNotFoundError:  # a tree from before the wiring was split per function (--source)
+    wiring = importlib.import_module("connection_repair.wiring")
+getattr(wiring, {factory!r}.rpartition(".")[2])()
 print(json.dumps(created))
 """
 

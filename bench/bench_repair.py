@@ -12,7 +12,7 @@ import io
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from bench.offline import use_fake_aws
 
@@ -47,21 +47,24 @@ def main() -> Comparison:
     with mock_aws():
         resources = create_resources()
         os.environ.update(TABLE_NAME=resources.table_name, MELD_API_KEY="bench", MELD_API_BASE_URL="https://meld.bench")
-        from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, connection_item, connection_key
-        from connection_repair.adapters.meld import MeldClient
-        from connection_repair.adapters.meld_gateway import MeldConnectGateway
-        from connection_repair.models import Connection
-        from connection_repair.repair import RepairService
-        from connection_repair.wiring import API_AWS_CONFIG
+        from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections, connection_item
+        from connection_repair.adapters.dynamodb.keys import connection_key
+        from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+        from connection_repair.adapters.meld.client import MeldClient
+        from connection_repair.adapters.meld.gateway import MeldConnectGateway
+        from connection_repair.domain.connection import Connection
+        from connection_repair.repair.service import RepairService
+        from connection_repair.wiring.repair_api import API_AWS_CONFIG
         from functions.repair_api import app
         from tests.support import LambdaContext
 
         dynamodb = boto3.client("dynamodb", config=API_AWS_CONFIG)
-        store = DynamoDBConnectionStore(dynamodb, resources.table_name, event_ttl=timedelta(days=90))
+        store = DynamoDBCustomerConnections(dynamodb, resources.table_name)
+        preferences = DynamoDBPreferencesStore(dynamodb, resources.table_name)
         transport = httpx.MockTransport(meld_stand_in)
         # The handler's own wiring, except that the Meld client's transport is the in-process stand-in.
         meld = MeldClient("https://meld.bench", lambda: "bench", transport=transport, deadline_seconds=12.0)
-        service = RepairService(connections=store, preferences=store, meld=MeldConnectGateway(meld))
+        service = RepairService(connections=store, preferences=preferences, meld=MeldConnectGateway(meld))
         app.repair_service = lambda: service  # type: ignore[assignment]
 
         broken = {"status": "RECONNECT_REQUIRED", "status_reason": "LOGIN_REQUIRED", "version": 1}
@@ -110,7 +113,7 @@ def main() -> Comparison:
             floor_version[0] = version + 1
 
         # Lambda writes logs and metrics to stdout; here they go to memory, for the subject as in Lambda.
-        from connection_repair.observability import logger
+        from connection_repair.platform.observability import logger
 
         logger.registered_handler.setStream(io.StringIO())  # type: ignore[attr-defined]
         with contextlib.redirect_stdout(io.StringIO()):

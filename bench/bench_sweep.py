@@ -39,14 +39,18 @@ from moto import mock_aws
 
 from bench.harness import record
 from bench.moto_speedups import journal_transactions
-from connection_repair.adapters.channels import SesEmailChannel
-from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, connection_item, preferences_key
-from connection_repair.adapters.notification_store import DynamoDBNotificationStore, episode_item
-from connection_repair.models import Connection
-from connection_repair.notification_ports import NotificationChannel
-from connection_repair.notifications import EpisodeNotice, MessageComposer, Notifier
-from connection_repair.preferences import Channel
-from connection_repair.status_policy import Action
+from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader, connection_item
+from connection_repair.adapters.dynamodb.keys import preferences_key
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore, episode_item
+from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.ses import SesEmailChannel
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.ports import NotificationChannel
+from connection_repair.notify.records import EpisodeNotice
+from connection_repair.notify.service import Notifier
+from connection_repair.preferences.model import Channel
 from local.aws_resources import create_resources
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -145,7 +149,8 @@ def measure(total: int) -> dict[str, float]:
         store = DynamoDBNotificationStore(client, resources.table_name)
         channels: dict[Channel, NotificationChannel] = {Channel.EMAIL: SesEmailChannel(boto3.client("sesv2"), SENDER)}
         notifier = Notifier(
-            connections=DynamoDBConnectionStore(client, resources.table_name, event_ttl=timedelta(days=90)),
+            connections=DynamoDBConnectionReader(client, resources.table_name),
+            preferences=DynamoDBPreferencesStore(client, resources.table_name),
             store=store,
             channels=channels,
             composer=MessageComposer("https://app.example.com/c/{connectionId}"),

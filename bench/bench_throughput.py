@@ -160,7 +160,8 @@ def prove(
     items: list[dict[str, Any]], stream: list[Delivery], newest: dict[str, Delivery], raw_bodies: dict[str, str]
 ) -> dict[str, object]:
     """Compare the table with the generator; every check must hold (a failure stops the bench)."""
-    from connection_repair.adapters.dynamodb_store import connection_from_item, event_from_item
+    from connection_repair.adapters.dynamodb.connections import connection_from_item
+    from connection_repair.adapters.dynamodb.events import event_from_item
 
     events = [event_from_item(item) for item in items if item["pk"]["S"].startswith("EVENT#")]
     connections = {
@@ -208,8 +209,8 @@ def run(total: int, connections: int, seed: int) -> dict[str, object]:
             # signed_event signs at a fixed moment (events/README.md): a tolerance that reaches back to it.
             MELD_WEBHOOK_TOLERANCE_SECONDS=EVENTS_TOLERANCE_SECONDS,
         )
-        from connection_repair.observability import logger
-        from connection_repair.wiring import webhook_ingestor
+        from connection_repair.platform.observability import logger
+        from connection_repair.wiring.webhook import webhook_ingestor
         from functions.webhook_ingest import app
 
         published: Counter[str] = Counter()

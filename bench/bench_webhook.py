@@ -37,7 +37,7 @@ T0 = datetime.now(UTC) - timedelta(hours=1)
 
 def signed_status_change(index: int, reason: str) -> dict[str, Any]:
     """Meld's side: a signed delivery moving one connection between RECONNECT_REQUIRED reasons (no downstream)."""
-    from connection_repair.signature import sign
+    from connection_repair.ingestion.signature import sign
 
     timestamp = (T0 + timedelta(milliseconds=index)).isoformat().replace("+00:00", "Z")
     body = envelope(
@@ -74,10 +74,14 @@ def main() -> Comparison:
             MELD_WEBHOOK_SECRET=LOCAL_WEBHOOK_SECRET,
             MELD_API_KEY="bench",
         )
-        from connection_repair.adapters.dynamodb_store import connection_item, event_item, event_key, quiet_update
-        from connection_repair.connection_state import quiet_change
-        from connection_repair.models import Connection, ConnectionChange, StoredEvent
-        from connection_repair.status_policy import Action
+        from connection_repair.adapters.dynamodb.connection_store import silent_update_request
+        from connection_repair.adapters.dynamodb.connections import connection_item
+        from connection_repair.adapters.dynamodb.events import event_item
+        from connection_repair.adapters.dynamodb.keys import event_key
+        from connection_repair.domain.connection import Connection, ConnectionChange
+        from connection_repair.domain.status_policy import Action
+        from connection_repair.domain.transitions import silent_update
+        from connection_repair.outbox.ports import StoredEvent
         from functions.webhook_ingest import app
         from tests.support import LambdaContext
 
@@ -108,7 +112,7 @@ def main() -> Comparison:
                 status_reason=reasons[i % 2],
                 external_customer_id="bench-customer",
             )
-            quiet = quiet_change(change, event_id=stored.event_id, event_time=event_time)
+            quiet = silent_update(change, event_id=stored.event_id, event_time=event_time)
             floor_requests.append(
                 [
                     {
@@ -118,7 +122,7 @@ def main() -> Comparison:
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     },
-                    {"Update": {"TableName": resources.table_name, **quiet_update("floor-conn", quiet)}},
+                    {"Update": {"TableName": resources.table_name, **silent_update_request("floor-conn", quiet)}},
                 ]
             )
         # Both connections start in the same state: broken, inside an open episode.
@@ -148,7 +152,7 @@ def main() -> Comparison:
                 dynamodb.delete_item(TableName=resources.table_name, Key=event_key(event_id))
 
         # Lambda writes logs and metrics to stdout; here they go to memory, for the subject as in Lambda.
-        from connection_repair.observability import logger
+        from connection_repair.platform.observability import logger
 
         logger.registered_handler.setStream(io.StringIO())  # type: ignore[attr-defined]
         with contextlib.redirect_stdout(io.StringIO()):

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connection_repair.signature import sign
+from connection_repair.ingestion.signature import sign
 from local.apigw import http_api_event
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

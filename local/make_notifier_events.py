@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connection_repair.adapters.event_bus import event_detail
-from connection_repair.models import AnyDownstreamEvent, ConnectionNeedsAttention, ConnectionRepaired
-from connection_repair.status_policy import Action
+from connection_repair.adapters.eventbridge import event_detail
+from connection_repair.domain.bus_events import AnyDownstreamEvent, ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.status_policy import Action
 from local.make_events import CONNECTION
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

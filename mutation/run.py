@@ -36,9 +36,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/unit/test_signature.py",
             "tests/unit/test_connection_state.py",
-            "tests/unit/test_quiet_change.py",
+            "tests/unit/test_silent_update.py",
             "tests/unit/test_failed_repairs_and_replacement.py",
-            "tests/integration/test_quiet_update_condition.py",
+            "tests/integration/test_silent_update_condition.py",
             "tests/integration/test_connection_store.py",
             "tests/integration/test_ingest_guarantees.py",
             "tests/integration/test_webhook_handler.py",

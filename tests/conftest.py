@@ -64,7 +64,7 @@ def downstream(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
 @pytest.fixture
 def webhook_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
     """The webhook function's environment, as template.yaml gives it, pointed at moto."""
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     monkeypatch.setenv("TABLE_NAME", aws.table_name)
     monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
@@ -84,7 +84,7 @@ def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], s
     import io
     import logging
 
-    from connection_repair.observability import logger
+    from connection_repair.platform.observability import logger
 
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)

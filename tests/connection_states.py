@@ -1,6 +1,6 @@
-"""Hypothesis strategies for connection states and the changes webhooks bring, shared by the quiet-path tests.
+"""Hypothesis strategies for connection states and the changes webhooks bring, shared by the silent-update tests.
 
-``states_and_changes`` draws three quarters of its pairs fitted to the change's quiet expectation (so the assertions
+``states_and_changes`` draws three quarters of its pairs fitted to the change's silent expectation (so the assertions
 about the one-write path are reached often) and the rest anywhere in the reachable state space (so its refusals are
 tested too).
 """
@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from connection_repair.connection_state import quiet_change
-from connection_repair.models import Connection, ConnectionChange
-from connection_repair.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify
+from connection_repair.domain.connection import Connection, ConnectionChange
+from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify
+from connection_repair.domain.transitions import silent_update
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 STATUSES = [
@@ -90,14 +90,14 @@ def changes(draw: st.DrawFn) -> ConnectionChange:
 
 
 def _fitting(change: ConnectionChange) -> list[tuple[str | None, str | None]]:
-    """The (status, reason) pairs a connection may hold for ``change``'s quiet expectation to be satisfiable."""
-    quiet = quiet_change(change, event_id="a", event_time=T0)
-    if quiet.settled_status:
+    """The (status, reason) pairs a connection may hold for ``change``'s silent expectation to be satisfiable."""
+    silent = silent_update(change, event_id="a", event_time=T0)
+    if silent.settled_status:
         return [(status, reason) for status, reason in COMBINATIONS if status not in (None, "IN_PROGRESS")]
-    if quiet.episode_action is not None:
-        wanted = {quiet.episode_action, Action.WAIT}
+    if silent.episode_action is not None:
+        wanted = {silent.episode_action, Action.WAIT}
         return [pair for pair in COMBINATIONS if classify(*pair) in wanted]
-    if quiet.no_episode:
+    if silent.no_episode:
         return [pair for pair in COMBINATIONS if classify(*pair) in ENDS_EPISODE]
     return COMBINATIONS
 
@@ -105,14 +105,14 @@ def _fitting(change: ConnectionChange) -> list[tuple[str | None, str | None]]:
 @st.composite
 def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: datetime, event_id: str) -> Connection:
     """A reachable state with no repair or replacement under way, older than the change, in a fitting status."""
-    quiet = quiet_change(change, event_id="a", event_time=T0)
+    silent = silent_update(change, event_id="a", event_time=T0)
     connection = draw(connections(_fitting(change)))
-    if quiet.episode_action is not None and connection.episode_id is not None:
+    if silent.episode_action is not None and connection.episode_id is not None:
         # An open episode for the same action (a WAIT inside it keeps the episode's action).
-        connection = connection.model_copy(update={"episode_action": quiet.episode_action})
-    elif quiet.episode_action is not None:
+        connection = connection.model_copy(update={"episode_action": silent.episode_action})
+    elif silent.episode_action is not None:
         connection = connection.model_copy(
-            update={"episode_id": "episode-old", "episode_action": quiet.episode_action, "attention_since": T0}
+            update={"episode_id": "episode-old", "episode_action": silent.episode_action, "attention_since": T0}
         )
     older = draw(st.none() | st.integers(1, 60).map(lambda minutes: event_time - timedelta(minutes=minutes)))
     fitted = connection.model_copy(
@@ -127,9 +127,9 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
     )
     # One in three is spoiled in exactly one respect, so that each part of the expectation is tested alone.
     spoils = ["superseded", "replaces", "pending", "failed", "newer", "same"]
-    if quiet.episode_action is not None or quiet.no_episode:
+    if silent.episode_action is not None or silent.no_episode:
         spoils.append("episode")
-    if quiet.settled_status:
+    if silent.settled_status:
         spoils.append("unsettled")
     spoiled_by = draw(st.sampled_from(spoils))
     spoil = spoiled_by if draw(st.integers(0, 2)) == 0 else ""
@@ -145,7 +145,7 @@ def fitted_connection(draw: st.DrawFn, change: ConnectionChange, event_time: dat
         "unsettled": {"status": "IN_PROGRESS", "status_reason": None, "action": Action.NONE, **NO_EPISODE},
     }
     if spoil == "episode":
-        spoiled["episode"] = draw(other_episode(quiet.episode_action))
+        spoiled["episode"] = draw(other_episode(silent.episode_action))
     return fitted.model_copy(update=spoiled[spoil])
 
 
@@ -171,7 +171,7 @@ def other_episode(draw: st.DrawFn, expected: Action | None) -> dict[str, object]
 
 @st.composite
 def states_and_changes(draw: st.DrawFn) -> tuple[Connection | None, ConnectionChange, datetime, str]:
-    """(stored connection or None, change, event time, event id): mostly fitted to the quiet path."""
+    """(stored connection or None, change, event time, event id): mostly fitted to the silent path."""
     change, event_time, event_id = draw(changes()), draw(moments), draw(names)
     if draw(st.integers(0, 3)) > 0:
         current: Connection | None = draw(fitted_connection(change, event_time, event_id))

@@ -12,21 +12,21 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
-from connection_repair.adapters.channels import SesEmailChannel, SnsSmsChannel
-from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, connection_item
-from connection_repair.adapters.notification_store import DynamoDBNotificationStore
-from connection_repair.models import Connection, ConnectionNeedsAttention
-from connection_repair.notification_ports import NotificationChannel
-from connection_repair.notifications import (
-    EpisodeNotice,
-    Message,
-    MessageComposer,
-    NotificationPolicy,
-    Notifier,
-    ReminderSchedule,
-)
-from connection_repair.preferences import Channel, QuietHours, StoredPreferences
-from connection_repair.status_policy import Action
+from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader, connection_item
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
+from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.ses import SesEmailChannel
+from connection_repair.adapters.sns import SnsSmsChannel
+from connection_repair.domain.bus_events import ConnectionNeedsAttention
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.policy import NotificationPolicy
+from connection_repair.notify.ports import NotificationChannel
+from connection_repair.notify.records import EpisodeNotice, Message
+from connection_repair.notify.schedule import ReminderSchedule
+from connection_repair.notify.service import Notifier
+from connection_repair.preferences.model import Channel, QuietHours, StoredPreferences
 
 SENDER = "notifications@app.example.com"
 RECONNECT_URL = "https://app.example.com/connections/{connectionId}/reconnect"
@@ -64,7 +64,8 @@ class FlakyChannel:
 class NotifierRig:
     notifier: Notifier
     store: DynamoDBNotificationStore
-    connections: DynamoDBConnectionStore
+    connections: DynamoDBConnectionReader
+    preferences_store: DynamoDBPreferencesStore
     clock: Clock
     table_name: str
     channels: dict[Channel, NotificationChannel] = field(default_factory=dict)
@@ -116,7 +117,7 @@ class NotifierRig:
         opted_out: bool = False,
         new_accounts_opt_in: bool = False,
     ) -> None:
-        self.connections.put_preferences(
+        self.preferences_store.put_preferences(
             StoredPreferences(
                 external_customer_id=customer,
                 updated_at=self.clock.now,
@@ -173,17 +174,19 @@ def build_notifier(
         Channel.EMAIL: wrap(email) if wrap else email,
         Channel.SMS: SnsSmsChannel(boto3.client("sns")),
     }
-    connections = DynamoDBConnectionStore(dynamodb, table_name, event_ttl=timedelta(days=90))
+    connections = DynamoDBConnectionReader(dynamodb, table_name)
+    preferences = DynamoDBPreferencesStore(dynamodb, table_name)
     store = DynamoDBNotificationStore(dynamodb, table_name)
     notifier = Notifier(
         connections=connections,
+        preferences=preferences,
         store=store,
         channels=channels,
         composer=MessageComposer(RECONNECT_URL, app_name="Budgetly"),
         policy=NotificationPolicy(schedule=schedule or ReminderSchedule(), min_interval=min_interval),
         clock=clock,
     )
-    return NotifierRig(notifier, store, connections, clock, table_name, channels)
+    return NotifierRig(notifier, store, connections, preferences, clock, table_name, channels)
 
 
 def sent_emails() -> list[Any]:

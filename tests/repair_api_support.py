@@ -12,12 +12,14 @@ from typing import Any
 import boto3
 import httpx
 
-from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore
-from connection_repair.adapters.meld import MeldClient
-from connection_repair.adapters.meld_gateway import MeldConnectGateway
-from connection_repair.models import Connection
-from connection_repair.repair import RepairService
-from connection_repair.status_policy import Action, classify
+from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
+from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
+from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.meld.client import MeldClient
+from connection_repair.adapters.meld.gateway import MeldConnectGateway
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.status_policy import Action, classify
+from connection_repair.repair.service import RepairService
 
 CUSTOMER = "customer-123"
 OTHER_CUSTOMER = "someone-else"
@@ -116,15 +118,29 @@ def meld_gateway(stand_in: MeldStandIn, *, deadline_seconds: float = 12.0, max_a
     return MeldConnectGateway(client)
 
 
-def store_for(table_name: str) -> DynamoDBConnectionStore:
+def store_for(table_name: str) -> DynamoDBCustomerConnections:
+    """The connections as the Repair API reads and writes them."""
+    return DynamoDBCustomerConnections(boto3.client("dynamodb"), table_name)
+
+
+def connection_store_for(table_name: str) -> DynamoDBConnectionStore:
+    """The connections and events as ingestion and the replacer write them."""
     return DynamoDBConnectionStore(boto3.client("dynamodb"), table_name, event_ttl=timedelta(days=90))
+
+
+def preferences_for(table_name: str) -> DynamoDBPreferencesStore:
+    return DynamoDBPreferencesStore(boto3.client("dynamodb"), table_name)
 
 
 def repair_service(
     table_name: str, stand_in: MeldStandIn, clock: Callable[[], datetime] = lambda: NOW
 ) -> RepairService:
-    store = store_for(table_name)
-    return RepairService(connections=store, preferences=store, meld=meld_gateway(stand_in), clock=clock)
+    return RepairService(
+        connections=store_for(table_name),
+        preferences=preferences_for(table_name),
+        meld=meld_gateway(stand_in),
+        clock=clock,
+    )
 
 
 def connection(
@@ -162,8 +178,12 @@ class RepairApi:
     service: RepairService
 
     @property
-    def store(self) -> DynamoDBConnectionStore:
+    def store(self) -> DynamoDBCustomerConnections:
         return store_for(self.table_name)
+
+    @property
+    def preferences(self) -> DynamoDBPreferencesStore:
+        return preferences_for(self.table_name)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         from functions.repair_api import app
@@ -209,13 +229,13 @@ class RepairApi:
 
 def install_repair_api(table_name: str, monkeypatch: Any, meld: MeldStandIn | None = None) -> RepairApi:
     """Point the handler at moto and the stand-in; the wiring's own factory is replaced, nothing else."""
-    from connection_repair import wiring
+    from connection_repair.wiring.repair_api import repair_api_settings
     from functions.repair_api import app
 
     monkeypatch.setenv("TABLE_NAME", table_name)
     monkeypatch.setenv("MELD_API_KEY", "test-meld-api-key")
     monkeypatch.delenv("CUSTOMER_ID_CLAIM", raising=False)
-    wiring.repair_api_settings.cache_clear()
+    repair_api_settings.cache_clear()
     stand_in = meld or MeldStandIn()
     service = repair_service(table_name, stand_in)
     monkeypatch.setattr(app, "repair_service", lambda: service)

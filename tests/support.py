@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connection_repair.ingest import WebhookDelivery
-from connection_repair.signature import sign
+from connection_repair.ingestion.service import WebhookDelivery
+from connection_repair.ingestion.signature import sign
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, envelope
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"

@@ -1,4 +1,4 @@
-"""``Connection Replaced`` from the app's bus: delete the old connection at Meld and retire it.
+"""``Connection Replaced`` from the app's bus: delete the old connection at Meld and mark it replaced.
 
 Invoked asynchronously by an EventBridge rule. Anything raised makes Lambda retry the event (then the DLQ); the use
 case is idempotent, so a retry finishes what an earlier attempt started.
@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connection_repair.models import ConnectionReplaced
-from connection_repair.observability import logger, metrics, trace_handler
-from connection_repair.wiring import connection_retirer
+from connection_repair.domain.bus_events import ConnectionReplaced
+from connection_repair.platform.observability import logger, metrics, trace_handler
+from connection_repair.wiring.replacer import connection_replacer
 
 
 class ConnectionReplacedEvent(EventBridgeModel):
@@ -27,7 +27,7 @@ class ConnectionReplacedEvent(EventBridgeModel):
 @trace_handler
 @event_parser(model=ConnectionReplacedEvent)
 def lambda_handler(event: ConnectionReplacedEvent, context: LambdaContext) -> dict[str, Any]:
-    outcome = connection_retirer().retire(event.detail)
+    outcome = connection_replacer().replace(event.detail)
     logger.info(
         "Replacement handled",
         outcome=outcome.value,

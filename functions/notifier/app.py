@@ -13,10 +13,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connection_repair.models import ConnectionNeedsAttention, ConnectionRepaired
-from connection_repair.notifications import DeliveryFailed, Outcome
-from connection_repair.observability import NAMESPACE, logger, metrics, trace_handler
-from connection_repair.wiring import notifier
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.notify.outcome import DeliveryFailed, Outcome
+from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.wiring.notifier import notifier
 
 SCHEDULED = "Scheduled Event"
 

@@ -20,7 +20,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from connection_repair.api_models import (
+from connection_repair.platform.observability import logger, metrics, trace_handler
+from connection_repair.platform.settings import MissingConfiguration
+from connection_repair.preferences.model import NotificationPreferences
+from connection_repair.repair.api_models import (
     MELD_ID_PATTERN,
     ConflictBody,
     ConnectionList,
@@ -32,11 +35,9 @@ from connection_repair.api_models import (
     StartConnectionBody,
     ValidationErrorBody,
 )
-from connection_repair.observability import logger, metrics, trace_handler
-from connection_repair.ports import MeldFailure, MeldFailureKind
-from connection_repair.preferences import NotificationPreferences
-from connection_repair.repair import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
-from connection_repair.wiring import MissingConfiguration, repair_api_settings, repair_service
+from connection_repair.repair.ports import MeldFailure, MeldFailureKind
+from connection_repair.repair.service import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
+from connection_repair.wiring.repair_api import repair_api_settings, repair_service
 
 app = APIGatewayHttpResolver(enable_validation=True)
 

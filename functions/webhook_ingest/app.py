@@ -17,17 +17,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from connection_repair.ingest import (
-    IngestResult,
-    InvalidWebhook,
-    PayloadTooLarge,
-    WebhookDelivery,
-)
-from connection_repair.observability import NAMESPACE, logger, metrics, trace_handler
-from connection_repair.outbox import DeliveryInProgress
-from connection_repair.ports import PublishFailed
-from connection_repair.signature import SignatureError
-from connection_repair.wiring import webhook_ingestor
+from connection_repair.ingestion.service import IngestResult, PayloadTooLarge, WebhookDelivery
+from connection_repair.ingestion.signature import SignatureError
+from connection_repair.ingestion.webhook import InvalidWebhook
+from connection_repair.outbox.outbox import DeliveryInProgress
+from connection_repair.outbox.ports import PublishFailed
+from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.wiring.webhook import webhook_ingestor
 
 ROUTE = ("POST", "/webhooks/meld")
 

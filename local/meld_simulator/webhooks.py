@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from connection_repair.signature import sign
+from connection_repair.ingestion.signature import sign
 from local.meld_simulator.config import SimulatorConfig
 
 logger = logging.getLogger(__name__)

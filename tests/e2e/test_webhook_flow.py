@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connection_repair.signature import sign
+from connection_repair.ingestion.signature import sign
 from local.make_events import envelope
 from local.meld_simulator.webhooks import iso_timestamp
 from local.template import Resolver, cors_configuration, load_template

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connection_repair.observability import NAMESPACE
+from connection_repair.platform.observability import NAMESPACE
 from functions.notifier import app as notifier_app
 from functions.webhook_ingest import app as webhook_app
 from local.aws_resources import LocalResources
@@ -100,7 +100,7 @@ def signature_rejections(request: pytest.FixtureRequest) -> None:
 
 
 def webhook_errors(request: pytest.FixtureRequest) -> None:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     request.getfixturevalue("webhook_env")
     fail(webhook_ingestor()._store._client, "dynamodb.TransactWriteItems", "ValidationException")  # type: ignore[attr-defined]
@@ -108,7 +108,7 @@ def webhook_errors(request: pytest.FixtureRequest) -> None:
 
 
 def publish_failures(request: pytest.FixtureRequest) -> None:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     request.getfixturevalue("webhook_env")
     fail(webhook_ingestor()._publisher._client, "events.PutEvents", "AccessDeniedException")  # type: ignore[attr-defined]

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from connection_repair.ingest import IngestOutcome
-from connection_repair.models import ConnectionReplaced
-from connection_repair.replacement import ConnectionRetirer, RetireOutcome
-from connection_repair.status_policy import Action
+from connection_repair.domain.bus_events import ConnectionReplaced
+from connection_repair.domain.status_policy import Action
+from connection_repair.ingestion.service import IngestOutcome
+from connection_repair.replacement.service import ConnectionReplacer, ReplacementOutcome
 from local.aws_resources import LocalResources
 from local.make_events import envelope
 from tests.repair_api_support import (
@@ -22,6 +22,7 @@ from tests.repair_api_support import (
     MeldStandIn,
     RepairApi,
     connection,
+    connection_store_for,
     install_repair_api,
     meld_error,
     meld_gateway,
@@ -38,7 +39,7 @@ def api(webhook_env: LocalResources, monkeypatch: pytest.MonkeyPatch) -> RepairA
 
 
 def deliver(body: dict[str, Any]) -> IngestOutcome:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     return webhook_ingestor().receive(signed_delivery(body, now=datetime.now(UTC))).outcome
 
@@ -54,13 +55,13 @@ def completed(event_id: str, timestamp: str, connection_id: str, customer: str =
     return envelope("BANK_LINKING_CONNECTION_COMPLETED", event_id, timestamp, payload)
 
 
-def retirer(table_name: str, event_bus_name: str, meld: MeldStandIn) -> ConnectionRetirer:
+def replacer(table_name: str, event_bus_name: str, meld: MeldStandIn) -> ConnectionReplacer:
     import boto3
 
-    from connection_repair.adapters.event_bus import EventBridgePublisher
+    from connection_repair.adapters.eventbridge import EventBridgePublisher
 
     publisher = EventBridgePublisher(boto3.client("events"), event_bus_name, "connection-repair")
-    return ConnectionRetirer(store=store_for(table_name), publisher=publisher, meld=meld_gateway(meld))
+    return ConnectionReplacer(store=connection_store_for(table_name), publisher=publisher, meld=meld_gateway(meld))
 
 
 def replacer_event(detail: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
 
     meld = MeldStandIn()
     monkeypatch.setattr(
-        replacer_app, "connection_retirer", lambda: retirer(webhook_env.table_name, webhook_env.event_bus_name, meld)
+        replacer_app, "connection_replacer", lambda: replacer(webhook_env.table_name, webhook_env.event_bus_name, meld)
     )
     answer = replacer_app.lambda_handler(replacer_event(replaced["detail"]), LambdaContext())
     assert answer == {"outcome": "retired"}
@@ -163,8 +164,8 @@ def test_the_replacer_treats_an_old_connection_meld_already_deleted_as_done(
         external_customer_id=CUSTOMER,
         event_time=datetime.now(UTC),
     )
-    outcome = retirer(webhook_env.table_name, webhook_env.event_bus_name, meld).retire(replaced)
-    assert outcome == RetireOutcome.RETIRED
+    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
+    assert outcome == ReplacementOutcome.REPLACED
     assert store.get_connection(CONNECTION_ID).superseded_by == "new-1"  # type: ignore[union-attr]
 
 
@@ -180,13 +181,16 @@ def test_the_replacer_never_touches_another_customers_connection(
         external_customer_id=CUSTOMER,
         event_time=datetime.now(UTC),
     )
-    assert retirer(webhook_env.table_name, webhook_env.event_bus_name, meld).retire(replaced) == RetireOutcome.SKIPPED
+    assert (
+        replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
+        == ReplacementOutcome.SKIPPED
+    )
     assert meld.requests == []
     assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
 
 
 def test_meld_down_during_retirement_raises_so_the_invocation_is_retried(webhook_env: LocalResources):
-    from connection_repair.ports import MeldFailure
+    from connection_repair.repair.ports import MeldFailure
 
     store = store_for(webhook_env.table_name)
     store.save_connection(connection(), expected_version=None)
@@ -199,7 +203,7 @@ def test_meld_down_during_retirement_raises_so_the_invocation_is_retried(webhook
         event_time=datetime.now(UTC),
     )
     with pytest.raises(MeldFailure):
-        retirer(webhook_env.table_name, webhook_env.event_bus_name, meld).retire(replaced)
+        replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
     assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
 
 
@@ -208,8 +212,8 @@ def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_drop
 ):
     import boto3
 
-    from connection_repair.adapters.event_bus import EventBridgePublisher
-    from connection_repair.outbox import DeliveryInProgress
+    from connection_repair.adapters.eventbridge import EventBridgePublisher
+    from connection_repair.outbox.outbox import DeliveryInProgress
 
     class DyingPublisher(EventBridgePublisher):
         def publish(self, events: Any) -> None:
@@ -227,29 +231,32 @@ def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_drop
     )
     started = datetime.now(UTC)
 
-    def retirer_at(moment: datetime, publisher: EventBridgePublisher | None = None) -> ConnectionRetirer:
+    def replacer_at(moment: datetime, publisher: EventBridgePublisher | None = None) -> ConnectionReplacer:
         bus = publisher or EventBridgePublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
-        return ConnectionRetirer(
-            store=store_for(webhook_env.table_name), publisher=bus, meld=meld_gateway(meld), clock=lambda: moment
+        return ConnectionReplacer(
+            store=connection_store_for(webhook_env.table_name),
+            publisher=bus,
+            meld=meld_gateway(meld),
+            clock=lambda: moment,
         )
 
     dying = DyingPublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
     with pytest.raises(RuntimeError):
-        retirer_at(started, dying).retire(replaced)
+        replacer_at(started, dying).replace(replaced)
 
     # When Lambda retries while the dead invocation's publishing lease still runs, it fails again (and is retried)
     # rather than reporting success with the episode's end unannounced
     with pytest.raises(DeliveryInProgress):
-        retirer_at(started).retire(replaced)
+        replacer_at(started).replace(replaced)
     assert downstream() == []
 
     # Then the retry after the lease lapsed publishes it, once
-    assert retirer_at(started + timedelta(minutes=1)).retire(replaced) == RetireOutcome.ALREADY_RETIRED
+    assert replacer_at(started + timedelta(minutes=1)).replace(replaced) == ReplacementOutcome.ALREADY_REPLACED
     announced = downstream()
     assert [(event["detail-type"], event["detail"]["resolution"]) for event in announced] == [
         ("Connection Repaired", "SUPERSEDED")
     ]
-    assert retirer_at(started + timedelta(minutes=2)).retire(replaced) == RetireOutcome.ALREADY_RETIRED
+    assert replacer_at(started + timedelta(minutes=2)).replace(replaced) == ReplacementOutcome.ALREADY_REPLACED
     assert downstream() == []
 
 
@@ -259,10 +266,10 @@ def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_drop
 def test_repairs_that_keep_failing_turn_the_action_into_start_new_connection(
     api: RepairApi, downstream: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ):
-    from connection_repair import wiring
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     monkeypatch.setenv("MAX_FAILED_REPAIRS", "2")
-    wiring.webhook_ingestor.cache_clear()
+    webhook_ingestor.cache_clear()
     start = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     assert (
         deliver(
@@ -304,7 +311,7 @@ def test_the_committed_replacer_event_is_handled(webhook_env: LocalResources, mo
     meld = MeldStandIn()
     store_for(webhook_env.table_name).save_connection(connection(), expected_version=None)
     monkeypatch.setattr(
-        replacer_app, "connection_retirer", lambda: retirer(webhook_env.table_name, webhook_env.event_bus_name, meld)
+        replacer_app, "connection_replacer", lambda: replacer(webhook_env.table_name, webhook_env.event_bus_name, meld)
     )
     answer = replacer_app.lambda_handler(load_event("connection_replacer_connection_replaced"), LambdaContext())
     assert answer == {"outcome": "retired"}

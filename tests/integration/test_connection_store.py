@@ -10,14 +10,22 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb_store import MAX_LISTED_CONNECTIONS, DynamoDBConnectionStore
-from connection_repair.models import Connection, ConnectionNeedsAttention, StoredEvent
-from connection_repair.outbox import Outbox
-from connection_repair.ports import ConcurrentUpdate
-from connection_repair.status_policy import Action
+from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
+from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
+from connection_repair.domain.bus_events import ConnectionNeedsAttention
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.domain.status_policy import Action
+from connection_repair.outbox.outbox import Outbox
+from connection_repair.outbox.ports import StoredEvent
 from local.aws_resources import LocalResources
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def connections(aws: LocalResources) -> DynamoDBCustomerConnections:
+    return DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
 
 
 @pytest.fixture
@@ -29,51 +37,51 @@ def connection(connection_id: str, customer: str = "customer-1", version: int = 
     return Connection(connection_id=connection_id, external_customer_id=customer, status="ACTIVE", version=version)
 
 
-def pages_of(store: DynamoDBConnectionStore, size: int) -> None:
+def pages_of(connections: DynamoDBCustomerConnections, size: int) -> None:
     """DynamoDB ends a query's page at 1 MB; a Limit set on the wire stands for that here."""
 
     def limit(params: dict[str, Any], **_: Any) -> None:
         params["Limit"] = size
 
-    store._client.meta.events.register("provide-client-params.dynamodb.Query", limit)
+    connections._client.meta.events.register("provide-client-params.dynamodb.Query", limit)
 
 
-def test_a_customers_connections_are_read_across_pages(store: DynamoDBConnectionStore) -> None:
+def test_a_customers_connections_are_read_across_pages(connections: DynamoDBCustomerConnections) -> None:
     for number in range(7):
-        store.save_connection(connection(f"conn-{number}"), expected_version=None)
-    store.save_connection(connection("theirs", customer="customer-2"), expected_version=None)
-    pages_of(store, 3)
-    listed = store.list_connections("customer-1")
+        connections.save_connection(connection(f"conn-{number}"), expected_version=None)
+    connections.save_connection(connection("theirs", customer="customer-2"), expected_version=None)
+    pages_of(connections, 3)
+    listed = connections.list_connections("customer-1")
     assert sorted(c.connection_id for c in listed) == [f"conn-{number}" for number in range(7)]
 
 
-def test_the_list_stops_at_its_bound(store: DynamoDBConnectionStore) -> None:
+def test_the_list_stops_at_its_bound(connections: DynamoDBCustomerConnections) -> None:
     for number in range(MAX_LISTED_CONNECTIONS + 5):
-        store.save_connection(connection(f"conn-{number:03d}"), expected_version=None)
-    pages_of(store, 50)
-    listed = store.list_connections("customer-1")
+        connections.save_connection(connection(f"conn-{number:03d}"), expected_version=None)
+    pages_of(connections, 50)
+    listed = connections.list_connections("customer-1")
     assert len(listed) == len({c.connection_id for c in listed}) == MAX_LISTED_CONNECTIONS
 
 
-def test_a_write_against_a_changed_version_is_a_concurrent_update(store: DynamoDBConnectionStore) -> None:
-    store.save_connection(connection("conn-1"), expected_version=None)
+def test_a_write_against_a_changed_version_is_a_concurrent_update(connections: DynamoDBCustomerConnections) -> None:
+    connections.save_connection(connection("conn-1"), expected_version=None)
     with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
-        store.save_connection(connection("conn-1", version=2), expected_version=None)  # it exists already
-    store.save_connection(connection("conn-1", version=2), expected_version=1)
+        connections.save_connection(connection("conn-1", version=2), expected_version=None)  # it exists already
+    connections.save_connection(connection("conn-1", version=2), expected_version=1)
     with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
-        store.save_connection(connection("conn-1", version=3), expected_version=1)  # someone wrote version 2
-    stored = store.get_connection("conn-1")
+        connections.save_connection(connection("conn-1", version=3), expected_version=1)  # someone wrote version 2
+    stored = connections.get_connection("conn-1")
     assert stored is not None
     assert stored.version == 2
 
 
-def test_other_errors_of_a_write_are_not_mistaken_for_a_conflict(store: DynamoDBConnectionStore) -> None:
-    store._client.meta.events.register(
+def test_other_errors_of_a_write_are_not_mistaken_for_a_conflict(connections: DynamoDBCustomerConnections) -> None:
+    connections._client.meta.events.register(
         "before-call.dynamodb.PutItem",
         lambda **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "ThrottlingException"}}),
     )
     with pytest.raises(ClientError, match="ThrottlingException"):
-        store.save_connection(connection("conn-1"), expected_version=None)
+        connections.save_connection(connection("conn-1"), expected_version=None)
 
 
 def pending_event(store: DynamoDBConnectionStore, lease_until: datetime) -> StoredEvent:
@@ -140,7 +148,7 @@ def test_a_retry_waits_briefly_for_the_lease_holder_to_finish_instead_of_failing
 
 
 def test_a_retry_gives_up_waiting_exactly_at_its_deadline(store: DynamoDBConnectionStore) -> None:
-    from connection_repair.outbox import HOLDER_WAIT_SECONDS, DeliveryInProgress
+    from connection_repair.outbox.outbox import HOLDER_WAIT_SECONDS, DeliveryInProgress
 
     pending_event(store, lease_until=NOW + timedelta(seconds=15))
     moments = iter([0.0, HOLDER_WAIT_SECONDS - 0.01, HOLDER_WAIT_SECONDS, HOLDER_WAIT_SECONDS + 1])

@@ -22,13 +22,13 @@ import boto3
 import httpx
 import pytest
 
-from connection_repair.adapters.dynamodb_store import connection_key
-from connection_repair.adapters.event_bus import PUT_ATTEMPTS
-from connection_repair.adapters.meld import MeldClient
-from connection_repair.adapters.meld_gateway import MeldConnectGateway
-from connection_repair.notifications import DeliveryFailed
-from connection_repair.preferences import Channel
-from connection_repair.repair import RepairService
+from connection_repair.adapters.dynamodb.keys import connection_key
+from connection_repair.adapters.eventbridge import PUT_ATTEMPTS
+from connection_repair.adapters.meld.client import MeldClient
+from connection_repair.adapters.meld.gateway import MeldConnectGateway
+from connection_repair.notify.outcome import DeliveryFailed
+from connection_repair.preferences.model import Channel
+from connection_repair.repair.service import RepairService
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
@@ -134,7 +134,7 @@ def deliver(body: dict[str, Any], *, retry_count: int = 0) -> tuple[int, dict[st
 
 
 def ingestor_client(kind: str) -> Any:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     ingestor = webhook_ingestor()
     return ingestor._store._client if kind == "dynamodb" else ingestor._publisher._client  # type: ignore[attr-defined]
@@ -196,7 +196,7 @@ STORE_FAULTS = {
 def test_store_faults_on_ingest_answer_500_write_nothing_and_the_retry_applies_once(
     webhook: LocalResources, downstream: Callable[[], list[dict[str, Any]]], fault: Any, failing_call: int
 ) -> None:
-    # Given a broken connection event whose write path is quiet attempt (refused, no connection yet) + transition
+    # Given a broken connection event whose write path is silent attempt (refused, no connection yet) + transition
     injected = AwsFault(ingestor_client("dynamodb"), "dynamodb.TransactWriteItems", fault, skip=failing_call - 1)
 
     # When DynamoDB refuses the write
@@ -229,7 +229,7 @@ def test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_l
     webhook: LocalResources, downstream: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the bus took the event but clearing the outbox is throttled
-    monkeypatch.setattr("connection_repair.outbox.PUBLISH_LEASE", LAPSED)
+    monkeypatch.setattr("connection_repair.outbox.outbox.PUBLISH_LEASE", LAPSED)
     AwsFault(ingestor_client("dynamodb"), "dynamodb.UpdateItem", aws_error("ProvisionedThroughputExceededException"))
     status, _, _ = deliver(BROKEN)
     assert status == 500  # not acknowledged: Meld retries
@@ -290,7 +290,7 @@ def test_eventbridge_partial_failure_is_not_acknowledged_and_the_retry_publishes
     fault: Any,
     repaired_copies: int,
 ) -> None:
-    monkeypatch.setattr("connection_repair.outbox.PUBLISH_LEASE", LAPSED)
+    monkeypatch.setattr("connection_repair.outbox.outbox.PUBLISH_LEASE", LAPSED)
     assert deliver(EXPIRING)[0] == 200
     opened = downstream()
     assert [e["detail-type"] for e in opened] == ["Connection Needs Attention"]
@@ -332,7 +332,7 @@ def test_a_refused_put_events_call_is_a_publish_failure_not_a_lost_store(
     webhook: LocalResources, downstream: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch, code: str
 ) -> None:
     # Given EventBridge refuses the whole call (throttled, or its 5xx outlasting botocore's retries)
-    monkeypatch.setattr("connection_repair.outbox.PUBLISH_LEASE", LAPSED)
+    monkeypatch.setattr("connection_repair.outbox.outbox.PUBLISH_LEASE", LAPSED)
     AwsFault(ingestor_client("events"), "events.PutEvents", aws_error(code, 400 if "Throttl" in code else 500))
 
     status, body, headers = deliver(BROKEN)
@@ -438,7 +438,7 @@ def repair_rig(aws: LocalResources, monkeypatch: pytest.MonkeyPatch, simulator: 
         max_attempts=3,
         sleep=sleeps.append,
     )
-    service = RepairService(connections=api.store, preferences=api.store, meld=MeldConnectGateway(client))
+    service = RepairService(connections=api.store, preferences=api.preferences, meld=MeldConnectGateway(client))
     from functions.repair_api import app
 
     monkeypatch.setattr(app, "repair_service", lambda: service)
@@ -574,7 +574,7 @@ class MeldToWebhook:
 
 @pytest.fixture
 def meld_to_webhook(webhook_env: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[MeldToWebhook]:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     receiver = WebhookReceiver()
     monkeypatch.setenv("MELD_WEBHOOK_URL", receiver.url)
@@ -625,7 +625,7 @@ def test_meld_retries_a_failed_delivery_and_the_retry_is_applied_once(
     fault: tuple[str, Any],
     first_answer: int,
 ) -> None:
-    monkeypatch.setattr("connection_repair.outbox.PUBLISH_LEASE", LAPSED)
+    monkeypatch.setattr("connection_repair.outbox.outbox.PUBLISH_LEASE", LAPSED)
     # Given the webhook fails the next delivery of a state change (its first write, or its publish)
     operation, reply = fault
 

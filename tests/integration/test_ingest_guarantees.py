@@ -14,20 +14,24 @@ import boto3
 import httpx
 import pytest
 
-from connection_repair.adapters.dynamodb_store import DynamoDBConnectionStore, event_key
-from connection_repair.adapters.event_bus import EventBridgePublisher
-from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory, MeldUnavailable
-from connection_repair.ingest import (
+from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
+from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
+from connection_repair.adapters.dynamodb.keys import event_key
+from connection_repair.adapters.eventbridge import EventBridgePublisher
+from connection_repair.adapters.meld.client import MeldClient
+from connection_repair.adapters.meld.errors import MeldUnavailable
+from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
+from connection_repair.domain.bus_events import AnyDownstreamEvent
+from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.ingestion.service import (
     IngestOutcome,
-    InvalidWebhook,
     PayloadTooLarge,
     VerificationPolicy,
     WebhookDelivery,
     WebhookIngestor,
 )
-from connection_repair.models import AnyDownstreamEvent
-from connection_repair.outbox import DeliveryInProgress
-from connection_repair.ports import ConcurrentUpdate
+from connection_repair.ingestion.webhook import InvalidWebhook
+from connection_repair.outbox.outbox import DeliveryInProgress
 from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET
 from tests.support import signed_delivery, status_change
@@ -319,7 +323,7 @@ def test_a_status_or_reason_meld_has_not_documented_is_flagged(aws, status: str,
         "conn-1",
         0,
     )
-    # ... on the quiet path too (a second event that changes nothing downstream)
+    # ... on the silent path too (a second event that changes nothing downstream)
     again = ingestor.receive(signed_delivery(status_change("evt-2", "2026-11-25T11:01:00Z", status, reason), now=NOW))
     assert (again.outcome, again.unknown_state, again.published) == (IngestOutcome.ACCEPTED, unknown, 0)
 
@@ -347,7 +351,7 @@ def test_a_transition_that_loses_a_race_reads_the_connection_again_and_applies_o
 
     def another_writer() -> None:
         # A newer-in-version but older-in-time change lands (an institution rename by another path)
-        store = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+        store = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
         current = store.get_connection("conn-1")
         assert current is not None
         changed = current.model_copy(
@@ -373,7 +377,7 @@ def test_a_transition_that_loses_a_race_reads_the_connection_again_and_applies_o
 
 def test_a_transition_that_keeps_losing_gives_up_and_writes_nothing(aws):
     def another_writer() -> None:
-        store = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+        store = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
         current = store.get_connection("conn-1")
         assert current is not None
         store.save_connection(
@@ -392,7 +396,7 @@ def test_a_transition_that_keeps_losing_gives_up_and_writes_nothing(aws):
 def test_events_stamped_alike_are_ordered_by_their_ids_on_the_transition_path_too(aws):
     ingestor = make_ingestor(aws)
     ingestor.receive(signed_delivery(status_change("M-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
-    # Same stamp, a smaller id: older. Not quiet (it would open an episode), so the full transition judges it.
+    # Same stamp, a smaller id: older. Not silent (it would open an episode), so the full transition judges it.
     late = ingestor.receive(
         signed_delivery(status_change("A-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"), now=NOW)
     )

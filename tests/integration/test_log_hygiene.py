@@ -22,12 +22,13 @@ import boto3
 import httpx
 import pytest
 
-from connection_repair import outbox
-from connection_repair.adapters.event_bus import event_detail
-from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory
-from connection_repair.notifications import DeliveryFailed
-from connection_repair.ports import MeldFailure
-from connection_repair.preferences import Channel
+from connection_repair.adapters.eventbridge import event_detail
+from connection_repair.adapters.meld.client import MeldClient
+from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
+from connection_repair.notify.outcome import DeliveryFailed
+from connection_repair.outbox import outbox
+from connection_repair.preferences.model import Channel
+from connection_repair.repair.ports import MeldFailure
 from functions.connection_replacer import app as replacer_app
 from functions.notifier import app as notifier_app
 from functions.webhook_ingest import app as webhook_app
@@ -43,6 +44,7 @@ from tests.repair_api_support import (
     RepairApi,
     connect_token,
     connection,
+    connection_store_for,
     install_repair_api,
     meld_error,
     meld_gateway,
@@ -277,7 +279,7 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     logs: Callable[[], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     found = Secrets()
     found.add("webhook secret", LOCAL_WEBHOOK_SECRET)
@@ -369,8 +371,8 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
 def test_notifier_and_replacer_log_no_secret(
     webhook_env: LocalResources, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
 ) -> None:
-    from connection_repair.adapters.event_bus import EventBridgePublisher
-    from connection_repair.replacement import ConnectionRetirer
+    from connection_repair.adapters.eventbridge import EventBridgePublisher
+    from connection_repair.replacement.service import ConnectionReplacer
 
     found = Secrets()
     found.add("Meld API key", API_KEY)
@@ -414,10 +416,10 @@ def test_notifier_and_replacer_log_no_secret(
     # The replacer: retires a replaced connection (Meld's DELETE), once fine and once refused
     stand_in = MeldStandIn()
     publisher = EventBridgePublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
-    retirer = ConnectionRetirer(
-        store=store_for(webhook_env.table_name), publisher=publisher, meld=meld_gateway(stand_in)
+    replacer = ConnectionReplacer(
+        store=connection_store_for(webhook_env.table_name), publisher=publisher, meld=meld_gateway(stand_in)
     )
-    monkeypatch.setattr(replacer_app, "connection_retirer", lambda: retirer)
+    monkeypatch.setattr(replacer_app, "connection_replacer", lambda: replacer)
     store_for(webhook_env.table_name).save_connection(connection("old-connection"), expected_version=None)
     replaced = {
         "connectionId": "new-connection",

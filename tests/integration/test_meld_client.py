@@ -15,21 +15,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connection_repair.adapters.meld import (
-    ConnectSession,
+from connection_repair.adapters.meld.client import MeldClient
+from connection_repair.adapters.meld.errors import (
     MeldAuthError,
     MeldBadRequest,
     MeldBadResponse,
-    MeldClient,
     MeldConflict,
-    MeldConnectionDirectory,
     MeldError,
     MeldNotFound,
     MeldRateLimited,
     MeldUnavailable,
-    RepairGrant,
 )
-from connection_repair.ports import ConnectionDirectory
+from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
+from connection_repair.adapters.meld.models import ConnectSession, RepairGrant
+from connection_repair.ingestion.ports import ConnectionDirectory
 
 BASE_URL = "https://api-sb.meld.io"
 API_KEY = "W9xsk_test_NOT-A-REAL-KEY-7f3a"

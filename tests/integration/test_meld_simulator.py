@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connection_repair.signature import SignatureError, verify
+from connection_repair.ingestion.signature import SignatureError, verify
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
 

@@ -14,18 +14,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.notification_store import (
+from connection_repair.adapters.dynamodb.notifications import (
     DynamoDBNotificationStore,
     claim_key,
     customer_key,
     due_key,
     due_partition,
     episode_key,
-    stamp,
 )
-from connection_repair.notification_ports import MessageClaim
-from connection_repair.notifications import EpisodeNotice
-from connection_repair.status_policy import Action
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.records import EpisodeNotice, MessageClaim
+from connection_repair.platform.clock import utc_stamp
 from local.aws_resources import LocalResources
 from tests.notifier_support import T0
 
@@ -81,7 +80,7 @@ def test_deferring_moves_the_message_in_the_due_index(store: DynamoDBNotificatio
     stored = item(store, episode_key(CUSTOMER, "episode-1"))
     assert stored is not None
     assert (stored["dueAt"], stored["gsi2pk"], stored["gsi2sk"]) == (
-        {"S": stamp(later)},
+        {"S": utc_stamp(later)},
         {"S": due_partition(later)},
         {"S": due_key(later, "episode-1")},
     )
@@ -133,7 +132,7 @@ def test_releasing_the_slot_restores_the_previous_send_time_only_for_its_own_tok
     store.release_slot(CUSTOMER, "next", two_days_ago)
     slot = item(store, customer_key(CUSTOMER))
     assert slot is not None
-    assert slot["lastSentAt"] == {"S": stamp(two_days_ago)}
+    assert slot["lastSentAt"] == {"S": utc_stamp(two_days_ago)}
     assert not {"claimToken", "previousSentAt"} & slot.keys()
 
 
@@ -203,9 +202,9 @@ def test_a_claim_records_who_took_it_when_until_when_and_when_it_may_be_forgotte
     assert stored is not None
     assert stored["state"] == {"S": "CLAIMED"}
     assert stored["token"] == {"S": "token-1"}
-    assert stored["claimedAt"] == {"S": stamp(T0)}
-    assert stored["leaseUntil"] == {"S": stamp(T0 + timedelta(minutes=15))}
+    assert stored["claimedAt"] == {"S": utc_stamp(T0)}
+    assert stored["leaseUntil"] == {"S": utc_stamp(T0 + timedelta(minutes=15))}
     assert stored["expiresAt"] == {"N": str(int((T0 + timedelta(days=180)).timestamp()))}  # the table's TTL
     slot = item(store, customer_key(CUSTOMER))
     assert slot is not None
-    assert (slot["lastSentAt"], slot["claimToken"]) == ({"S": stamp(T0)}, {"S": "token-1"})
+    assert (slot["lastSentAt"], slot["claimToken"]) == ({"S": utc_stamp(T0)}, {"S": "token-1"})

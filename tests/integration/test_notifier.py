@@ -10,12 +10,14 @@ from typing import Any
 import boto3
 import pytest
 
-from connection_repair.adapters.dynamodb_store import preferences_key
-from connection_repair.adapters.notification_store import claim_key, customer_key, episode_key, stamp
-from connection_repair.notification_ports import MessageClaim
-from connection_repair.notifications import DeliveryFailed, Suppressed
-from connection_repair.preferences import Channel
-from connection_repair.status_policy import Action
+from connection_repair.adapters.dynamodb.keys import preferences_key
+from connection_repair.adapters.dynamodb.notifications import claim_key, customer_key, episode_key
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.outcome import DeliveryFailed
+from connection_repair.notify.policy import Suppressed
+from connection_repair.notify.records import MessageClaim
+from connection_repair.platform.clock import utc_stamp
+from connection_repair.preferences.model import Channel
 from local.aws_resources import LocalResources
 from tests.notifier_support import (
     T0,
@@ -372,7 +374,7 @@ def test_the_email_has_text_and_html_parts_names_the_bank_and_carries_no_secret(
     rig = build_notifier(aws.table_name, Clock())
     ses = boto3.client("sesv2")
     ses.meta.events.register("provide-client-params.sesv2.SendEmail", lambda params, **_: captured.append(params))
-    from connection_repair.adapters.channels import SesEmailChannel
+    from connection_repair.adapters.ses import SesEmailChannel
 
     rig.channels[Channel.EMAIL] = SesEmailChannel(ses, "notifications@app.example.com")
     rig.preferences()
@@ -426,7 +428,7 @@ def test_a_closed_episode_is_recorded_as_closed_with_how_and_when(rig: NotifierR
     # What support reads to answer "was I told, and when did it end?"
     assert item["closed"] == {"BOOL": True}
     assert item["resolution"] == {"S": "REPAIRED"}
-    assert item["closedAt"] == {"S": stamp(closed_at)}
+    assert item["closedAt"] == {"S": utc_stamp(closed_at)}
     assert (item["episodeId"], item["connectionId"]) == ({"S": "episode-1"}, {"S": "conn-1"})
     assert not {"dueAt", "gsi2pk", "gsi2sk"} & item.keys()  # out of the due index
     assert int(item["expiresAt"]["N"]) == int((closed_at + timedelta(days=180)).timestamp())
@@ -546,7 +548,7 @@ def test_giving_the_slot_back_restores_when_the_customer_was_last_told(rig: Noti
     rig.preferences()
     two_days_ago = T0 - timedelta(days=2)
     boto3.client("dynamodb").put_item(
-        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": stamp(two_days_ago)}}
+        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": utc_stamp(two_days_ago)}}
     )
     for number in (1, 2):
         rig.notifier.on_needs_attention(attention(rig.connection(f"conn-{number}", episode_id=f"episode-{number}")))
@@ -589,7 +591,7 @@ def test_a_send_that_fails_gives_the_slot_back_as_it_was(aws: LocalResources) ->
     rig.preferences()
     two_days_ago = T0 - timedelta(days=2)
     boto3.client("dynamodb").put_item(
-        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": stamp(two_days_ago)}}
+        TableName=rig.table_name, Item=customer_key("customer-1") | {"lastSentAt": {"S": utc_stamp(two_days_ago)}}
     )
     with pytest.raises(DeliveryFailed):
         rig.notifier.on_needs_attention(attention(rig.connection(since=T0)))

@@ -12,8 +12,8 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ValidationError
 
-from connection_repair.models import ConnectionNeedsAttention, ConnectionRepaired
-from connection_repair.notifications import DeliveryFailed
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.notify.outcome import DeliveryFailed
 from functions.notifier import app
 from local.aws_resources import LocalResources
 from local.make_notifier_events import BROKEN_AT, EPISODE_ID
@@ -103,7 +103,7 @@ def test_other_detail_types_are_ignored(rig: NotifierRig) -> None:
 def test_the_real_wiring_builds_from_the_template_environment(
     aws: LocalResources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connection_repair.wiring import notifier
+    from connection_repair.wiring.notifier import notifier
 
     monkeypatch.setenv("TABLE_NAME", aws.table_name)
     monkeypatch.setenv("APP_RECONNECT_URL", "https://app.example.com/c/{connectionId}")

@@ -15,17 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
-from connection_repair.adapters.notification_store import DynamoDBNotificationStore, customer_key, stamp
-from connection_repair.notification_ports import MessageClaim, NotificationChannel
-from connection_repair.notifications import (
-    Deferred,
-    Message,
-    MessageComposer,
-    NotificationPolicy,
-    Notifier,
-    Outcome,
-    Suppressed,
-)
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore, customer_key
+from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.outcome import Outcome
+from connection_repair.notify.policy import Deferred, NotificationPolicy, Suppressed
+from connection_repair.notify.ports import NotificationChannel
+from connection_repair.notify.records import Message, MessageClaim
+from connection_repair.notify.service import Notifier
+from connection_repair.platform.clock import utc_stamp
 from local.aws_resources import LocalResources
 from tests.notifier_support import RECONNECT_URL, T0, Clock, NotifierRig, attention, build_notifier, sent_emails
 
@@ -72,6 +69,7 @@ def invocation(
     """Another invocation of the notifier: the same table and providers, its own clock."""
     return Notifier(
         connections=rig.connections,
+        preferences=rig.preferences_store,
         store=store or rig.store,
         channels=channels or rig.channels,
         composer=MessageComposer(RECONNECT_URL, app_name="Budgetly"),
@@ -115,7 +113,7 @@ def test_two_invocations_with_different_messages_for_one_customer_send_one_per_d
         # The customer's last message went out two days ago: the cap allows one now, not two.
         boto3.client("dynamodb").put_item(
             TableName=rig.table_name,
-            Item=customer_key("customer-1") | {"lastSentAt": {"S": stamp(sent_before)}},
+            Item=customer_key("customer-1") | {"lastSentAt": {"S": utc_stamp(sent_before)}},
         )
     # Chase broke at T0 (due after the 5-minute window); Wells Fargo broke 10 minutes earlier.
     rig.notifier.on_needs_attention(attention(rig.connection("conn-1", episode_id="episode-1"), at=T0))

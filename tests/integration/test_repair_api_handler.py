@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connection_repair.status_policy import Action
+from connection_repair.domain.status_policy import Action
 from local.aws_resources import LocalResources
 from tests.repair_api_support import (
     CONNECTION_ID,
@@ -146,11 +146,11 @@ def test_no_customer_claim_is_401(api: RepairApi):
 
 
 def test_the_customer_claim_is_configurable(api: RepairApi, monkeypatch: pytest.MonkeyPatch):
-    from connection_repair import wiring
+    from connection_repair.wiring.repair_api import repair_api_settings
 
     seed(api)
     monkeypatch.setenv("CUSTOMER_ID_CLAIM", "custom:externalCustomerId")
-    wiring.repair_api_settings.cache_clear()
+    repair_api_settings.cache_clear()
     try:
         claims = {"sub": "cognito-uuid", "custom:externalCustomerId": CUSTOMER}
         status, _, body = api.call("GET", "/connections", claims=claims)
@@ -158,7 +158,7 @@ def test_the_customer_claim_is_configurable(api: RepairApi, monkeypatch: pytest.
         assert len(body["connections"]) == 1
         assert api.call("GET", "/connections", claims={"sub": CUSTOMER})[0] == 401
     finally:
-        wiring.repair_api_settings.cache_clear()
+        repair_api_settings.cache_clear()
 
 
 # --- Repair ------------------------------------------------------------------------------------------------------
@@ -301,9 +301,9 @@ def test_meld_refusing_our_key_is_502_configuration_error_with_a_metric(
 def test_no_meld_api_key_configured_is_the_same_configuration_error(
     aws: LocalResources, monkeypatch: pytest.MonkeyPatch, captured_logs: Callable[[], str]
 ):
-    from connection_repair.adapters.meld import MeldClient
-    from connection_repair.adapters.meld_gateway import MeldConnectGateway
-    from connection_repair.wiring import MissingConfiguration
+    from connection_repair.adapters.meld.client import MeldClient
+    from connection_repair.adapters.meld.gateway import MeldConnectGateway
+    from connection_repair.platform.settings import MissingConfiguration
 
     api = install_repair_api(aws.table_name, monkeypatch)
     seed(api)
@@ -457,7 +457,7 @@ def test_preferences_default_until_set_then_round_trip(api: RepairApi):
     assert api.call("PUT", "/me/notifications", wanted)[:1] == (200,)
     assert api.call("GET", "/me/notifications")[2] == wanted
     assert api.call("GET", "/me/notifications", sub=OTHER_CUSTOMER)[2]["email"] is None
-    stored = api.store.get_preferences(CUSTOMER)
+    stored = api.preferences.get_preferences(CUSTOMER)
     assert stored is not None
     assert (stored.external_customer_id, stored.updated_at) == (CUSTOMER, NOW)
 
@@ -496,7 +496,7 @@ def test_a_body_that_is_not_a_json_object_is_422(api: RepairApi, raw: bytes):
     status, _, answer = api.call("PUT", "/me/notifications", raw_body=raw)
     assert status == 422
     assert answer["code"] == "INVALID_REQUEST"
-    assert api.store.get_preferences(CUSTOMER) is None
+    assert api.preferences.get_preferences(CUSTOMER) is None
 
 
 @pytest.mark.parametrize(
@@ -551,22 +551,23 @@ def test_the_stand_ins_default_answer_is_one_the_real_client_accepts():
 def test_the_wiring_builds_both_use_cases_from_the_templates_environment(
     aws: LocalResources, monkeypatch: pytest.MonkeyPatch
 ):
-    from connection_repair import wiring
-    from connection_repair.repair import RepairService
-    from connection_repair.replacement import ConnectionRetirer
-    from connection_repair.settings import RepairApiSettings
+    from connection_repair.platform.settings import RepairApiSettings
+    from connection_repair.repair.service import RepairService
+    from connection_repair.replacement.service import ConnectionReplacer
+    from connection_repair.wiring.repair_api import repair_api_settings, repair_service
+    from connection_repair.wiring.replacer import connection_replacer
 
     monkeypatch.setenv("TABLE_NAME", aws.table_name)
     monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
     monkeypatch.setenv("MELD_API_KEY", "test-meld-api-key")
     monkeypatch.setenv("MELD_DEADLINE_SECONDS", "12")
-    for factory in (wiring.repair_api_settings, wiring.repair_service, wiring.connection_retirer):
+    for factory in (repair_api_settings, repair_service, connection_replacer):
         factory.cache_clear()
     try:
-        service = wiring.repair_service()
+        service = repair_service()
         assert isinstance(service, RepairService)
         assert service.list_connections(CUSTOMER) == []
-        assert isinstance(wiring.connection_retirer(), ConnectionRetirer)
+        assert isinstance(connection_replacer(), ConnectionReplacer)
         # The deadline configured is the one the Meld client works to ...
         client = service._meld._build()._client  # type: ignore[attr-defined]
         assert client._deadline_seconds == 12.0
@@ -574,5 +575,5 @@ def test_the_wiring_builds_both_use_cases_from_the_templates_environment(
         with pytest.raises(ValueError, match="MELD_DEADLINE_SECONDS"):
             RepairApiSettings.from_env({"TABLE_NAME": "t", "MELD_DEADLINE_SECONDS": "26"})
     finally:
-        for factory in (wiring.repair_api_settings, wiring.repair_service, wiring.connection_retirer):
+        for factory in (repair_api_settings, repair_service, connection_replacer):
             factory.cache_clear()

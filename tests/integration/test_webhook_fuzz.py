@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connection_repair.signature import sign
+from connection_repair.ingestion.signature import sign
 from functions.webhook_ingest import app
 from local.apigw import http_api_event
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, SIGNED_AT
@@ -85,21 +85,23 @@ def test_unsigned_or_forged_deliveries_are_refused_and_store_nothing(
 def healthy_meld(webhook_env, monkeypatch):
     """Meld answering the webhook's attribution lookups (404: unknown), so "no 5xx" is about the webhook alone: a
     signed change for a connection we never saw asks Meld whose it is, and Meld being down is a documented 5xx."""
-    from connection_repair import wiring
-    from connection_repair.adapters.meld import MeldClient, MeldConnectionDirectory
+    from connection_repair.adapters.meld.client import MeldClient
+    from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
+    from connection_repair.wiring import meld as meld_wiring
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     def unknown(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, json={"code": "NOT_FOUND", "message": "no such connection"})
 
     transport = httpx.MockTransport(unknown)
     monkeypatch.setattr(
-        wiring,
+        meld_wiring,
         "meld_directory",
         lambda settings: MeldConnectionDirectory(
             MeldClient("https://meld.invalid", lambda: "key", transport=transport)
         ),
     )
-    wiring.webhook_ingestor.cache_clear()
+    webhook_ingestor.cache_clear()
     return webhook_env
 
 

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb_store import connection_key, event_key
-from connection_repair.wiring import webhook_ingestor
+from connection_repair.adapters.dynamodb.keys import connection_key, event_key
+from connection_repair.wiring.webhook import webhook_ingestor
 from functions.webhook_ingest import app
 from local.apigw import http_api_event
 from local.make_events import CONNECTION, LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
@@ -154,7 +154,7 @@ def test_missing_signature_headers_are_401(webhook_env, header, reason):
 
 
 def test_old_signature_timestamp_is_401_under_the_default_tolerance(webhook_env, monkeypatch):
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     monkeypatch.delenv("MELD_WEBHOOK_TOLERANCE_SECONDS")  # back to the default 300 s; the fixture was signed earlier
     webhook_ingestor.cache_clear()
@@ -178,7 +178,7 @@ def _signed_event(raw: bytes) -> dict[str, Any]:
     if resigned is not None:
         return resigned
     # Sign arbitrary bytes the way Meld would.
-    from connection_repair.signature import sign
+    from connection_repair.ingestion.signature import sign
     from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, SIGNED_AT
 
     event["body"] = base64.b64encode(raw).decode()
@@ -208,7 +208,7 @@ def test_signed_but_invalid_body_is_400_with_a_clear_message(webhook_env, raw, m
 
 
 def test_failing_transaction_answers_non_200_and_writes_nothing(webhook_env, downstream):
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
 
@@ -226,7 +226,7 @@ def test_failing_transaction_answers_non_200_and_writes_nothing(webhook_env, dow
 
 
 def test_failing_eventbridge_put_still_delivers_on_meld_retry(webhook_env, downstream):
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     events_client = webhook_ingestor()._publisher._client  # type: ignore[attr-defined]
 
@@ -285,7 +285,7 @@ def test_logs_never_carry_secrets_signatures_or_provider_details(webhook_env, ca
 
 
 def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(webhook_env, downstream):
-    from connection_repair.wiring import webhook_ingestor
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     invoke(load_event("webhook_status_change_reconnect_required"))  # opens the episode (announced)
     downstream()
@@ -306,8 +306,8 @@ def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(we
     assert downstream() == []
 
 
-def test_a_transition_reads_the_connection_from_the_failed_quiet_write_not_a_second_read(webhook_env):
-    from connection_repair.wiring import webhook_ingestor
+def test_a_transition_reads_the_connection_from_the_failed_silent_write_not_a_second_read(webhook_env):
+    from connection_repair.wiring.webhook import webhook_ingestor
 
     invoke(load_event("webhook_status_change_reconnect_required"))
     calls: list[str] = []
@@ -317,7 +317,7 @@ def test_a_transition_reads_the_connection_from_the_failed_quiet_write_not_a_sec
     status, body, _ = invoke(load_event("webhook_status_change_active"))  # ends the episode: downstream is due
 
     assert (status, body["status"]) == (200, "accepted")
-    # quiet attempt (refused, returning the item), the real transaction, then clearing the outbox
+    # silent attempt (refused, returning the item), the real transaction, then clearing the outbox
     assert calls == ["TransactWriteItems", "TransactWriteItems", "UpdateItem"]
 
 

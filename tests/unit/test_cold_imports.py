@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 import app
-from connection_repair import wiring
-getattr(wiring, {factory!r})()
+from connection_repair.wiring.{module} import {factory}
+{factory}()
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {roots!r} or name in {modules!r})))
 """
 
@@ -31,8 +31,10 @@ def cold_start_loads(function: str, factory: str, environment: dict[str, str], w
         "TRACING_MODE": "active",
         **environment,
     }
+    module, _, name = factory.rpartition(".")
     probe = PROBE.format(
-        factory=factory,
+        module=module,
+        factory=name,
         roots={name for name in watched if "." not in name},
         modules={name for name in watched if "." in name},
     )
@@ -51,7 +53,7 @@ def test_webhook_cold_start_loads_neither_httpx_nor_the_xray_sdk():
         "MELD_API_KEY_SECRET_NAME": "arn:aws:secretsmanager:us-east-1:123456789012:secret:meld",
     }
     watched = {"httpx", "httpcore", "aws_xray_sdk"}
-    assert cold_start_loads("webhook_ingest", "webhook_ingestor", environment, watched) == []
+    assert cold_start_loads("webhook_ingest", "webhook.webhook_ingestor", environment, watched) == []
 
 
 def test_notifier_cold_start_loads_neither_httpx_nor_the_webhook_transition_logic():
@@ -60,5 +62,5 @@ def test_notifier_cold_start_loads_neither_httpx_nor_the_webhook_transition_logi
         "APP_RECONNECT_URL": "https://app.example.com/connections/{connectionId}/reconnect",
         "NOTIFY_SENDER_EMAIL": "notifications@example.com",
     }
-    watched = {"httpx", "aws_xray_sdk", "connection_repair.connection_state", "connection_repair.ingest"}
-    assert cold_start_loads("notifier", "notifier", environment, watched) == []
+    watched = {"httpx", "aws_xray_sdk", "connection_repair.domain.transitions", "connection_repair.ingestion.service"}
+    assert cold_start_loads("notifier", "notifier.notifier", environment, watched) == []

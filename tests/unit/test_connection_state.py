@@ -2,16 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connection_repair.connection_state import apply_change, is_stale
-from connection_repair.models import (
-    Connection,
-    ConnectionChange,
-    ConnectionNeedsAttention,
-    ConnectionRepaired,
-    EventType,
-    MeldWebhook,
-)
-from connection_repair.status_policy import Action
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.connection import Connection, ConnectionChange
+from connection_repair.domain.status_policy import Action
+from connection_repair.domain.transitions import apply_change, is_stale
+from connection_repair.ingestion.webhook import EventType, MeldWebhook, connection_change
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -169,7 +164,7 @@ def test_change_is_read_from_every_known_field_name():
             {"eventId": "e", "eventType": event_type, "timestamp": "2026-11-25T10:00:00Z", "payload": payload}
         )
 
-    legacy = ConnectionChange.from_webhook(
+    legacy = connection_change(
         webhook(
             EventType.STATUS_CHANGE,
             {"connectionId": "c", "status": "RECONNECT_REQUIRED", "reason": "OTHER", "previousStatus": "ACTIVE"},
@@ -177,13 +172,13 @@ def test_change_is_read_from_every_known_field_name():
     )
     assert legacy is not None
     assert (legacy.status, legacy.status_reason, legacy.previous_status) == ("RECONNECT_REQUIRED", "OTHER", "ACTIVE")
-    current = ConnectionChange.from_webhook(
+    current = connection_change(
         webhook(EventType.STATUS_CHANGE, {"connectionId": "c", "newStatus": "DEGRADED", "newStatusReason": "OTHER"})
     )
     assert current is not None
     assert (current.status, current.status_reason) == ("DEGRADED", "OTHER")
-    deleted = ConnectionChange.from_webhook(webhook(EventType.DELETED, {"connectionId": "c"}))
+    deleted = connection_change(webhook(EventType.DELETED, {"connectionId": "c"}))
     assert deleted is not None
     assert deleted.status == "DELETED"
-    assert ConnectionChange.from_webhook(webhook(EventType.STATUS_CHANGE, {"newStatus": "ACTIVE"})) is None
-    assert ConnectionChange.from_webhook(webhook(EventType.STATUS_CHANGE, ["not", "an", "object"])) is None
+    assert connection_change(webhook(EventType.STATUS_CHANGE, {"newStatus": "ACTIVE"})) is None
+    assert connection_change(webhook(EventType.STATUS_CHANGE, ["not", "an", "object"])) is None

@@ -6,16 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connection_repair.connection_state import apply_change, supersede
-from connection_repair.models import (
-    Connection,
-    ConnectionChange,
-    ConnectionRepaired,
-    ConnectionReplaced,
-    EventType,
-    MeldWebhook,
-)
-from connection_repair.status_policy import Action
+from connection_repair.domain.bus_events import ConnectionRepaired, ConnectionReplaced
+from connection_repair.domain.connection import Connection, ConnectionChange
+from connection_repair.domain.status_policy import Action
+from connection_repair.domain.transitions import apply_change, mark_replaced
+from connection_repair.ingestion.webhook import EventType, MeldWebhook, connection_change
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -79,7 +74,7 @@ def test_a_completed_webhook_is_read_as_a_completion():
             "payload": {"connectionId": "conn-1"},
         }
     )
-    change = ConnectionChange.from_webhook(webhook)
+    change = connection_change(webhook)
     assert change is not None
     assert change.completed
 
@@ -212,7 +207,7 @@ def test_a_replacement_that_never_completes_announces_nothing():
 
 
 def test_superseding_ends_the_open_episode_and_asks_nothing_more():
-    transition = supersede(broken(), replacement_id="conn-new", at=at(50))
+    transition = mark_replaced(broken(), replacement_id="conn-new", at=at(50))
     retired = transition.connection
     assert (retired.superseded_by, retired.action, retired.episode_id, retired.version) == (
         "conn-new",
@@ -229,7 +224,7 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
     pending = attempted(broken(institution_id="inst-1", institution_name="Chase"), 40).model_copy(
         update={"repair_attempts": 2}
     )
-    transition = supersede(pending, replacement_id="conn-new", at=at(50))
+    transition = mark_replaced(pending, replacement_id="conn-new", at=at(50))
     assert transition.connection == pending.model_copy(
         update={
             "superseded_by": "conn-new",
@@ -261,20 +256,22 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
 
 def test_superseding_a_healthy_connection_announces_nothing():
     healthy = broken(status="ACTIVE", status_reason=None, action=Action.NONE, episode_id=None, episode_action=None)
-    transition = supersede(healthy.model_copy(update={"attention_since": None}), replacement_id="conn-new", at=at(50))
+    transition = mark_replaced(
+        healthy.model_copy(update={"attention_since": None}), replacement_id="conn-new", at=at(50)
+    )
     assert transition.downstream == []
     assert (transition.connection.superseded_by, transition.connection.version) == ("conn-new", 4)
 
 
 def test_superseding_twice_changes_nothing():
-    once = supersede(broken(), replacement_id="conn-new", at=at(50)).connection
-    twice = supersede(once, replacement_id="conn-new", at=at(51))
+    once = mark_replaced(broken(), replacement_id="conn-new", at=at(50)).connection
+    twice = mark_replaced(once, replacement_id="conn-new", at=at(51))
     assert twice.connection == once
     assert twice.downstream == []
 
 
 def test_a_superseded_connection_stays_quiet_when_meld_reports_it_broken_or_deleted():
-    retired = supersede(broken(), replacement_id="conn-new", at=at(50)).connection
+    retired = mark_replaced(broken(), replacement_id="conn-new", at=at(50)).connection
     for minutes, new_status in ((60, "RECONNECT_REQUIRED"), (70, "DELETED")):
         transition = status(retired, minutes, new_status)
         assert transition.connection.action == Action.NONE

@@ -8,21 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connection_repair.notifications import (
-    MAX_DIGEST,
-    SMS_SEGMENT,
-    Deferred,
-    EpisodeNotice,
-    MessageComposer,
-    ReminderSchedule,
-    Suppressed,
-    cap_until,
-    next_allowed,
-    plan_delivery,
-)
-from connection_repair.preferences import Channel, NotificationPreferences, QuietHours
-from connection_repair.settings import NotifierSettings
-from connection_repair.status_policy import Action
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.compose import SMS_SEGMENT, MessageComposer
+from connection_repair.notify.policy import MAX_DIGEST, Deferred, Suppressed, cap_until, next_allowed, plan_delivery
+from connection_repair.notify.records import EpisodeNotice
+from connection_repair.notify.schedule import ReminderSchedule
+from connection_repair.platform.settings import NotifierSettings
+from connection_repair.preferences.model import Channel, NotificationPreferences, QuietHours
 
 T0 = datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
 DAY = timedelta(hours=24)

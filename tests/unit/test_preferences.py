@@ -5,7 +5,7 @@ from datetime import time
 import pytest
 from pydantic import ValidationError
 
-from connection_repair.preferences import Channel, NotificationPreferences, QuietHours
+from connection_repair.preferences.model import Channel, NotificationPreferences, QuietHours
 
 
 def test_valid_preferences_are_read_from_camel_case():

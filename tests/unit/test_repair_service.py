@@ -8,17 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connection_repair.models import Connection
-from connection_repair.ports import ConcurrentUpdate, MeldFailure, MeldFailureKind
-from connection_repair.preferences import NotificationPreferences, StoredPreferences
-from connection_repair.repair import (
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.domain.status_policy import Action
+from connection_repair.preferences.model import NotificationPreferences, StoredPreferences
+from connection_repair.repair.ports import MeldFailure, MeldFailureKind
+from connection_repair.repair.service import (
     ConnectionNotFound,
     NotRepairable,
     RepairService,
     StartRejected,
     StartRequest,
 )
-from connection_repair.status_policy import Action
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from connection_repair.repair_session import token_expires_at
+from connection_repair.repair.session import token_expires_at
 
 ISSUED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 THREE_HOURS_LATER = ISSUED_AT + timedelta(hours=3)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connection_repair.signature import RejectionReason, SignatureError, sign, verify
+from connection_repair.ingestion.signature import RejectionReason, SignatureError, sign, verify
 
 SECRET = "whsec-current"
 PREVIOUS = "whsec-previous"

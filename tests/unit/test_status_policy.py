@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from connection_repair.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify, is_known
+from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify, is_known
 
 # Meld's table (docs/meld.md §3): status, reason -> what the customer should do.
 MELD_TABLE = [

@@ -1,0 +1,102 @@
+"""Connections in the single table, and the writes that change one together with its event."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from connection_repair.adapters.dynamodb.errors import is_conditional_failure
+from connection_repair.adapters.dynamodb.keys import (
+    GSI1,
+    connection_key,
+    customer_index,
+    customer_partition,
+    from_item,
+    to_item,
+)
+from connection_repair.domain.connection import Connection, event_order_key
+from connection_repair.domain.errors import ConcurrentUpdate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+# A customer has a handful of connections; this bounds what one list request reads.
+MAX_LISTED_CONNECTIONS = 200
+
+
+def connection_item(connection: Connection) -> dict[str, Any]:
+    values: dict[str, Any] = connection.model_dump(mode="json", exclude_none=True)
+    item = to_item(values) | connection_key(connection.connection_id)
+    if connection.external_customer_id:
+        item |= customer_index(connection.external_customer_id, connection.connection_id)
+    if connection.last_event_at is not None:
+        item["lastEventKey"] = {"S": event_order_key(connection.last_event_at, connection.last_event_id or "")}
+    return item
+
+
+def connection_from_item(item: dict[str, Any]) -> Connection:
+    return Connection.model_validate(from_item(item))
+
+
+def version_condition(expected_version: int | None) -> dict[str, Any]:
+    """Optimistic concurrency: the stored connection still has ``expected_version`` (None: none is stored yet)."""
+    if expected_version is None:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {
+        "ConditionExpression": "version = :expected",
+        "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+    }
+
+
+class DynamoDBConnectionReader:
+    """``ConnectionReader``: one connection, read consistently."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        response = self._client.get_item(TableName=self._table, Key=connection_key(connection_id), ConsistentRead=True)
+        item = response.get("Item")
+        return connection_from_item(item) if item else None
+
+
+class DynamoDBCustomerConnections(DynamoDBConnectionReader):
+    """``CustomerConnections``: the Repair API's reads and its conditional writes of a connection."""
+
+    def list_connections(self, external_customer_id: str) -> list[Connection]:
+        # GSI1 is eventually consistent: a connection written a moment ago may show up a moment later.
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI1,
+            "KeyConditionExpression": "gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
+            "ExpressionAttributeValues": {
+                ":customer": customer_partition(external_customer_id),
+                ":prefix": {"S": "CONN#"},
+            },
+        }
+        connections: list[Connection] = []
+        while len(connections) < MAX_LISTED_CONNECTIONS:
+            response = self._client.query(**query)
+            connections.extend(connection_from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return connections[:MAX_LISTED_CONNECTIONS]
+
+    def save_connection(self, connection: Connection, *, expected_version: int | None) -> None:
+        # The webhook writer relies on the version condition too (docs/decisions.md §4).
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": connection_item(connection),
+            **version_condition(expected_version),
+        }
+        try:
+            self._client.put_item(**request)
+        except ClientError as error:
+            if is_conditional_failure(error):
+                raise ConcurrentUpdate(connection.connection_id) from None
+            raise

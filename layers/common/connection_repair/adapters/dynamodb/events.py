@@ -1,0 +1,99 @@
+"""Stored events in the single table, and the outbox they carry (docs/decisions.md §5)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
+
+from connection_repair.adapters.dynamodb.errors import is_conditional_failure
+from connection_repair.adapters.dynamodb.keys import epoch, event_key, from_item
+from connection_repair.domain.bus_events import AnyDownstreamEvent
+from connection_repair.outbox.ports import StoredEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+
+@cache
+def _pending_adapter() -> TypeAdapter[list[AnyDownstreamEvent]]:
+    # Built on first use: most webhooks never carry an outbox.
+    return TypeAdapter(list[AnyDownstreamEvent])
+
+
+def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **event_key(event.event_id),
+        "eventId": {"S": event.event_id},
+        "eventType": {"S": event.event_type},
+        "eventTime": {"S": event.event_time.isoformat()},
+        "receivedAt": {"S": event.received_at.isoformat()},
+        "retryCount": {"N": str(event.retry_count)},
+        "rawBody": {"S": event.raw_body},
+        "expiresAt": {"N": str(epoch(event.received_at + ttl))},
+    }
+    if event.connection_id:
+        # GSI1: a connection's events in time order.
+        item["connectionId"] = {"S": event.connection_id}
+        item["gsi1pk"] = {"S": f"CONN#{event.connection_id}"}
+        item["gsi1sk"] = {"S": f"EVENT#{event.event_time.isoformat()}#{event.event_id}"}
+    if event.pending:
+        item["pending"] = {"S": _pending_adapter().dump_json(event.pending).decode()}
+        item["leaseUntil"] = {"N": str(epoch(lease_until))}
+    return item
+
+
+def event_from_item(item: dict[str, Any]) -> StoredEvent:
+    values = from_item(item)
+    pending = _pending_adapter().validate_json(values["pending"]) if "pending" in values else []
+    return StoredEvent(
+        event_id=values["eventId"],
+        event_type=values["eventType"],
+        event_time=values["eventTime"],
+        connection_id=values.get("connectionId"),
+        received_at=values["receivedAt"],
+        retry_count=int(values["retryCount"]),
+        raw_body=values["rawBody"],
+        pending=pending,
+    )
+
+
+class DynamoDBOutboxStore:
+    """``OutboxStore``: reads a stored event, takes its publishing lease, clears its outbox."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get_event(self, event_id: str) -> StoredEvent | None:
+        response = self._client.get_item(TableName=self._table, Key=event_key(event_id), ConsistentRead=True)
+        item = response.get("Item")
+        return event_from_item(item) if item else None
+
+    def claim_pending(self, event_id: str, *, now: datetime, lease_until: datetime) -> list[AnyDownstreamEvent]:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=event_key(event_id),
+                UpdateExpression="SET leaseUntil = :until",
+                ConditionExpression="attribute_exists(pending) AND leaseUntil < :now",
+                ExpressionAttributeValues={":until": {"N": str(epoch(lease_until))}, ":now": {"N": str(epoch(now))}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if is_conditional_failure(error):
+                return []
+            raise
+        return event_from_item(response["Attributes"]).pending
+
+    def clear_pending(self, event_id: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=event_key(event_id),
+            UpdateExpression="REMOVE pending, leaseUntil",
+        )

@@ -1,0 +1,55 @@
+"""The single table's keys and the conversion of values to and from its attribute format (docs/data-model.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+CONNECTION_SK = "CONNECTION"
+EVENT_SK = "EVENT"
+PREFERENCES_SK = "PREFERENCES"
+# A customer's connections, and a connection's events in time order.
+GSI1 = "gsi1"
+
+
+def connection_key(connection_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": CONNECTION_SK}}
+
+
+def event_key(event_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": EVENT_SK}}
+
+
+def customer_partition(external_customer_id: str) -> dict[str, Any]:
+    """The partition of everything kept per customer: preferences and notification state."""
+    return {"S": f"CUST#{external_customer_id}"}
+
+
+def preferences_key(external_customer_id: str) -> dict[str, Any]:
+    return {"pk": customer_partition(external_customer_id), "sk": {"S": PREFERENCES_SK}}
+
+
+def customer_index(external_customer_id: str, connection_id: str) -> dict[str, Any]:
+    """GSI1 attributes that list a connection under its customer."""
+    return {"gsi1pk": customer_partition(external_customer_id), "gsi1sk": {"S": f"CONN#{connection_id}"}}
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    return cast("dict[str, Any]", _serializer.serialize(value))
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: serialize(value) for name, value in values.items() if value is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())

@@ -1,0 +1,39 @@
+"""Email through SES v2: the notifier's ``NotificationChannel`` for EMAIL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from connection_repair.notify.records import Message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+else:
+    SESV2Client = Any
+
+
+class SesEmailChannel:
+    """Email with an HTML and a text part, from a verified SES identity."""
+
+    def __init__(self, client: SESV2Client, sender: str, *, configuration_set: str | None = None) -> None:
+        self._client = client
+        self._sender = sender
+        self._configuration_set = configuration_set
+
+    def send(self, address: str, message: Message) -> None:
+        arguments: dict[str, Any] = {
+            "FromEmailAddress": self._sender,
+            "Destination": {"ToAddresses": [address]},
+            "Content": {
+                "Simple": {
+                    "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+                    "Body": {
+                        "Text": {"Data": message.text, "Charset": "UTF-8"},
+                        "Html": {"Data": message.html, "Charset": "UTF-8"},
+                    },
+                }
+            },
+        }
+        if self._configuration_set:
+            arguments["ConfigurationSetName"] = self._configuration_set
+        self._client.send_email(**arguments)

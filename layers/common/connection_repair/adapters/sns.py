@@ -1,0 +1,26 @@
+"""SMS through SNS: the notifier's ``NotificationChannel`` for SMS."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from connection_repair.notify.records import Message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+else:
+    SNSClient = Any
+
+
+class SnsSmsChannel:
+    """A transactional SMS straight to the phone number (no topic)."""
+
+    def __init__(self, client: SNSClient) -> None:
+        self._client = client
+
+    def send(self, address: str, message: Message) -> None:
+        self._client.publish(
+            PhoneNumber=address,
+            Message=message.sms,
+            MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}},
+        )

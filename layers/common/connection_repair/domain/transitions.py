@@ -1,0 +1,257 @@
+"""How one webhook moves a connection's state: ordering, the status policy and episodes. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connection_repair.domain.bus_events import (
+    AnyDownstreamEvent,
+    ConnectionNeedsAttention,
+    ConnectionRepaired,
+    ConnectionReplaced,
+)
+from connection_repair.domain.connection import Connection, ConnectionChange, event_order_key
+from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify
+
+# After this many failed repairs the customer is told to start a new connection (MAX_FAILED_REPAIRS).
+DEFAULT_MAX_FAILED_REPAIRS = 3
+# Statuses in which the connection works again: failed repairs are forgiven, a replacement is complete.
+USABLE_STATUSES: frozenset[str] = frozenset({"ACTIVE", "PARTIALLY_ACTIVE"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    connection: Connection
+    downstream: list[AnyDownstreamEvent] = field(default_factory=list)
+    stale: bool = False
+
+
+def is_stale(current: Connection | None, event_time: datetime, event_id: str) -> bool:
+    """An event is stale when the connection already reflects a newer (or the same) event.
+
+    The event id breaks ties between equal timestamps so every delivery order ends in the same state.
+    """
+    if current is None or current.last_event_at is None:
+        return False
+    return event_order_key(event_time, event_id) <= event_order_key(current.last_event_at, current.last_event_id or "")
+
+
+def _resolution(status: str | None, action: Action) -> str:
+    if status in ("DELETED", "EXPIRED"):
+        return status
+    if action == Action.START_NEW_CONNECTION:
+        return "REPAIR_FAILED"
+    if action in NEEDS_ATTENTION and status != "ACTIVE":
+        return "SUPERSEDED"
+    return "REPAIRED"
+
+
+def apply_change(
+    current: Connection | None,
+    change: ConnectionChange,
+    *,
+    event_id: str,
+    event_time: datetime,
+    new_episode_id: str,
+    max_failed_repairs: int = DEFAULT_MAX_FAILED_REPAIRS,
+) -> Transition:
+    """The connection after ``change``, and the downstream events it causes.
+
+    Failed repairs: a completion (the customer finished the widget) that arrives after a recorded repair attempt
+    and leaves the connection needing a repair counts one failure per attempt. After ``max_failed_repairs`` the
+    action becomes START_NEW_CONNECTION (Meld's way out) until the connection works again.
+    """
+    if current is not None and is_stale(current, event_time, event_id):
+        return Transition(connection=current, stale=True)
+
+    base = current or Connection(connection_id=change.connection_id)
+    status, reason = base.status, base.status_reason
+    if change.status is not None:
+        status, reason = change.status, change.status_reason
+    elif status in (None, "IN_PROGRESS"):
+        # A COMPLETED event carries no status: completing the widget makes a new connection ACTIVE.
+        status, reason = "ACTIVE", None
+    action = classify(status, reason)
+
+    failed_repairs, repair_pending = base.failed_repairs, base.repair_pending
+    attempted_before = base.last_repair_at is not None and base.last_repair_at < event_time
+    if change.completed and repair_pending and attempted_before and action == Action.REPAIR:
+        failed_repairs, repair_pending = failed_repairs + 1, False
+    if status in USABLE_STATUSES:
+        failed_repairs, repair_pending = 0, False
+    if base.superseded_by is not None:
+        # Replaced by a newer connection: nothing left for the customer to do with this one.
+        action = Action.NONE
+    elif action == Action.REPAIR and failed_repairs >= max_failed_repairs:
+        action = Action.START_NEW_CONNECTION
+
+    updated = base.model_copy(
+        update={
+            "external_customer_id": change.external_customer_id or base.external_customer_id,
+            "customer_id": change.customer_id or base.customer_id,
+            "institution_id": change.institution_id or base.institution_id,
+            "institution_name": change.institution_name or base.institution_name,
+            "status": status,
+            "status_reason": reason,
+            "action": action,
+            "last_event_at": event_time,
+            "last_event_id": event_id,
+            "failed_repairs": failed_repairs,
+            "repair_pending": repair_pending,
+            "version": base.version + 1,
+        }
+    )
+    downstream: list[AnyDownstreamEvent] = []
+    if updated.replaces_connection_id is not None and status in USABLE_STATUSES:
+        # The replacement works: announce it once (the replacer deletes the old connection at Meld).
+        downstream.append(
+            ConnectionReplaced(
+                connection_id=updated.connection_id,
+                replaced_connection_id=updated.replaces_connection_id,
+                external_customer_id=updated.external_customer_id,
+                event_time=event_time,
+            )
+        )
+        updated = updated.model_copy(update={"replaces_connection_id": None})
+    common = {
+        "connection_id": updated.connection_id,
+        "external_customer_id": updated.external_customer_id,
+        "institution_id": updated.institution_id,
+        "institution_name": updated.institution_name,
+        "status": status,
+        "status_reason": reason,
+        "action": action,
+        "event_time": event_time,
+    }
+
+    # The open episode ends when nothing is left to do, or when what the customer must do changes.
+    episode_over = action in ENDS_EPISODE or (action in NEEDS_ATTENTION and action != base.episode_action)
+    if base.episode_id is not None and base.attention_since is not None and episode_over:
+        downstream.append(
+            ConnectionRepaired(
+                **common,
+                episode_id=base.episode_id,
+                resolution=_resolution(status, action),
+                attention_since=base.attention_since,
+            )
+        )
+        updated = updated.model_copy(
+            update={"episode_id": None, "episode_action": None, "attention_since": None, "repair_attempts": 0}
+        )
+
+    if action in NEEDS_ATTENTION and updated.episode_id is None:
+        updated = updated.model_copy(
+            update={"episode_id": new_episode_id, "episode_action": action, "attention_since": event_time}
+        )
+        downstream.append(ConnectionNeedsAttention(**common, episode_id=new_episode_id, attention_since=event_time))
+    return Transition(connection=updated, downstream=downstream)
+
+
+def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> Transition:
+    """``current`` replaced by ``replacement_id``: its episode ends (SUPERSEDED), it asks nothing more.
+
+    Meld's DELETED webhook follows the deletion; ``apply_change`` keeps a superseded connection's action at NONE.
+    """
+    if current.superseded_by == replacement_id:
+        return Transition(connection=current)
+    updated = current.model_copy(
+        update={
+            "superseded_by": replacement_id,
+            "action": Action.NONE,
+            "repair_pending": False,
+            "version": current.version + 1,
+        }
+    )
+    downstream: list[AnyDownstreamEvent] = []
+    if current.episode_id is not None and current.attention_since is not None:
+        downstream.append(
+            ConnectionRepaired(
+                connection_id=current.connection_id,
+                external_customer_id=current.external_customer_id,
+                institution_id=current.institution_id,
+                institution_name=current.institution_name,
+                status=current.status,
+                status_reason=current.status_reason,
+                action=Action.NONE,
+                episode_id=current.episode_id,
+                event_time=at,
+                resolution="SUPERSEDED",
+                attention_since=current.attention_since,
+            )
+        )
+        updated = updated.model_copy(
+            update={"episode_id": None, "episode_action": None, "attention_since": None, "repair_attempts": 0}
+        )
+    return Transition(connection=updated, downstream=downstream)
+
+
+@dataclass(frozen=True)
+class SilentUpdate:
+    """A change that, if ``holds`` for the stored connection, applies without any downstream event.
+
+    It lets ingestion write in one request without reading first: the store turns the expectation into a
+    condition, and only when it fails (with the stored item in hand) does the full ``apply_change`` run.
+    """
+
+    order_key: str
+    fields: dict[str, Any]
+    # Exactly one of these describes the episode the connection must be in.
+    episode_action: Action | None = None
+    no_episode: bool = False
+    # COMPLETED events: the stored status must already be settled (present and not IN_PROGRESS).
+    settled_status: bool = False
+
+    def holds(self, current: Connection | None) -> bool:
+        """The expectation, evaluated in Python (the store evaluates the same thing as a condition)."""
+        if current is None or not _plain(current):
+            return False
+        if current.last_event_at is not None and (
+            event_order_key(current.last_event_at, current.last_event_id or "") >= self.order_key
+        ):
+            return False
+        if self.episode_action is not None and (
+            current.episode_id is None
+            or current.attention_since is None
+            or current.episode_action != self.episode_action
+        ):
+            return False
+        if self.no_episode and current.episode_id is not None:
+            return False
+        return not (self.settled_status and current.status in (None, "IN_PROGRESS"))
+
+
+def _plain(current: Connection) -> bool:
+    """No repair or replacement bookkeeping under way: the silent path leaves those to ``apply_change``."""
+    return (
+        current.superseded_by is None
+        and current.replaces_connection_id is None
+        and not current.repair_pending
+        and current.failed_repairs == 0
+    )
+
+
+def silent_update(change: ConnectionChange, *, event_id: str, event_time: datetime) -> SilentUpdate:
+    """The fields ``change`` sets when it causes no downstream event, and what must hold of the connection for that."""
+    fields: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("external_customer_id", change.external_customer_id),
+            ("customer_id", change.customer_id),
+            ("institution_id", change.institution_id),
+            ("institution_name", change.institution_name),
+        )
+        if value is not None
+    }
+    fields |= {"last_event_at": event_time, "last_event_id": event_id}
+    key = event_order_key(event_time, event_id)
+    if change.status is None:
+        return SilentUpdate(order_key=key, fields=fields, settled_status=True)
+    action = classify(change.status, change.status_reason)
+    fields |= {"status": change.status, "status_reason": change.status_reason, "action": action}
+    if action in NEEDS_ATTENTION:
+        return SilentUpdate(order_key=key, fields=fields, episode_action=action)
+    if action in ENDS_EPISODE:
+        return SilentUpdate(order_key=key, fields=fields, no_episode=True)
+    return SilentUpdate(order_key=key, fields=fields)

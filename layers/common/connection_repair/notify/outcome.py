@@ -1,0 +1,41 @@
+"""What one notifier invocation did: the handler turns it into metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+class DeliveryFailed(Exception):
+    """Every channel failed for a message; its claims were released and it stays due."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(f"{outcome.failures} message(s) failed to send")
+        self.outcome = outcome
+
+
+@dataclass
+class Outcome:
+    """What an invocation did; the handler turns it into metrics."""
+
+    messages_sent: int = 0
+    sent_by_channel: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    deferred: Counter[str] = field(default_factory=Counter)
+    channel_failures: int = 0
+    failures: int = 0
+    # Episodes that ended: (resolution, seconds from episode start, reminders sent before the end).
+    ended: list[tuple[str, float, int]] = field(default_factory=list)
+    items_read: int = 0
+    customers: int = 0
+
+    def merge(self, other: Outcome) -> None:
+        self.messages_sent += other.messages_sent
+        self.sent_by_channel.update(other.sent_by_channel)
+        self.suppressed.update(other.suppressed)
+        self.deferred.update(other.deferred)
+        self.channel_failures += other.channel_failures
+        self.failures += other.failures
+        self.ended.extend(other.ended)
+        self.items_read += other.items_read
+        self.customers += other.customers

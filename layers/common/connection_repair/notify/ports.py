@@ -1,0 +1,87 @@
+"""What the notifier needs from the outside: the connection as it is now, its own state store, the channels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from connection_repair.domain.connection import Connection
+from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, Message, MessageClaim
+
+
+class ConnectionReader(Protocol):
+    """The connection as it is now: a message is checked against it right before it goes out."""
+
+    def get_connection(self, connection_id: str) -> Connection | None: ...
+
+
+class NotificationChannel(Protocol):
+    """One way to reach a customer (email, SMS; push or the app's own webhook would be one more adapter)."""
+
+    def send(self, address: str, message: Message) -> None:
+        """Hand the message to the provider; raise if it was not accepted."""
+        ...
+
+
+class ClaimConflict(Exception):
+    """The claim transaction was refused: the customer's send slot is taken, or some messages are claimed already."""
+
+    def __init__(self, *, customer_slot_taken: bool, taken: Sequence[tuple[str, int]] = ()) -> None:
+        super().__init__("customer slot taken" if customer_slot_taken else f"messages claimed already: {list(taken)}")
+        self.customer_slot_taken = customer_slot_taken
+        self.taken = list(taken)
+
+
+class NotificationStore(Protocol):
+    def register_episode(self, notice: EpisodeNotice) -> bool:
+        """Create the episode's notification state; False when it exists (a duplicate event) or was closed."""
+        ...
+
+    def close_episode(
+        self, external_customer_id: str, episode_id: str, *, resolution: str, now: datetime, connection_id: str
+    ) -> int | None:
+        """Close the episode (nothing more is due); the reminders it had sent, or None if it was closed already."""
+        ...
+
+    def customer_episodes(self, external_customer_id: str) -> list[EpisodeNotice]:
+        """The customer's open episodes (consistent read)."""
+        ...
+
+    def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
+        """Episodes with a message due at or before ``now``, read from the sparse index; nothing else is read."""
+        ...
+
+    def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState: ...
+
+    def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
+        """Move the due message to ``due_at`` (if the episode is still at that message)."""
+        ...
+
+    def claim(
+        self,
+        external_customer_id: str,
+        claims: Sequence[MessageClaim],
+        *,
+        token: str,
+        now: datetime,
+        previous_sent_at: datetime | None,
+        lease_until: datetime,
+    ) -> None:
+        """Atomically take the customer's send slot (its last send must be ``previous_sent_at``) and every message.
+
+        Raises ``ClaimConflict`` and then has written nothing.
+        """
+        ...
+
+    def release_claims(self, external_customer_id: str, claims: Sequence[MessageClaim]) -> None: ...
+
+    def release_slot(self, external_customer_id: str, token: str, previous_sent_at: datetime | None) -> None: ...
+
+    def get_claim(self, external_customer_id: str, episode_id: str, number: int) -> ClaimRecord | None: ...
+
+    def advance(
+        self, notice: EpisodeNotice, updated: EpisodeNotice, claims: Sequence[MessageClaim], now: datetime, state: str
+    ) -> None:
+        """Move the episode to ``updated`` (if still at ``notice.next_message``) and mark ``claims`` as ``state``."""
+        ...

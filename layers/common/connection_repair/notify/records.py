@@ -1,0 +1,56 @@
+"""What the notifier keeps and sends: an episode's notification state, a message, a claim on one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from pydantic import ConfigDict
+
+from connection_repair.domain.base import CamelModel
+from connection_repair.domain.status_policy import Action
+
+
+class EpisodeNotice(CamelModel):
+    """The notification state of one episode (its own item, never the Connection item)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episode_id: str
+    connection_id: str
+    external_customer_id: str
+    institution_id: str | None = None
+    institution_name: str | None = None
+    action: Action
+    status: str | None = None
+    status_reason: str | None = None
+    attention_since: datetime
+    # The number of the next message (0 = the first, 1.. = reminders); due_at None: nothing more to send.
+    next_message: int = 0
+    due_at: datetime | None = None
+    messages_sent: int = 0
+    reminders_sent: int = 0
+    closed: bool = False
+    resolution: str | None = None
+
+
+class Message(NamedTuple):
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+# Records are NamedTuples, not frozen dataclasses: a third of the cost to define at cold start (decisions §28).
+class MessageClaim(NamedTuple):
+    episode_id: str
+    number: int
+
+
+class ClaimRecord(NamedTuple):
+    state: str  # CLAIMED, SENT, UNCERTAIN, CANCELLED
+    lease_until: datetime | None
+
+
+class CustomerNotifyState(NamedTuple):
+    last_sent_at: datetime | None = None

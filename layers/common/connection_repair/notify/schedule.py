@@ -1,0 +1,28 @@
+"""When an episode's messages are due."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from connection_repair.domain.status_policy import Action
+
+
+# Immutable values are NamedTuples, not frozen dataclasses: a third of the cost to define at cold start (§28).
+class ReminderSchedule(NamedTuple):
+    """When an episode's messages are due, counted from the start of the episode."""
+
+    reminder_offsets: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
+    # The first message waits this long so that connections breaking together go out as one message.
+    digest_window: timedelta = timedelta(minutes=5)
+
+    def messages_for(self, action: Action) -> int:
+        # NEW_ACCOUNTS_AVAILABLE is optional for the customer: one message at most, no reminders.
+        return 1 if action == Action.ADD_ACCOUNTS else 1 + len(self.reminder_offsets)
+
+    def due_at(self, attention_since: datetime, number: int, action: Action) -> datetime | None:
+        if number >= self.messages_for(action):
+            return None
+        first = attention_since + self.digest_window
+        # Reminders count from the first message: "after 1 day" is a day after the customer was told.
+        return first if number == 0 else first + self.reminder_offsets[number - 1]

@@ -1,0 +1,347 @@
+"""Customer notifications: who to tell, when, and what — the use case behind the notifier function.
+
+An episode (docs/decisions.md §8) gets at most one first message and ``len(reminder offsets)`` reminders (1 + 2 by
+default, after 1 and 3 days). Messages are numbered per episode (0 = first, 1.. = reminders) and each (episode,
+number) is claimed with a conditional write before it is sent, so duplicates and concurrent invocations send once.
+
+Per customer: everything due at once goes out as one message (a digest), at most one message per 24 h, never in the
+customer's quiet hours, never after opt-out and never to a contact that is not on file. Right before a send the
+connection is read again: an episode that ended (repaired, deleted, replaced) is closed instead of announced.
+
+The pure parts (schedule, quiet hours, cap, plan, composition) are functions; ``Notifier`` wires them to the ports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
+from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.outcome import DeliveryFailed, Outcome
+from connection_repair.notify.policy import (
+    DEFAULT_POLICY,
+    Deferred,
+    NotificationPolicy,
+    Plan,
+    Suppressed,
+    plan_delivery,
+)
+from connection_repair.notify.ports import ClaimConflict, ConnectionReader, NotificationChannel, NotificationStore
+from connection_repair.notify.records import EpisodeNotice, Message, MessageClaim
+from connection_repair.platform.clock import Clock
+from connection_repair.platform.observability import logger
+from connection_repair.preferences.model import Channel, NotificationPreferences
+from connection_repair.preferences.ports import PreferencesStore
+
+# How long a send may take before its claim counts as abandoned (the process died): see docs/decisions.md §18.
+CLAIM_LEASE = timedelta(minutes=15)
+# A reminder that falls into a transient outage (action WAIT during an open episode) is tried again after this.
+TRANSIENT_RETRY = timedelta(hours=1)
+MAX_CLAIM_ATTEMPTS = 3
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionReader,
+        preferences: PreferencesStore,
+        store: NotificationStore,
+        channels: Mapping[Channel, NotificationChannel],
+        composer: MessageComposer,
+        policy: NotificationPolicy = DEFAULT_POLICY,
+        clock: Clock = lambda: datetime.now(UTC),
+        new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._connections = connections
+        self._preferences = preferences
+        self._store = store
+        self._channels = channels
+        self._composer = composer
+        self._policy = policy
+        self._clock = clock
+        self._new_token = new_token
+
+    # Entry points -------------------------------------------------------------------------------------------
+
+    def on_needs_attention(self, event: ConnectionNeedsAttention) -> Outcome:
+        """Register the episode's messages and send whatever of the customer's is due now (raise if that fails)."""
+        outcome = Outcome()
+        if event.action not in NEEDS_ATTENTION:
+            outcome.suppressed[Suppressed.TRANSIENT] += 1
+            return outcome
+        customer = event.external_customer_id
+        if not customer:
+            outcome.suppressed[Suppressed.NO_CUSTOMER] += 1
+            logger.info("Episode without a customer: nobody to tell", connection_id=event.connection_id)
+            return outcome
+        schedule = self._policy.schedule
+        notice = EpisodeNotice(
+            episode_id=event.episode_id,
+            connection_id=event.connection_id,
+            external_customer_id=customer,
+            institution_id=event.institution_id,
+            institution_name=event.institution_name,
+            action=event.action,
+            status=event.status,
+            status_reason=event.status_reason,
+            attention_since=event.attention_since,
+            due_at=schedule.due_at(event.attention_since, 0, event.action),
+        )
+        if not self._store.register_episode(notice):
+            outcome.suppressed[Suppressed.DUPLICATE] += 1
+            logger.info("Episode already registered", episode_id=event.episode_id)
+        now = self._clock()
+        due = [n for n in self._store.customer_episodes(customer) if n.due_at is not None and n.due_at <= now]
+        outcome.items_read += len(due)
+        if due:
+            outcome.merge(self._deliver(customer, due, now))
+        if outcome.failures:
+            raise DeliveryFailed(outcome)
+        return outcome
+
+    def on_repaired(self, event: ConnectionRepaired) -> Outcome:
+        """Close the episode (nothing more is sent for it) and record how long it lasted and how many reminders."""
+        outcome = Outcome()
+        customer = event.external_customer_id
+        if not customer:
+            return outcome
+        reminders = self._store.close_episode(
+            customer,
+            event.episode_id,
+            resolution=event.resolution,
+            now=self._clock(),
+            connection_id=event.connection_id,
+        )
+        if reminders is None:
+            outcome.suppressed[Suppressed.DUPLICATE] += 1
+            return outcome
+        seconds = max(0.0, (event.event_time - event.attention_since).total_seconds())
+        outcome.ended.append((event.resolution, seconds, reminders))
+        return outcome
+
+    def sweep(self, *, max_items: int | None = None) -> Outcome:
+        """Send everything due (the sparse index holds only due-or-future messages; we read only the due ones)."""
+        now = self._clock()
+        outcome = Outcome()
+        due = self._store.due_episodes(now, limit=max_items or self._policy.sweep_max_items)
+        outcome.items_read += len(due)
+        by_customer: dict[str, list[EpisodeNotice]] = {}
+        for notice in due:
+            by_customer.setdefault(notice.external_customer_id, []).append(notice)
+        for customer, notices in by_customer.items():
+            try:
+                outcome.merge(self._deliver(customer, notices, now))
+            except Exception:
+                # One customer's problem (a store error, a poison item) must not stop everybody else's reminders.
+                logger.exception("Delivery failed", external_customer_id=customer)
+                outcome.failures += 1
+                self._retry_later(notices, now)
+        return outcome
+
+    def _retry_later(self, notices: Sequence[EpisodeNotice], now: datetime) -> None:
+        """Keep failed messages due, re-keyed to now: in today's due partition, so no later sweep leaves them behind."""
+        for notice in notices:
+            try:
+                self._store.defer(notice, now)
+            except Exception:
+                logger.exception("Could not re-key a failed message", episode_id=notice.episode_id)
+
+    # Delivery ---------------------------------------------------------------------------------------------------
+
+    def _deliver(self, customer: str, due: list[EpisodeNotice], now: datetime) -> Outcome:
+        outcome = Outcome(customers=1)
+        preferences = self._preferences.get_preferences(customer)
+        state = self._store.get_customer_state(customer)
+        plan = plan_delivery(
+            due,
+            preferences,
+            last_sent_at=state.last_sent_at,
+            now=now,
+            min_interval=self._policy.min_interval,
+            available=self._channels.keys(),
+        )
+        for notice, reason in plan.suppress:
+            self._skip(notice, reason, now, outcome)
+        if plan.defer_until is not None and plan.defer_reason is not None:
+            for notice in plan.defer:
+                self._store.defer(notice, plan.defer_until)
+                outcome.deferred[plan.defer_reason] += 1
+        if plan.send and preferences is not None:
+            self._send(customer, plan, preferences, previous_sent=state.last_sent_at, now=now, outcome=outcome)
+        return outcome
+
+    def _skip(self, notice: EpisodeNotice, reason: Suppressed, now: datetime, outcome: Outcome) -> None:
+        """The due message will never be sent; move the episode on to its next message."""
+        outcome.suppressed[reason] += 1
+        self._store.advance(notice, self._advanced(notice, sent=False, now=now), [], now, "SENT")
+
+    def _advanced(self, notice: EpisodeNotice, *, sent: bool, now: datetime) -> EpisodeNotice:
+        number = notice.next_message + 1
+        due = self._policy.schedule.due_at(notice.attention_since, number, notice.action)
+        if sent and due is not None:
+            # Not due before the daily cap allows (the first message may have gone out late: quiet hours, cap).
+            due = max(due, now + self._policy.min_interval)
+        return notice.model_copy(
+            update={
+                "next_message": number,
+                "due_at": due,
+                "messages_sent": notice.messages_sent + (1 if sent else 0),
+                "reminders_sent": notice.reminders_sent + (1 if sent and notice.next_message > 0 else 0),
+            }
+        )
+
+    def _claim(
+        self,
+        customer: str,
+        notices: list[EpisodeNotice],
+        *,
+        previous_sent: datetime | None,
+        now: datetime,
+        token: str,
+        outcome: Outcome,
+    ) -> list[EpisodeNotice] | None:
+        """Claim the customer's send slot and each (episode, number); None when the slot is taken meanwhile."""
+        remaining = list(notices)
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            if not remaining:
+                return []
+            try:
+                self._store.claim(
+                    customer,
+                    [MessageClaim(n.episode_id, n.next_message) for n in remaining],
+                    token=token,
+                    now=now,
+                    previous_sent_at=previous_sent,
+                    lease_until=now + CLAIM_LEASE,
+                )
+                return remaining
+            except ClaimConflict as conflict:
+                if conflict.customer_slot_taken:
+                    return None
+                taken = set(conflict.taken)
+                for notice in remaining:
+                    if (notice.episode_id, notice.next_message) in taken:
+                        self._resolve_taken(notice, now, outcome)
+                remaining = [n for n in remaining if (n.episode_id, n.next_message) not in taken]
+        return None
+
+    def _resolve_taken(self, notice: EpisodeNotice, now: datetime, outcome: Outcome) -> None:
+        """Someone claimed this message before. Abandoned mid-send: count it as (maybe) sent and move on."""
+        record = self._store.get_claim(notice.external_customer_id, notice.episode_id, notice.next_message)
+        if record is None or record.state != "CLAIMED" or record.lease_until is None or record.lease_until > now:
+            return  # sent (the episode is advanced by its sender) or being sent right now
+        outcome.suppressed[Suppressed.UNCERTAIN] += 1
+        logger.warning(
+            "Message claim abandoned mid-send: not sending it again",
+            episode_id=notice.episode_id,
+            message_number=notice.next_message,
+        )
+        claim = MessageClaim(notice.episode_id, notice.next_message)
+        self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, "UNCERTAIN")
+
+    def _send(
+        self,
+        customer: str,
+        plan: Plan,
+        preferences: NotificationPreferences,
+        *,
+        previous_sent: datetime | None,
+        now: datetime,
+        outcome: Outcome,
+    ) -> None:
+        token = self._new_token()
+        claimed = self._claim(customer, plan.send, previous_sent=previous_sent, now=now, token=token, outcome=outcome)
+        if claimed is None:
+            # Another invocation sent this customer a message meanwhile: the cap applies at the next sweep.
+            outcome.deferred[Deferred.DAILY_CAP] += len(plan.send)
+            return
+        if not claimed:
+            return
+
+        current = self._recheck(customer, claimed, now, outcome)
+        if not current:
+            self._store.release_slot(customer, token, previous_sent)
+            return
+
+        delivered = self._send_on_channels(
+            customer, self._composer.compose(current), plan.channels, preferences, outcome
+        )
+
+        if not delivered:
+            # Nothing went out: release everything, so the message is retried (by the event's retry or the sweep).
+            self._store.release_claims(customer, [MessageClaim(n.episode_id, n.next_message) for n in current])
+            self._store.release_slot(customer, token, previous_sent)
+            self._retry_later(current, now)
+            outcome.failures += 1
+            return
+        # The mark. A process dying between the send above and these writes leaves the claims CLAIMED: after the
+        # lease they count as sent and are never sent again (docs/decisions.md §18).
+        for notice in current:
+            claim = MessageClaim(notice.episode_id, notice.next_message)
+            self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, "SENT")
+        outcome.messages_sent += 1
+        for channel in delivered:
+            outcome.sent_by_channel[channel.value] += 1
+        logger.info(
+            "Notification sent",
+            external_customer_id=customer,
+            episodes=[n.episode_id for n in current],
+            messages=[n.next_message for n in current],
+            channels=[c.value for c in delivered],
+        )
+
+    def _recheck(
+        self, customer: str, claimed: list[EpisodeNotice], now: datetime, outcome: Outcome
+    ) -> list[EpisodeNotice]:
+        """Right before the send: which claimed messages are still about the connection's current episode."""
+        current: list[EpisodeNotice] = []
+        for notice in claimed:
+            claim = MessageClaim(notice.episode_id, notice.next_message)
+            connection = self._connections.get_connection(notice.connection_id)
+            if connection is None or connection.episode_id != notice.episode_id:
+                # Repaired, deleted or replaced: nothing more for this episode (on_repaired records how it ended).
+                outcome.suppressed[Suppressed.EPISODE_ENDED] += 1
+                self._store.advance(notice, notice.model_copy(update={"due_at": None}), [claim], now, "CANCELLED")
+            elif connection.action == Action.WAIT:
+                # A transient outage inside the episode: asking for a repair now would likely fail. Later.
+                self._store.release_claims(customer, [claim])
+                self._store.defer(notice, now + TRANSIENT_RETRY)
+                outcome.deferred[Deferred.TRANSIENT_OUTAGE] += 1
+            else:
+                # Same episode: say what is true now (a DEGRADED episode may have become RECONNECT_REQUIRED).
+                current.append(
+                    notice.model_copy(
+                        update={
+                            "status": connection.status,
+                            "status_reason": connection.status_reason,
+                            "institution_name": connection.institution_name or notice.institution_name,
+                        }
+                    )
+                )
+        return current
+
+    def _send_on_channels(
+        self,
+        customer: str,
+        message: Message,
+        channels: Sequence[Channel],
+        preferences: NotificationPreferences,
+        outcome: Outcome,
+    ) -> list[Channel]:
+        delivered: list[Channel] = []
+        for channel in channels:
+            adapter = self._channels.get(channel)
+            address = preferences.address(channel)
+            if adapter is None or address is None:
+                continue
+            try:
+                adapter.send(address, message)
+                delivered.append(channel)
+            except Exception:
+                outcome.channel_failures += 1
+                logger.exception("Channel send failed", channel=channel.value, external_customer_id=customer)
+        return delivered

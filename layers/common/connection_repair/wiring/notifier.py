@@ -1,0 +1,56 @@
+"""The notifier's use case: the table, SES v2 email and SNS SMS behind ``NotificationChannel``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+import boto3
+from botocore.config import Config
+
+from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
+from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.ses import SesEmailChannel
+from connection_repair.adapters.sns import SnsSmsChannel
+from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.policy import NotificationPolicy
+from connection_repair.notify.ports import NotificationChannel
+from connection_repair.notify.schedule import ReminderSchedule
+from connection_repair.notify.service import Notifier
+from connection_repair.platform.settings import NotifierSettings
+from connection_repair.preferences.model import Channel
+
+# The notifier runs asynchronously (EventBridge, schedule): ordinary timeouts, standard retries.
+NOTIFIER_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def notifier() -> Notifier:
+    settings = NotifierSettings.from_env()
+    dynamodb = boto3.client("dynamodb", config=NOTIFIER_AWS_CONFIG)
+    channels: dict[Channel, NotificationChannel] = {
+        Channel.SMS: SnsSmsChannel(boto3.client("sns", config=NOTIFIER_AWS_CONFIG))
+    }
+    if settings.sender_email:
+        channels[Channel.EMAIL] = SesEmailChannel(
+            boto3.client("sesv2", config=NOTIFIER_AWS_CONFIG),
+            settings.sender_email,
+            configuration_set=settings.ses_configuration_set,
+        )
+    schedule = ReminderSchedule(
+        reminder_offsets=tuple(timedelta(hours=hours) for hours in settings.reminder_hours),
+        digest_window=timedelta(minutes=settings.digest_window_minutes),
+    )
+    return Notifier(
+        connections=DynamoDBConnectionReader(dynamodb, settings.table_name),
+        preferences=DynamoDBPreferencesStore(dynamodb, settings.table_name),
+        store=DynamoDBNotificationStore(dynamodb, settings.table_name),
+        channels=channels,
+        composer=MessageComposer(settings.app_reconnect_url, app_name=settings.app_name),
+        policy=NotificationPolicy(
+            schedule=schedule,
+            min_interval=timedelta(hours=settings.min_interval_hours),
+            sweep_max_items=settings.sweep_max_items,
+        ),
+    )
