@@ -62,8 +62,8 @@ security: $(CHECKOV)/.installed ## checkov on template.yaml: zero failed checks 
 	BC_SKIP_MAPPING=TRUE $(CHECKOV)/bin/checkov --file template.yaml --config-file .checkov.yaml
 
 reliability: $(VENV)/.installed ## The reliability suite alone: fault matrix, fuzzing, log hygiene (all part of `make pytest`)
-	$(VENV)/bin/pytest tests/integration/test_fault_matrix.py tests/integration/test_webhook_fuzz.py \
-		tests/integration/test_repair_api_contract.py tests/integration/test_log_hygiene.py
+	$(VENV)/bin/pytest tests/reliability/test_fault_matrix.py tests/reliability/test_webhook_fuzz.py \
+		tests/contract/test_repair_api_contract.py tests/reliability/test_log_hygiene.py
 
 build: $(VENV)/.installed $(TOOLS)/.installed ## sam build without Docker (needs python3.12 on PATH, supplied from .venv)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(TOOLS)/bin/sam build --cached --parallel

@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
 
-from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader
+from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from local.config import LocalConfig
 from local.jwt_tokens import default_settings, issue
 from local.meld_simulator.client import SimulatorClient
@@ -66,13 +67,13 @@ class RunningStack:
     def simulator(self) -> SimulatorClient:
         return SimulatorClient(self.config.meld_url, timeout=10.0)
 
-    def store(self) -> DynamoDBConnectionReader:
+    def store(self) -> DynamoDBConnectionStore:
         """The connections table in moto, read through the same adapter the functions use."""
         template = load_template()
         (table,) = resources_of_type(template, "AWS::DynamoDB::Table")
         client = boto3.client("dynamodb", **self.config.aws_client_args())
         name = Resolver(template, stack_name=self.config.stack_name).physical_name(table)
-        return DynamoDBConnectionReader(client, name)
+        return DynamoDBConnectionStore(client, name, event_ttl=timedelta(days=1))
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
