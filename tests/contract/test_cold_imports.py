@@ -1,4 +1,5 @@
-"""What a cold start of a function loads, checked in a fresh interpreter laid out like Lambda."""
+"""The import budget of each function: what its cold start may load, stated once, checked in a fresh interpreter
+laid out like Lambda (the handler, then the first invocation's wiring)."""
 
 from __future__ import annotations
 
@@ -7,60 +8,155 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Imports the handler, runs its wiring factory (what the first invocation builds) and prints the watched modules.
 PROBE = """
 import json, sys
 import app
 from connection_repair.wiring.{module} import {factory}
 {factory}()
-print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {roots!r} or name in {modules!r})))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
-def cold_start_loads(function: str, factory: str, environment: dict[str, str], watched: set[str]) -> list[str]:
+class Budget(NamedTuple):
+    function: str  # the folder under functions/
+    factory: str  # <wiring module>.<factory>: what the first invocation builds
+    environment: dict[str, str]
+    # The layer's packages it may load (a module is in budget when its name starts with one of these).
+    layer: tuple[str, ...]
+    # What it must not load: large, and needed only on a rare path (they load there, on demand).
+    never: tuple[str, ...]
+
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+BUDGETS = [
+    Budget(
+        "webhook_ingest",
+        "webhook.webhook_ingestor",
+        {
+            "TABLE_NAME": "table",
+            "EVENT_BUS_NAME": "bus",
+            "MELD_WEBHOOK_SECRET_NAME": SECRET_ARN + "webhook",
+            "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld",
+        },
+        layer=(
+            "domain",
+            "ingestion",
+            "outbox",
+            "platform",
+            "adapters.dynamodb",
+            "adapters.eventbridge",
+            "adapters.secrets",
+            "wiring.webhook",
+        ),
+        # httpx: only for a connection never seen (Meld's directory); the event handler: the webhook parses itself.
+        never=("httpx", "httpcore", "aws_xray_sdk", "aws_lambda_powertools.event_handler", "email_validator"),
+    ),
+    Budget(
+        "repair_api",
+        "repair_api.repair_service",
+        {"TABLE_NAME": "table", "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld"},
+        layer=("domain", "repair", "preferences", "platform", "adapters.dynamodb", "wiring.repair_api"),
+        # httpx: only when a request calls Meld (most read the table only).
+        never=("httpx", "httpcore", "aws_xray_sdk"),
+    ),
+    Budget(
+        "connection_replacer",
+        "replacer.connection_replacer",
+        {"TABLE_NAME": "table", "EVENT_BUS_NAME": "bus", "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld"},
+        layer=(
+            "domain",
+            "replacement",
+            "repair.ports",
+            "ingestion.ports",
+            "outbox",
+            "platform",
+            "adapters",
+            "wiring.replacer",
+            "wiring.meld",
+        ),
+        never=("aws_xray_sdk", "aws_lambda_powertools.event_handler"),
+    ),
+    Budget(
+        "notifier",
+        "notifier.notifier",
+        {
+            "TABLE_NAME": "table",
+            "APP_RECONNECT_URL": "https://app.example.com/connections/{connectionId}/reconnect",
+            "NOTIFY_SENDER_EMAIL": "notifications@example.com",
+        },
+        layer=(
+            "domain.base",
+            "domain.connection",
+            "domain.errors",
+            "domain.bus_events",
+            "domain.status_policy",
+            "notify",
+            "preferences",
+            "platform",
+            "adapters.dynamodb.connections",
+            "adapters.dynamodb.keys",
+            "adapters.dynamodb.errors",
+            "adapters.dynamodb.notifications",
+            "adapters.dynamodb.preferences",
+            "adapters.ses",
+            "adapters.sns",
+            "wiring.notifier",
+        ),
+        # Nothing of ingestion: the notifier reads connections, it never moves them.
+        never=("httpx", "aws_xray_sdk", "connection_repair.ingestion", "connection_repair.domain.transitions"),
+    ),
+]
+
+
+def cold_start(budget: Budget) -> list[str]:
     env = {
         "PATH": os.environ["PATH"],
         # Lambda's layout: the function's code, then the layer's python/ folder.
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / function), str(ROOT / "layers" / "common")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / budget.function), str(ROOT / "layers" / "common")]),
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "cold",
         "AWS_SECRET_ACCESS_KEY": "cold",
         "TRACING_MODE": "active",
-        **environment,
+        **budget.environment,
     }
-    module, _, name = factory.rpartition(".")
-    probe = PROBE.format(
-        module=module,
-        factory=name,
-        roots={name for name in watched if "." not in name},
-        modules={name for name in watched if "." in name},
-    )
+    module, _, factory = budget.factory.rpartition(".")
     result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", PROBE.format(module=module, factory=factory)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
     return loaded
 
 
-def test_webhook_cold_start_loads_neither_httpx_nor_the_xray_sdk():
-    environment = {
-        "TABLE_NAME": "table",
-        "EVENT_BUS_NAME": "bus",
-        "MELD_WEBHOOK_SECRET_NAME": "arn:aws:secretsmanager:us-east-1:123456789012:secret:webhook",
-        "MELD_API_KEY_SECRET_NAME": "arn:aws:secretsmanager:us-east-1:123456789012:secret:meld",
-    }
-    watched = {"httpx", "httpcore", "aws_xray_sdk"}
-    assert cold_start_loads("webhook_ingest", "webhook.webhook_ingestor", environment, watched) == []
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
-def test_notifier_cold_start_loads_neither_httpx_nor_the_webhook_transition_logic():
-    environment = {
-        "TABLE_NAME": "table",
-        "APP_RECONNECT_URL": "https://app.example.com/connections/{connectionId}/reconnect",
-        "NOTIFY_SENDER_EMAIL": "notifications@example.com",
-    }
-    watched = {"httpx", "aws_xray_sdk", "connection_repair.domain.transitions", "connection_repair.ingestion.service"}
-    assert cold_start_loads("notifier", "notifier.notifier", environment, watched) == []
+@pytest.mark.parametrize("budget", BUDGETS, ids=[budget.function for budget in BUDGETS])
+def test_a_cold_start_loads_only_what_its_function_needs(budget: Budget):
+    loaded = cold_start(budget)
+    layer = [name.removeprefix("connection_repair.") for name in loaded if name.startswith("connection_repair.")]
+    # Packages load with their modules; the budget is about modules.
+    over = [
+        name
+        for name in layer
+        if not within(name, budget.layer)
+        and not (ROOT / "layers" / "common" / "connection_repair" / name.replace(".", "/") / "__init__.py").exists()
+    ]
+    assert not over, f"{budget.function} loads layer modules outside its budget: {over}"
+    forbidden = [name for name in loaded if within(name, budget.never)]
+    assert not forbidden, f"{budget.function} loads {forbidden} at cold start"
+    # The probe saw the function's own use case: a budget checked against an empty load would pass anything.
+    assert any(name.startswith("connection_repair.wiring.") for name in loaded)
+    assert "app" in loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from connection_repair.domain.base import CamelModel
 from connection_repair.domain.status_policy import Action
@@ -13,8 +13,6 @@ from connection_repair.platform.clock import utc_stamp
 
 class ConnectionChange(BaseModel):
     """What one connection webhook says about a connection."""
-
-    model_config = ConfigDict(defer_build=True)
 
     connection_id: str
     customer_id: str | None = None

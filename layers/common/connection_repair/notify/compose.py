@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from connection_repair.domain.status_policy import Action
@@ -71,7 +71,8 @@ def what_to_do(notice: EpisodeNotice) -> str:
     return _TO_DO.get(notice.action, _TO_DO[Action.REPAIR]).format(bank=_bank(notice))
 
 
-class MessageComposer(NamedTuple):
+@dataclass(frozen=True)
+class MessageComposer:
     """Plain words, the institution's name and a link into the app; never a token, key or secret."""
 
     reconnect_url: str  # contains {connectionId}

@@ -6,7 +6,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
 from connection_repair.notify.records import EpisodeNotice
@@ -116,8 +115,9 @@ def plan_delivery(
     return Plan(send=ordered[:MAX_DIGEST], channels=channels, suppress=suppress)
 
 
-class NotificationPolicy(NamedTuple):
-    schedule: ReminderSchedule = ReminderSchedule()
+@dataclass(frozen=True)
+class NotificationPolicy:
+    schedule: ReminderSchedule = field(default_factory=ReminderSchedule)
     min_interval: timedelta = timedelta(hours=24)
     # Due messages one sweep reads at most; the rest wait for the next sweep.
     sweep_max_items: int = 5000

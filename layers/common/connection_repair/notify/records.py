@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from pydantic import ConfigDict
 
@@ -34,23 +34,26 @@ class EpisodeNotice(CamelModel):
     resolution: str | None = None
 
 
-class Message(NamedTuple):
+@dataclass(frozen=True)
+class Message:
     subject: str
     text: str
     html: str
     sms: str
 
 
-# Records are NamedTuples, not frozen dataclasses: a third of the cost to define at cold start (decisions §28).
-class MessageClaim(NamedTuple):
+@dataclass(frozen=True)
+class MessageClaim:
     episode_id: str
     number: int
 
 
-class ClaimRecord(NamedTuple):
+@dataclass(frozen=True)
+class ClaimRecord:
     state: str  # CLAIMED, SENT, UNCERTAIN, CANCELLED
     lease_until: datetime | None
 
 
-class CustomerNotifyState(NamedTuple):
+@dataclass(frozen=True)
+class CustomerNotifyState:
     last_sent_at: datetime | None = None

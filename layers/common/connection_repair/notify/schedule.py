@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from connection_repair.domain.status_policy import Action
 
 
-# Immutable values are NamedTuples, not frozen dataclasses: a third of the cost to define at cold start (§28).
-class ReminderSchedule(NamedTuple):
+@dataclass(frozen=True)
+class ReminderSchedule:
     """When an episode's messages are due, counted from the start of the episode."""
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))

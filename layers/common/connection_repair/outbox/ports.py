@@ -6,15 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from connection_repair.domain.bus_events import AnyDownstreamEvent
 
 
 class StoredEvent(BaseModel):
     """A verified webhook as stored for audit and dedupe."""
-
-    model_config = ConfigDict(defer_build=True)
 
     event_id: str
     event_type: str
