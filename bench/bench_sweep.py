@@ -1,6 +1,6 @@
 """The reminder sweep reads only what is due: items read and sweep time, at 10 000 and 100 000 connections.
 
-Targets (issue 4): with 1 % of 100 000 connections due, items read per sweep <= 1.05 x the due count; sweep time at
+Targets: with 1 % of 100 000 connections due, items read per sweep <= 1.05 x the due count; sweep time at
 100 000 connections within 1.2 x the time at 10 000 with the same due count (1 000).
 
 Runs the real notifier (DynamoDB store, SES v2 email channel) on moto in-process, seeded with batch_write_item:

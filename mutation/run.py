@@ -101,7 +101,7 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
 PYPROJECT = """\
 [tool.pytest.ini_options]
 pythonpath = ["src", "."]
-addopts = "-p no:cacheprovider {deselect}"
+addopts = "-p no:cacheprovider --hypothesis-profile=mutation {deselect}"
 markers = ["e2e: starts the local stack on free ports"]
 filterwarnings = ["error::pytest.PytestUnraisableExceptionWarning"]
 
@@ -112,6 +112,18 @@ also_copy = {also_copy}
 pytest_add_cli_args_test_selection = {tests}
 do_not_mutate_patterns = {skip_lines}
 use_git_change_detection = false
+# A mutant that mypy --strict rejects cannot pass `make test`: it is caught before any test runs.
+type_check_command = ["mypy", "--output", "json"]
+
+[tool.mypy]
+python_version = "3.12"
+strict = true
+files = ["src/connection_repair"]
+mypy_path = "src"
+explicit_package_bases = true
+plugins = ["pydantic.mypy"]
+# mutmut's generated lines carry ignores that only some mutants use.
+warn_unused_ignores = false
 """
 
 
@@ -163,10 +175,11 @@ def status(exit_code: int | None) -> str:
 
 
 def summary(meta: Path) -> dict[str, Any]:
-    """One module's mutants by outcome. A timeout counts as killed: the mutant made the tests hang, and they noticed."""
+    """One module's mutants by outcome. Killed: a test failed, the tests hung (timeout), or mypy --strict refused the
+    mutant (it could not pass `make test`)."""
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
     by_status = Counter(status(code) for code in codes.values())
-    killed = by_status["killed"] + by_status["timeout"]
+    killed = by_status["killed"] + by_status["timeout"] + by_status["caught by type check"]
     return {
         "mutants": len(codes),
         "killed": killed,

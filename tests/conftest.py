@@ -19,11 +19,18 @@ os.environ.pop("AWS_PROFILE", None)
 
 import boto3
 import pytest
+from hypothesis import Phase, settings
 from moto import mock_aws
 
 from local.aws_resources import LocalResources, create_resources
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
 from local.moto_atomic import atomic_dynamodb_in_process
+
+# Under mutation testing (mutation/run.py) a property test only has to fail: the same examples every run, no
+# shrinking, no example database.
+settings.register_profile(
+    "mutation", derandomize=True, database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
 
 # The committed events are signed at a fixed time; handler tests reach back to it (tolerance edges are unit-tested).
 FIXTURE_TOLERANCE_SECONDS = str(20 * 365 * 24 * 3600)

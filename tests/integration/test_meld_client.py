@@ -27,7 +27,7 @@ from connection_repair.adapters.meld.errors import (
     MeldUnavailable,
 )
 from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
-from connection_repair.adapters.meld.models import ConnectSession, RepairGrant
+from connection_repair.adapters.meld.models import NewConnectionGrant, RepairGrant
 from connection_repair.ingestion.ports import ConnectionDirectory
 
 BASE_URL = "https://api-sb.meld.io"
@@ -327,7 +327,7 @@ def test_start_connection_posts_the_customer_and_options() -> None:
         "optionalProducts": ["BALANCES", "OWNERS"],
         "regions": ["US"],
     }
-    assert session == ConnectSession(
+    assert session == NewConnectionGrant(
         connection_id=CONNECTION_ID,
         connect_token=CONNECT_TOKEN,
         customer_id="cust-1",

@@ -4,7 +4,7 @@ import pytest
 
 from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify, is_known
 
-# Meld's table (docs/meld.md §3): status, reason -> what the customer should do.
+# Meld's table of connection errors and reasons: status, reason -> what the customer should do.
 MELD_TABLE = [
     ("IN_PROGRESS", None, Action.NONE),
     ("EXPIRED", None, Action.START_NEW_CONNECTION),

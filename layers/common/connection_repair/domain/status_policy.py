@@ -1,7 +1,8 @@
 """What a customer should do about a connection, given Meld's (status, statusReason).
 
-The table is Meld's "connection errors and reasons" page (see docs/meld.md). Meld adds values over time, so an unknown
-status or reason is never an error: it is classified conservatively (WAIT: no message, no change to an open episode).
+The table is Meld's "connection errors and reasons" page (docs.meld.io, Bank Linking). Meld adds values over time, so
+an unknown status or reason is never an error: it is classified conservatively (WAIT: no message, no change to an
+open episode).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from connection_repair.adapters.meld.errors import (
 )
 from connection_repair.adapters.meld.models import (
     ConnectionPage,
-    ConnectSession,
     MeldConnectionInfo,
+    NewConnectionGrant,
     RepairGrant,
 )
 from connection_repair.adapters.meld.responses import error_from, parse
@@ -116,7 +116,7 @@ class MeldClient:
         optional_products: Sequence[str] | None = None,
         regions: Sequence[str] | None = None,
         idempotency_key: str | None = None,
-    ) -> ConnectSession:
+    ) -> NewConnectionGrant:
         body: dict[str, Any] = {"externalCustomerId": external_customer_id}
         if institution_id is not None:
             body["institutionId"] = institution_id
@@ -127,7 +127,7 @@ class MeldClient:
         if regions is not None:
             body["regions"] = _names(regions)
         response = self._call("POST", "/bank-linking/connect/start", body=body, idempotency_key=idempotency_key)
-        return parse(response, ConnectSession)
+        return parse(response, NewConnectionGrant)
 
     def repair_connection(self, connection_id: str, *, idempotency_key: str | None = None) -> RepairGrant:
         _check_id(connection_id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.errors import MeldNotFound
-from connection_repair.adapters.meld.models import ConnectSession, MeldConnectionInfo, RepairGrant
+from connection_repair.adapters.meld.models import MeldConnectionInfo, NewConnectionGrant, RepairGrant
 
 
 class MeldConnectGateway:
@@ -18,7 +18,7 @@ class MeldConnectGateway:
 
     def start(
         self, external_customer_id: str, *, institution_id: str | None, products: Sequence[str] | None
-    ) -> ConnectSession:
+    ) -> NewConnectionGrant:
         return self._client.start_connection(external_customer_id, institution_id=institution_id, products=products)
 
     def delete(self, connection_id: str) -> None:

@@ -44,7 +44,7 @@ class ConnectionPage(MeldResponse):
     remaining: int | None = None
 
 
-class ConnectSession(MeldResponse):
+class NewConnectionGrant(MeldResponse):
     """POST /bank-linking/connect/start: a new connection and the token that opens the widget for it."""
 
     connection_id: str = Field(alias="id", min_length=1)
