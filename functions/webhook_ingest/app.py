@@ -25,7 +25,9 @@ from connection_repair.outbox.ports import PublishFailed
 from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
 from connection_repair.wiring.webhook import webhook_ingestor
 
-ROUTE = ("POST", "/webhooks/meld")
+# API Gateway's route key, not the path: behind a custom domain's API mapping or a named stage the path carries a
+# prefix, while the route key is the route as the template declares it.
+ROUTE_KEY = "POST /webhooks/meld"
 
 
 def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -128,8 +130,7 @@ ERROR_ANSWERS: tuple[tuple[type[Exception], Callable[[Any], dict[str, Any]]], ..
 @metrics.log_metrics(capture_cold_start_metric=True)
 @trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    http = event.get("requestContext", {}).get("http", {})
-    if (http.get("method"), event.get("rawPath")) != ROUTE:
+    if event.get("routeKey") != ROUTE_KEY:
         return _json(HTTPStatus.NOT_FOUND, {"statusCode": 404, "message": "Not found"})
     try:
         return receive_meld_webhook(event)

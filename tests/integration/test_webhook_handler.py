@@ -367,3 +367,31 @@ def test_during_a_rotation_the_function_accepts_both_configured_secrets(
     assert (status, answer["status"]) == (200, "accepted")
     retired = signed_event(body, url=LOCAL_WEBHOOK_URL, secret=LOCAL_WEBHOOK_SECRET, domain_name="127.0.0.1:3000")
     assert invoke(retired)[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("domain", "raw_path"),
+    [
+        ("abc123.execute-api.us-east-1.amazonaws.com", "/prod/webhooks/meld"),  # a named stage
+        ("hooks.example.com", "/meld-api/webhooks/meld"),  # a custom domain's API mapping
+    ],
+)
+def test_the_route_is_api_gateways_route_key_not_the_path_it_arrived_on(
+    webhook_env, monkeypatch: pytest.MonkeyPatch, domain: str, raw_path: str
+):
+    # Behind a stage or an API mapping the path carries a prefix; MELD_WEBHOOK_URL names the URL Meld signs.
+    public_url = f"https://{domain}{raw_path}"
+    monkeypatch.setenv("MELD_WEBHOOK_URL", public_url)
+    webhook_ingestor.cache_clear()
+    body = status_change("evt-route-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    delivery = signed_delivery(body, now=datetime.now(UTC), secret=LOCAL_WEBHOOK_SECRET, url=public_url)
+    event = http_api_event(
+        "POST",
+        raw_path,
+        headers=dict(delivery.headers),
+        body=delivery.raw_body,
+        domain_name=domain,
+        route_key="POST /webhooks/meld",
+    )
+    assert invoke(event)[:2] == (200, {"status": "accepted", "eventId": "evt-route-1"})
+    assert invoke(event | {"routeKey": "POST /webhooks/other"})[0] == 404
