@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -173,3 +173,36 @@ def test_whoever_takes_over_an_outbox_holds_it_while_publishing(store: DynamoDBC
     assert Outbox(store, publisher, clock=lambda: NOW).flush("evt-1") == 1
     assert seen_while_publishing == [[]]
     assert len(publisher.published) == 1
+
+
+def test_a_connections_events_are_listed_in_time_order_whatever_offset_and_precision_meld_stamped(
+    store: DynamoDBConnectionStore,
+) -> None:
+    # Stamped with another offset, with and without fractions: 10:00:00.5Z, 10:30Z, 11:00Z (as 12:00+01:00), 11:15Z.
+    stamps = {
+        "evt-c": datetime(2026, 11, 25, 12, 0, tzinfo=timezone(timedelta(hours=1))),
+        "evt-a": datetime(2026, 11, 25, 10, 0, 0, 500000, tzinfo=UTC),
+        "evt-d": datetime(2026, 11, 25, 11, 15, tzinfo=UTC),
+        "evt-b": datetime(2026, 11, 25, 10, 30, tzinfo=UTC),
+    }
+    for event_id, stamp in stamps.items():
+        store.save_event(
+            StoredEvent(
+                event_id=event_id,
+                event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+                event_time=stamp,
+                connection_id="conn-1",
+                received_at=NOW,
+                retry_count=0,
+                raw_body="{}",
+            ),
+            lease_until=NOW,
+        )
+    history = store._client.query(
+        TableName=store._table,
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :connection AND begins_with(gsi1sk, :events)",
+        ExpressionAttributeValues={":connection": {"S": "CONN#conn-1"}, ":events": {"S": "EVENT#"}},
+    )["Items"]
+    assert [item["eventId"]["S"] for item in history] == ["evt-a", "evt-b", "evt-c", "evt-d"]
+    assert history[2]["gsi1sk"] == {"S": "EVENT#2026-11-25T11:00:00.000000Z#evt-c"}

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import epoch, event_key, from_item
 from connection_repair.domain.bus_events import AnyDownstreamEvent
+from connection_repair.domain.connection import event_order_key
 from connection_repair.outbox.ports import StoredEvent
 
 if TYPE_CHECKING:
@@ -38,10 +39,10 @@ def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> 
         "expiresAt": {"N": str(epoch(event.received_at + ttl))},
     }
     if event.connection_id:
-        # GSI1: a connection's events in time order.
+        # GSI1: a connection's events in time order (fixed-width UTC: Meld's offset and precision vary).
         item["connectionId"] = {"S": event.connection_id}
         item["gsi1pk"] = {"S": f"CONN#{event.connection_id}"}
-        item["gsi1sk"] = {"S": f"EVENT#{event.event_time.isoformat()}#{event.event_id}"}
+        item["gsi1sk"] = {"S": f"EVENT#{event_order_key(event.event_time, event.event_id)}"}
     if event.pending:
         item["pending"] = {"S": _pending_adapter().dump_json(event.pending).decode()}
         item["leaseUntil"] = {"N": str(epoch(lease_until))}
