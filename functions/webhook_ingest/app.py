@@ -64,11 +64,32 @@ def receive_meld_webhook(event: dict[str, Any]) -> dict[str, Any]:
         retry_count=headers.get("meld-retry-count"),
     )
     if result.unknown_state:
-        logger.warning("Connection status or reason not in Meld's documented lists", connection_id=result.connection_id)
+        _unknown_status(result)
     metrics.add_metric(name=f"Webhooks{result.outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
     if result.published:
         metrics.add_metric(name="DownstreamEventsPublished", unit=MetricUnit.Count, value=result.published)
     return _json(HTTPStatus.OK, {"status": result.outcome.value, "eventId": result.event_id})
+
+
+def _unknown_status(result: IngestResult) -> None:
+    # A status Meld added may mean "broken": it is classified WAIT (nobody is told), so someone must look (alarmed).
+    logger.warning(
+        "Connection status or reason not in Meld's documented lists",
+        connection_id=result.connection_id,
+        status=result.status,
+        status_reason=result.status_reason,
+    )
+    metrics.add_metric(name="UnknownConnectionStatuses", unit=MetricUnit.Count, value=1)
+    with single_metric(
+        name="UnknownConnectionStatusesByStatus", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+    ) as metric:
+        metric.add_dimension(name="Status", value=_dimension(result.status))
+        metric.add_dimension(name="Reason", value=_dimension(result.status_reason))
+
+
+def _dimension(value: str | None) -> str:
+    # CloudWatch dimension values are non-empty and at most 1024 characters.
+    return (value or "-")[:255]
 
 
 def _rejected(reason: str) -> None:

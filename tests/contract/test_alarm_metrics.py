@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,12 +19,13 @@ import pytest
 from connection_repair.platform.observability import NAMESPACE
 from functions.notifier import app as notifier_app
 from functions.webhook_ingest import app as webhook_app
+from local.apigw import http_api_event
 from local.aws_resources import LocalResources
 from local.make_notifier_events import BROKEN_AT, EPISODE_ID
 from local.template import load_template, resources_of_type
 from tests.notifier_support import Clock, FlakyChannel, build_notifier
 from tests.repair_api_support import MeldStandIn, connection, install_repair_api, meld_error
-from tests.support import LambdaContext, load_event
+from tests.support import LambdaContext, load_event, signed_delivery, status_change
 
 AWS_NAMESPACES = {"AWS/Lambda", "AWS/SQS"}
 
@@ -95,6 +96,14 @@ def webhooks_ignored(request: pytest.FixtureRequest) -> None:
     assert _webhook(request, "webhook_unknown_event_type") == [200]
 
 
+def unknown_statuses(request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue("webhook_env")
+    body = status_change("evt-new-status", "2026-11-25T11:00:00Z", "A_STATUS_MELD_ADDED", None)
+    delivery = signed_delivery(body, now=datetime.now(UTC))
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert webhook_app.lambda_handler(event, LambdaContext())["statusCode"] == 200
+
+
 def signature_rejections(request: pytest.FixtureRequest) -> None:
     assert _webhook(request, "webhook_bad_signature") == [401]
 
@@ -151,6 +160,7 @@ FLOWS: dict[str, Flow] = {
     "WebhooksStale": webhooks_stale,
     "WebhooksIgnored": webhooks_ignored,
     "WebhookSignatureRejections": signature_rejections,
+    "UnknownConnectionStatuses": unknown_statuses,
     "WebhookErrors": webhook_errors,
     "DownstreamPublishFailures": publish_failures,
     "RepairApiErrors": repair_api_errors,

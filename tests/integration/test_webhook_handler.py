@@ -395,3 +395,23 @@ def test_the_route_is_api_gateways_route_key_not_the_path_it_arrived_on(
     )
     assert invoke(event)[:2] == (200, {"status": "accepted", "eventId": "evt-route-1"})
     assert invoke(event | {"routeKey": "POST /webhooks/other"})[0] == 404
+
+
+def test_a_status_meld_does_not_document_is_counted_by_status_for_the_alarm(
+    webhook_env, capsys: pytest.CaptureFixture[str]
+):
+    body = status_change("evt-unknown-1", "2026-11-25T11:00:00Z", "SUSPENDED_BY_BANK", "A_NEW_REASON")
+    delivery = signed_delivery(body, now=datetime.now(UTC), secret=LOCAL_WEBHOOK_SECRET, url=LOCAL_WEBHOOK_URL)
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert invoke(event)[:2] == (200, {"status": "accepted", "eventId": "evt-unknown-1"})
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    by_status = [d for d in documents if "UnknownConnectionStatusesByStatus" in d]
+    assert [(d["Status"], d["Reason"]) for d in by_status] == [("SUSPENDED_BY_BANK", "A_NEW_REASON")]
+    assert any(
+        d.get("UnknownConnectionStatuses") == [1.0] or d.get("UnknownConnectionStatuses") == 1.0 for d in documents
+    )
+    # A documented status is not counted.
+    known = status_change("evt-known-1", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    delivery = signed_delivery(known, now=datetime.now(UTC), secret=LOCAL_WEBHOOK_SECRET, url=LOCAL_WEBHOOK_URL)
+    invoke(http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body))
+    assert "UnknownConnectionStatuses" not in capsys.readouterr().out

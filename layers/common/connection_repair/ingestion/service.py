@@ -63,6 +63,9 @@ class IngestResult:
     event_type: str
     connection_id: str | None = None
     published: int = 0
+    # The connection's status and reason after the event, and whether Meld documents them.
+    status: str | None = None
+    status_reason: str | None = None
     unknown_state: bool = False
 
 
@@ -199,6 +202,8 @@ class WebhookIngestor:
             stored.event_type,
             stored.connection_id,
             published=published,
+            status=status,
+            status_reason=reason,
             unknown_state=not is_known(status, reason),
         )
 
