@@ -112,7 +112,12 @@ def get_connection(connectionId: ConnectionId) -> ConnectionView:
     responses={200: _answer("A connect token; Cache-Control: no-store", ConnectSessionView)}
     | _ERRORS
     | _NOT_FOUND
-    | {409: _answer("EXPIRED, DELETED, IN_PROGRESS or replaced: start a new connection", ConflictBody)},
+    | {
+        409: _answer(
+            "EXPIRED, DELETED, IN_PROGRESS or replaced (start a new connection), or working (nothing to repair)",
+            ConflictBody,
+        )
+    },
 )
 def repair_connection(connectionId: ConnectionId) -> Response[ConnectSessionView]:
     session = repair_service().repair(customer(), connectionId)

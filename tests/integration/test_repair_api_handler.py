@@ -215,6 +215,22 @@ def test_a_connection_meld_cannot_repair_is_409_without_calling_meld(api: Repair
     assert "Cache-Control" not in headers
 
 
+def test_a_working_connection_is_409_nothing_to_repair_without_calling_meld(api: RepairApi):
+    seed(api, connection(status="ACTIVE", reason=None, action=Action.NONE))
+    status, _, body = api.call("POST", f"/connections/{CONNECTION_ID}/repair")
+    assert (status, body) == (
+        409,
+        {
+            "code": "NOTHING_TO_REPAIR",
+            "status": "ACTIVE",
+            "action": "NONE",
+            "message": "this connection is ACTIVE: there is nothing to repair",
+        },
+    )
+    assert api.meld.requests == []
+    assert api.store.get_connection(CONNECTION_ID).repair_attempts == 0  # type: ignore[union-attr]
+
+
 def test_meld_409_is_answered_like_the_local_check(api: RepairApi):
     seed(api)
     api.meld.respond(*REPAIR, meld_error(409, "CONNECTION_NOT_REPAIRABLE"))

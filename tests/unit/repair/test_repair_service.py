@@ -149,6 +149,58 @@ def test_not_repairable_statuses_are_refused_locally(status: str):
     assert meld.calls == []
 
 
+@pytest.mark.parametrize("status", ["ACTIVE", "PARTIALLY_ACTIVE"])
+def test_a_working_connection_has_nothing_to_repair_and_meld_is_not_asked(status: str):
+    meld = FakeMeld()
+    healthy = broken(status=status, status_reason=None, action=Action.NONE)
+    with pytest.raises(NotRepairable) as refused:
+        service(FakeStore(healthy), meld).repair("cust-1", "conn-1")
+    assert (refused.value.code, refused.value.action, refused.value.status) == (
+        "NOTHING_TO_REPAIR",
+        Action.NONE,
+        status,
+    )
+    assert meld.calls == []
+
+
+@pytest.mark.parametrize(
+    ("reason", "action"),
+    [("ACCESS_EXPIRING_SOON", Action.RENEW_ACCESS), ("NEW_ACCOUNTS_AVAILABLE", Action.ADD_ACCOUNTS)],
+)
+def test_an_active_connection_that_asks_something_of_the_customer_is_repaired(reason: str, action: Action):
+    store = FakeStore(broken(status="ACTIVE", status_reason=reason, action=action))
+    service(store).repair("cust-1", "conn-1")
+    assert store.items["conn-1"].repair_attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "code", "action"),
+    [
+        ({"status": "ACTIVE", "action": Action.NONE}, "NOTHING_TO_REPAIR", Action.NONE),
+        (
+            {"status": "RECONNECT_REQUIRED", "action": Action.REPAIR},
+            "CONNECTION_NOT_REPAIRABLE",
+            Action.START_NEW_CONNECTION,
+        ),
+    ],
+    ids=["healed-meanwhile", "still-broken"],
+)
+def test_melds_409_is_answered_by_the_stored_state_read_after_it(
+    meanwhile: dict[str, object], code: str, action: Action
+):
+    store = FakeStore(broken())
+
+    class HealedWhileAsking(FakeMeld):
+        def repair(self, connection_id: str) -> Grant:
+            # Meld's ACTIVE webhook lands while the repair request is on its way; Meld then answers 409.
+            store.items[connection_id] = broken(**meanwhile, version=2)
+            raise MeldFailure(MeldFailureKind.CONFLICT, "not repairable")
+
+    with pytest.raises(NotRepairable) as refused:
+        service(store, HealedWhileAsking()).repair("cust-1", "conn-1")
+    assert (refused.value.code, refused.value.action, refused.value.status) == (code, action, meanwhile["status"])
+
+
 @pytest.mark.parametrize(
     ("kind", "raised"),
     [

@@ -26,6 +26,8 @@ NEEDS_ATTENTION: frozenset[Action] = frozenset({Action.REPAIR, Action.RENEW_ACCE
 # Actions that close an open episode: nothing is left for the customer to repair.
 ENDS_EPISODE: frozenset[Action] = frozenset({Action.NONE, Action.START_NEW_CONNECTION})
 
+# Statuses in which the connection works: failed repairs are forgiven, a replacement is complete, nothing to repair.
+USABLE_STATUSES: frozenset[str] = frozenset({"ACTIVE", "PARTIALLY_ACTIVE"})
 # Meld refuses to repair these (409); the way out is a new connection.
 NOT_REPAIRABLE_STATUSES: frozenset[str] = frozenset({"EXPIRED", "DELETED", "IN_PROGRESS"})
 

@@ -13,12 +13,10 @@ from connection_repair.domain.bus_events import (
     ConnectionReplaced,
 )
 from connection_repair.domain.connection import Connection, ConnectionChange, event_order_key
-from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, Action, classify
+from connection_repair.domain.status_policy import ENDS_EPISODE, NEEDS_ATTENTION, USABLE_STATUSES, Action, classify
 
 # After this many failed repairs the customer is told to start a new connection (MAX_FAILED_REPAIRS).
 DEFAULT_MAX_FAILED_REPAIRS = 3
-# Statuses in which the connection works again: failed repairs are forgiven, a replacement is complete.
-USABLE_STATUSES: frozenset[str] = frozenset({"ACTIVE", "PARTIALLY_ACTIVE"})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from functools import partial
 
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.errors import ConcurrentUpdate
-from connection_repair.domain.status_policy import NOT_REPAIRABLE_STATUSES, Action
+from connection_repair.domain.status_policy import NOT_REPAIRABLE_STATUSES, USABLE_STATUSES, Action
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
 from connection_repair.platform.retry import retry_on_conflict
@@ -109,7 +109,11 @@ class RepairService:
         try:
             grant = self._meld.repair(connection_id)
         except MeldFailure as failure:
-            meaning = _domain_failure(failure, connection)
+            # Meld's 409 is about the connection as it is now: read it again (a webhook may have healed it meanwhile).
+            current = (
+                self._connections.get_connection(connection_id) if failure.kind == MeldFailureKind.CONFLICT else None
+            )
+            meaning = _domain_failure(failure, current or connection)
             if meaning is None:
                 raise
             raise meaning from failure
@@ -236,6 +240,8 @@ def _check_repairable(connection: Connection) -> None:
             action=Action.NONE,
             message=f"this connection was replaced by {connection.superseded_by}",
         )
+    if _healthy(connection):
+        raise _nothing_to_repair(connection)
     if connection.status in NOT_REPAIRABLE_STATUSES:
         raise NotRepairable(
             connection.connection_id,
@@ -255,6 +261,8 @@ def _domain_failure(failure: MeldFailure, connection: Connection) -> Exception |
             meld_request_id=failure.request_id,
         )
         return ConnectionNotFound(connection.connection_id)
+    if failure.kind == MeldFailureKind.CONFLICT and _healthy(connection):
+        return _nothing_to_repair(connection)
     if failure.kind == MeldFailureKind.CONFLICT:
         return NotRepairable(
             connection.connection_id,
@@ -264,3 +272,18 @@ def _domain_failure(failure: MeldFailure, connection: Connection) -> Exception |
             message="Meld cannot repair this connection; start a new connection",
         )
     return None
+
+
+def _healthy(connection: Connection) -> bool:
+    """Working, with nothing for the customer to do: a repair would send them through Meld's widget for nothing."""
+    return connection.status in USABLE_STATUSES and connection.action == Action.NONE
+
+
+def _nothing_to_repair(connection: Connection) -> NotRepairable:
+    return NotRepairable(
+        connection.connection_id,
+        connection.status,
+        code="NOTHING_TO_REPAIR",
+        action=Action.NONE,
+        message=f"this connection is {connection.status}: there is nothing to repair",
+    )
