@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import logger, metrics, trace_handler
 from connection_repair.platform.settings import MissingConfiguration
 from connection_repair.preferences.model import NotificationPreferences
@@ -64,7 +65,11 @@ _ERRORS: dict[int, OpenAPIResponse] = {
     401: _answer("No caller identity in the token", ErrorBody),
     422: _answer("Invalid request: field-level messages, nothing changed", ValidationErrorBody),
     502: _answer("Meld misconfigured (MELD_CONFIGURATION_ERROR) or answered unusably", ErrorBody),
-    503: _answer("Meld unavailable after bounded retries", ErrorBody, _RETRY_AFTER),
+    503: _answer(
+        "Meld unavailable after bounded retries (MELD_UNAVAILABLE), or the table busy (STORE_BUSY); nothing changed",
+        ErrorBody,
+        _RETRY_AFTER,
+    ),
 }
 _NOT_FOUND: dict[int, OpenAPIResponse] = {404: _answer("No such connection, or not the caller's", ErrorBody)}
 
@@ -282,6 +287,15 @@ def meld_failed(error: MeldFailure) -> Response[Any]:
 
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response[Any]:
+    if is_throttled(error):
+        # DynamoDB refused for load after botocore's retries: the caller may retry; nobody needs paging for it.
+        logger.warning("Repair API request refused: the table is busy", detail=type(error).__name__)
+        metrics.add_metric(name="StoreThrottled", unit=MetricUnit.Count, value=1)
+        return _json(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ErrorBody(code="STORE_BUSY", message="the service is busy; retry later"),
+            {"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)},
+        )
     # The stack trace goes to the log, never to the caller.
     logger.exception("Repair API request failed")
     metrics.add_metric(name="RepairApiErrors", unit=MetricUnit.Count, value=1)

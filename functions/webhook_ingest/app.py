@@ -22,6 +22,7 @@ from connection_repair.ingestion.signature import SignatureError
 from connection_repair.ingestion.webhook import InvalidWebhook
 from connection_repair.outbox.outbox import DeliveryInProgress
 from connection_repair.outbox.ports import PublishFailed
+from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
 from connection_repair.wiring.webhook import webhook_ingestor
 
@@ -131,7 +132,16 @@ def publish_failed(error: PublishFailed) -> dict[str, Any]:
     return _error(HTTPStatus.SERVICE_UNAVAILABLE, "PUBLISH_FAILED", "stored; downstream delivery will be retried", 60)
 
 
+def store_busy(error: Exception) -> dict[str, Any]:
+    # DynamoDB refused for load: nothing was written, and Meld's retry will likely pass. Counted, not paged.
+    logger.warning("Webhook not stored: the table is busy", detail=type(error).__name__)
+    metrics.add_metric(name="StoreThrottled", unit=MetricUnit.Count, value=1)
+    return _error(HTTPStatus.SERVICE_UNAVAILABLE, "STORE_BUSY", "the event was not stored; retry later", 5)
+
+
 def unexpected(error: Exception) -> dict[str, Any]:
+    if is_throttled(error):
+        return store_busy(error)
     # Nothing half-written: the store writes in one transaction. Meld retries anything but 200.
     logger.exception("Webhook failed")
     metrics.add_metric(name="WebhookErrors", unit=MetricUnit.Count, value=1)

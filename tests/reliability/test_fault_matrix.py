@@ -181,30 +181,39 @@ def webhook(webhook_env: LocalResources) -> LocalResources:
     return webhook_env
 
 
-# Row 1: DynamoDB refuses the ingest transaction (after botocore's own retries gave up).
+# Row 1: DynamoDB refuses the ingest transaction (after botocore's own retries gave up). Refused for load: 503
+# STORE_BUSY (Meld retries; nobody is paged). Any other failure: 500 (alarmed).
 STORE_FAULTS = {
-    "throttled (ProvisionedThroughputExceededException)": aws_error("ProvisionedThroughputExceededException"),
-    "throttled (ThrottlingException)": aws_error("ThrottlingException"),
-    "transaction conflict on the event item": transaction_conflict(on_item=0),
-    "transaction conflict on the connection item": transaction_conflict(on_item=1),
-    "service error (500)": aws_error("InternalServerError", 500),
+    "throttled (ProvisionedThroughputExceededException)": (
+        aws_error("ProvisionedThroughputExceededException"),
+        (503, "STORE_BUSY"),
+    ),
+    "throttled (ThrottlingException)": (aws_error("ThrottlingException"), (503, "STORE_BUSY")),
+    "transaction conflict on the event item": (transaction_conflict(on_item=0), (503, "STORE_BUSY")),
+    "transaction conflict on the connection item": (transaction_conflict(on_item=1), (503, "STORE_BUSY")),
+    "service error (500)": (aws_error("InternalServerError", 500), (500, "INTERNAL_ERROR")),
 }
 
 
-@pytest.mark.parametrize("fault", STORE_FAULTS.values(), ids=STORE_FAULTS.keys())
+@pytest.mark.parametrize(("fault", "answer"), STORE_FAULTS.values(), ids=STORE_FAULTS.keys())
 @pytest.mark.parametrize("failing_call", [1, 2], ids=["first write", "transition write"])
-def test_store_faults_on_ingest_answer_500_write_nothing_and_the_retry_applies_once(
-    webhook: LocalResources, downstream: Callable[[], list[dict[str, Any]]], fault: Any, failing_call: int
+def test_store_faults_on_ingest_write_nothing_and_the_retry_applies_once(
+    webhook: LocalResources,
+    downstream: Callable[[], list[dict[str, Any]]],
+    fault: Any,
+    answer: tuple[int, str],
+    failing_call: int,
 ) -> None:
     # Given a broken connection event whose write path is silent attempt (refused, no connection yet) + transition
     injected = AwsFault(ingestor_client("dynamodb"), "dynamodb.TransactWriteItems", fault, skip=failing_call - 1)
 
     # When DynamoDB refuses the write
-    status, body, _ = deliver(BROKEN)
+    status, body, headers = deliver(BROKEN)
 
     # Then Meld is told to retry, nothing is half-written and nothing went downstream
     assert injected.injected == 1
-    assert (status, body["error"]) == (500, "INTERNAL_ERROR")
+    assert (status, body["error"]) == answer
+    assert headers.get("Retry-After") == ("5" if status == 503 else None)
     assert scan(webhook.table_name) == []
     assert downstream() == []
 
@@ -520,6 +529,37 @@ def test_a_repair_answered_200_with_the_wrong_content_type_or_shape_is_502_and_r
     assert (status, body["code"]) == (502, "MELD_BAD_RESPONSE")
     assert len(stand_in.calls("POST", "/bank-linking/connect/repair")) == 1  # not retried: retrying will not help
     assert store_for(aws.table_name).get_connection(connection().connection_id) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation"),
+    [
+        ("GET", "/connections", "dynamodb.Query"),
+        ("GET", f"/connections/{connection().connection_id}", "dynamodb.GetItem"),
+        ("POST", f"/connections/{connection().connection_id}/repair", "dynamodb.GetItem"),
+    ],
+)
+def test_a_throttled_table_answers_503_store_busy_changes_nothing_and_pages_nobody(
+    aws: LocalResources,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    path: str,
+    operation: str,
+) -> None:
+    api = install_repair_api(aws.table_name, monkeypatch)
+    api.store.save_connection(connection(), expected_version=None)
+    before = store_for(aws.table_name).get_connection(connection().connection_id)
+    AwsFault(api.service._connections._client, operation, aws_error("ProvisionedThroughputExceededException"))  # type: ignore[attr-defined]
+
+    status, headers, body = api.call(method, path)
+
+    assert (status, body["code"], headers.get("Retry-After")) == (503, "STORE_BUSY", "5")
+    assert api.meld.requests == []
+    assert store_for(aws.table_name).get_connection(connection().connection_id) == before
+    printed = capsys.readouterr().out
+    assert '"StoreThrottled"' in printed
+    assert '"RepairApiErrors"' not in printed  # the alarmed metric: nobody is paged for load
 
 
 # Row 5: the simulator's retries after a 5xx from our webhook (real HTTP to a receiver in front of the handler).
