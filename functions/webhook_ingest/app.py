@@ -66,6 +66,8 @@ def receive_meld_webhook(event: dict[str, Any]) -> dict[str, Any]:
     )
     if result.unknown_state:
         _unknown_status(result)
+    if result.future_stamped:
+        metrics.add_metric(name="WebhooksFutureStamped", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=f"Webhooks{result.outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
     if result.published:
         metrics.add_metric(name="DownstreamEventsPublished", unit=MetricUnit.Count, value=result.published)

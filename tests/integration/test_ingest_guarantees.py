@@ -418,3 +418,33 @@ def test_a_signed_body_that_is_not_a_meld_event_says_what_is_wrong(aws, raw: byt
         make_ingestor(aws).receive(signed_delivery(raw, now=NOW))
     assert str(refused.value) == message
     assert count_items(aws, "") == 0
+
+
+def test_an_event_stamped_in_the_far_future_counts_from_its_receipt_and_blocks_nothing_after_it(aws, downstream):
+    # A signed event stamped 2099 (Meld's bug, or a body someone got signed): it is applied, ordered at its receipt,
+    # and its episode starts then (an episode starting in 2099 would never be due for a message).
+    broken = status_change("evt-2099", "2099-01-01T00:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    result = make_ingestor(aws, now=NOW).receive(signed_delivery(broken, now=NOW))
+    assert (result.outcome, result.future_stamped) == (IngestOutcome.ACCEPTED, True)
+    state = connection_state(aws)
+    assert (state["lastEventAt"], state["attentionSince"]) == (NOW.isoformat().replace("+00:00", "Z"),) * 2
+    needs_attention = downstream()
+    assert [event["detail"]["attentionSince"] for event in needs_attention] == [state["attentionSince"]]
+
+    # A minute later the connection is repaired: the newer event is applied, not stale
+    later = NOW + timedelta(minutes=1)
+    repaired = status_change("evt-active", later.isoformat().replace("+00:00", "Z"), "ACTIVE")
+    result = make_ingestor(aws, now=later).receive(signed_delivery(repaired, now=later))
+    assert (result.outcome, result.future_stamped) == (IngestOutcome.ACCEPTED, False)
+    assert connection_state(aws)["status"] == "ACTIVE"
+    assert [event["detail-type"] for event in downstream()] == ["Connection Repaired"]
+
+
+def test_a_stamp_a_little_ahead_of_the_receivers_clock_is_kept_so_such_events_still_order_as_sent(aws):
+    # Two events stamped 2 and 3 minutes ahead (a clock off by less than the tolerance), delivered newest first
+    newer = status_change("evt-3", (NOW + timedelta(minutes=3)).isoformat(), "ACTIVE")
+    older = status_change("evt-2", (NOW + timedelta(minutes=2)).isoformat(), "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    ingestor = make_ingestor(aws, now=NOW)
+    assert ingestor.receive(signed_delivery(newer, now=NOW)).future_stamped is False
+    assert ingestor.receive(signed_delivery(older, now=NOW)).outcome == IngestOutcome.STALE
+    assert connection_state(aws)["status"] == "ACTIVE"

@@ -415,3 +415,12 @@ def test_a_status_meld_does_not_document_is_counted_by_status_for_the_alarm(
     delivery = signed_delivery(known, now=datetime.now(UTC), secret=LOCAL_WEBHOOK_SECRET, url=LOCAL_WEBHOOK_URL)
     invoke(http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body))
     assert "UnknownConnectionStatuses" not in capsys.readouterr().out
+
+
+def test_an_event_stamped_in_the_far_future_is_accepted_and_counted(webhook_env, capsys: pytest.CaptureFixture[str]):
+    body = status_change("evt-2099", "2099-01-01T00:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    delivery = signed_delivery(body, now=datetime.now(UTC), secret=LOCAL_WEBHOOK_SECRET, url=LOCAL_WEBHOOK_URL)
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert invoke(event)[:2] == (200, {"status": "accepted", "eventId": "evt-2099"})
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any("WebhooksFutureStamped" in document for document in printed)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from connection_repair.domain.connection import Connection, ConnectionChange
@@ -67,6 +67,8 @@ class IngestResult:
     status: str | None = None
     status_reason: str | None = None
     unknown_state: bool = False
+    # Stamped further in the future than the tolerance: ordered at its receipt instead (see ``ordered_at``).
+    future_stamped: bool = False
 
 
 class PayloadTooLarge(Exception):
@@ -120,25 +122,36 @@ class WebhookIngestor:
         )
         webhook = parse_webhook(delivery.raw_body)
         change = connection_change(webhook) if webhook.event_type in EventType.CONNECTION_STATE else None
+        event_time = ordered_at(webhook.timestamp, received_at=now, tolerance_seconds=policy.tolerance_seconds)
+        if event_time != webhook.timestamp:
+            logger.warning(
+                "Event stamped in the future: ordered at its receipt",
+                event_id=webhook.event_id,
+                stamped=webhook.timestamp.isoformat(),
+            )
         stored = StoredEvent(
             event_id=webhook.event_id,
             event_type=webhook.event_type,
-            event_time=webhook.timestamp,
+            event_time=event_time,
             connection_id=change.connection_id if change else None,
             received_at=now,
             retry_count=delivery.retry_count,
             raw_body=delivery.raw_body.decode(),  # parse_webhook checked it is UTF-8
         )
+        result = self._ingest(stored, change)
+        return replace(result, future_stamped=True) if event_time != webhook.timestamp else result
+
+    def _ingest(self, stored: StoredEvent, change: ConnectionChange | None) -> IngestResult:
         try:
             if change is None:
-                self._store.save_event(stored, lease_until=now)
-                return IngestResult(IngestOutcome.IGNORED, webhook.event_id, webhook.event_type)
+                self._store.save_event(stored, lease_until=stored.received_at)
+                return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type)
             return self._apply(stored, change)
         except DuplicateEvent:
             # Acknowledge a duplicate only once its downstream events went out.
-            published = self._outbox.flush(webhook.event_id)
+            published = self._outbox.flush(stored.event_id)
             return IngestResult(
-                IngestOutcome.DUPLICATE, webhook.event_id, webhook.event_type, stored.connection_id, published
+                IngestOutcome.DUPLICATE, stored.event_id, stored.event_type, stored.connection_id, published
             )
 
     def _apply(self, stored: StoredEvent, change: ConnectionChange) -> IngestResult:
@@ -220,3 +233,16 @@ class WebhookIngestor:
                 "institution_name": change.institution_name or found.institution_name,
             }
         )
+
+
+def ordered_at(stamped: datetime, *, received_at: datetime, tolerance_seconds: int) -> datetime:
+    """When an event counts as having happened, for ordering and for the episode it opens.
+
+    Meld's stamp, unless it is further in the future than the signature's tolerance allows a clock to be off: such a
+    stamp is not a time (a signed event stamped 2099 would make every later event stale, and open an episode that is
+    never due), so the event counts from its receipt. A stamp within the tolerance is kept: events stamped a little
+    ahead still order among themselves as Meld sent them.
+    """
+    if stamped > received_at + timedelta(seconds=tolerance_seconds):
+        return received_at
+    return stamped
