@@ -448,3 +448,13 @@ def test_a_stamp_a_little_ahead_of_the_receivers_clock_is_kept_so_such_events_st
     assert ingestor.receive(signed_delivery(newer, now=NOW)).future_stamped is False
     assert ingestor.receive(signed_delivery(older, now=NOW)).outcome == IngestOutcome.STALE
     assert connection_state(aws)["status"] == "ACTIVE"
+
+
+def test_the_stored_body_keeps_the_providers_name_but_not_its_access_token(aws):
+    body = status_change("evt-provider", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    make_ingestor(aws).receive(signed_delivery(body, now=NOW))
+    stored = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=event_key("evt-provider"))["Item"]
+    assert "provider-access-token" not in json.dumps(stored)
+    kept = json.loads(stored["rawBody"]["S"])
+    assert kept["payload"]["serviceProviderDetails"] == {"serviceProvider": "PLAID"}
+    assert kept["payload"] | {"serviceProviderDetails": None} == body["payload"] | {"serviceProviderDetails": None}

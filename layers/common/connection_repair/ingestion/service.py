@@ -24,7 +24,7 @@ from connection_repair.domain.status_policy import is_known
 from connection_repair.domain.transitions import DEFAULT_MAX_FAILED_REPAIRS, apply_change, is_stale, silent_update
 from connection_repair.ingestion import signature
 from connection_repair.ingestion.ports import ConnectionDirectory, ConnectionStore, ExpectationUnmet
-from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook
+from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook, stored_body
 from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import EventPublisher, StoredEvent
 from connection_repair.platform.clock import Clock
@@ -136,7 +136,7 @@ class WebhookIngestor:
             connection_id=change.connection_id if change else None,
             received_at=now,
             retry_count=delivery.retry_count,
-            raw_body=delivery.raw_body.decode(),  # parse_webhook checked it is UTF-8
+            raw_body=stored_body(delivery.raw_body),
         )
         result = self._ingest(stored, change)
         return replace(result, future_stamped=True) if event_time != webhook.timestamp else result

@@ -84,3 +84,31 @@ def parse_webhook(raw_body: bytes) -> MeldWebhook:
     except ValidationError as error:
         fields = ", ".join(sorted({str(issue["loc"][0]) for issue in error.errors() if issue["loc"]}))
         raise InvalidWebhook(f"missing or invalid fields: {fields}") from None
+
+
+SENSITIVE_FIELD = "serviceProviderDetails"
+
+
+def stored_body(raw_body: bytes) -> str:
+    """The body as it is kept: as received, except that ``serviceProviderDetails`` (it can hold the provider's access
+    tokens) is reduced to the provider's name, wherever it appears. ``raw_body`` is UTF-8 JSON (``parse_webhook``)."""
+    text = raw_body.decode()
+    document = json.loads(text)
+    return json.dumps(document, separators=(",", ":")) if _redact(document) else text
+
+
+def _redact(value: object) -> bool:
+    """Reduce every ``serviceProviderDetails`` in ``value`` to ``{"serviceProvider": name}``; whether any was found."""
+    found = False
+    if isinstance(value, dict):
+        for key, inner in list(value.items()):
+            if key == SENSITIVE_FIELD:
+                provider = inner.get("serviceProvider") if isinstance(inner, dict) else None
+                value[key] = {"serviceProvider": provider} if isinstance(provider, str) else {}
+                found = True
+            else:
+                found = _redact(inner) or found
+    elif isinstance(value, list):
+        for inner in value:
+            found = _redact(inner) or found
+    return found
