@@ -77,7 +77,7 @@ def test_a_write_against_a_changed_version_is_a_concurrent_update(connections: D
 
 def test_other_errors_of_a_write_are_not_mistaken_for_a_conflict(connections: DynamoDBCustomerConnections) -> None:
     connections._client.meta.events.register(
-        "before-call.dynamodb.PutItem",
+        "before-call.dynamodb.UpdateItem",
         lambda **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "ThrottlingException"}}),
     )
     with pytest.raises(ClientError, match="ThrottlingException"):
@@ -206,3 +206,39 @@ def test_a_connections_events_are_listed_in_time_order_whatever_offset_and_preci
     )["Items"]
     assert [item["eventId"]["S"] for item in history] == ["evt-a", "evt-b", "evt-c", "evt-d"]
     assert history[2]["gsi1sk"] == {"S": "EVENT#2026-11-25T11:00:00.000000Z#evt-c"}
+
+
+def test_writing_a_connection_leaves_attributes_this_version_does_not_know(
+    store: DynamoDBConnectionStore, connections: DynamoDBCustomerConnections
+) -> None:
+    # A newer version of the functions (a rolling deploy) stored an attribute this one has no field for
+    connections.save_connection(connection("conn-1"), expected_version=None)
+    key = {"pk": {"S": "CONN#conn-1"}, "sk": {"S": "CONNECTION"}}
+    store._client.update_item(
+        TableName=store._table,
+        Key=key,
+        UpdateExpression="SET riskScore = :score, institutionName = :name",
+        ExpressionAttributeValues={":score": {"N": "7"}, ":name": {"S": "Chase"}},
+    )
+    current = connections.get_connection("conn-1")
+    assert current is not None
+
+    # This version writes the connection, by both write paths (the Repair API's and ingestion's)
+    renamed = current.model_copy(update={"institution_name": None, "status": "RECONNECT_REQUIRED", "version": 2})
+    connections.save_connection(renamed, expected_version=1)
+    event = StoredEvent(
+        event_id="evt-1",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=NOW,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+    )
+    store.save_event(event, lease_until=NOW, connection=renamed.model_copy(update={"version": 3}), expected_version=2)
+
+    item = store._client.get_item(TableName=store._table, Key=key)["Item"]
+    assert item["riskScore"] == {"N": "7"}  # kept
+    assert "institutionName" not in item  # a field this version knows, without a value: removed, as a put would
+    assert (item["status"], item["version"]) == ({"S": "RECONNECT_REQUIRED"}, {"N": "3"})
+    assert connections.get_connection("conn-1") == renamed.model_copy(update={"version": 3})

@@ -240,8 +240,8 @@ def test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_l
     # Given the bus took the event but clearing the outbox is throttled
     monkeypatch.setattr("connection_repair.outbox.outbox.PUBLISH_LEASE", LAPSED)
     AwsFault(ingestor_client("dynamodb"), "dynamodb.UpdateItem", aws_error("ProvisionedThroughputExceededException"))
-    status, _, _ = deliver(BROKEN)
-    assert status == 500  # not acknowledged: Meld retries
+    status, body, _ = deliver(BROKEN)
+    assert (status, body["error"]) == (503, "STORE_BUSY")  # not acknowledged: Meld retries
     assert books(webhook.table_name, []).outbox == ["evt-broken"]
 
     # When Meld retries (the lease has lapsed)
@@ -651,10 +651,11 @@ def _break(rig: MeldToWebhook, table: str, arm: Callable[[], object]) -> tuple[s
 @pytest.mark.parametrize(
     ("service", "fault", "first_answer"),
     [
-        ("dynamodb", ("dynamodb.TransactWriteItems", aws_error("ProvisionedThroughputExceededException")), 500),
+        ("dynamodb", ("dynamodb.TransactWriteItems", aws_error("ProvisionedThroughputExceededException")), 503),
+        ("dynamodb", ("dynamodb.TransactWriteItems", aws_error("InternalServerError", 500)), 500),
         ("events", ("events.PutEvents", put_events_failing(lambda entry: True)), 503),
     ],
-    ids=["store throttled: 500", "bus refused: 503"],
+    ids=["store throttled: 503", "store failing: 500", "bus refused: 503"],
 )
 def test_meld_retries_a_failed_delivery_and_the_retry_is_applied_once(
     meld_to_webhook: MeldToWebhook,

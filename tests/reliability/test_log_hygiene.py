@@ -321,6 +321,8 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     outcomes.append(deliver(json.dumps({"eventId": provider_secret}).encode()))  # 400, the body quoted nowhere
     outcomes.append(deliver(envelope("TEST", "evt-3", "2026-11-25T11:03:00Z", {"secret": provider_secret})))
     fail_once(ingestor._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
+    outcomes.append(deliver(broken("evt-4", 4, "ACTIVE")))  # 503 STORE_BUSY
+    fail_once(ingestor._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "InternalServerError"}})  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-4", 4, "ACTIVE")))  # 500
     fail_once(ingestor._publisher._client, "events.PutEvents", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-5", 5, "ACTIVE")))  # 503, its outbox left for the retry
@@ -355,7 +357,7 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
         unattributed["payload"] |= {"connectionId": connection_id}
         del unattributed["payload"]["externalCustomerId"]
         outcomes.append(deliver(unattributed))
-    assert outcomes == [200, 200, 401, 400, 200, 500, 503, 503, 200, 200, 500]
+    assert outcomes == [200, 200, 401, 400, 200, 503, 500, 503, 503, 200, 200, 500]
     assert [json.loads(body)["status"] for body in answers[-3:-1]] == ["stale", "accepted"]
 
     logged = logs()

@@ -10,8 +10,7 @@ from botocore.exceptions import ClientError
 from connection_repair.adapters.dynamodb.connections import (
     DynamoDBConnectionReader,
     connection_from_item,
-    connection_item,
-    version_condition,
+    connection_update,
 )
 from connection_repair.adapters.dynamodb.errors import cancellation_reasons, failed_condition, is_conditional_failure
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore, event_item
@@ -114,14 +113,13 @@ class DynamoDBConnectionStore(DynamoDBConnectionReader, DynamoDBOutboxStore):
                 raise
             return
 
-        put_connection: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": connection_item(connection),
-            **version_condition(expected_version),
-        }
+        update_connection = {"TableName": self._table, **connection_update(connection, expected_version)}
         try:
             self._client.transact_write_items(
-                TransactItems=[{"Put": cast("PutTypeDef", put_event)}, {"Put": cast("PutTypeDef", put_connection)}]
+                TransactItems=[
+                    {"Put": cast("PutTypeDef", put_event)},
+                    {"Update": cast("UpdateTypeDef", update_connection)},
+                ]
             )
         except ClientError as error:
             reasons = cancellation_reasons(error) or []

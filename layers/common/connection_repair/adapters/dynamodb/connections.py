@@ -37,6 +37,43 @@ def connection_item(connection: Connection) -> dict[str, Any]:
     return item
 
 
+# The attributes this version writes on a connection item (besides its key).
+KNOWN_ATTRIBUTES: frozenset[str] = frozenset(
+    {field.alias or name for name, field in Connection.model_fields.items()} | {"gsi1pk", "gsi1sk", "lastEventKey"}
+)
+
+
+def connection_update(connection: Connection, expected_version: int | None) -> dict[str, Any]:
+    """The UpdateItem arguments (without TableName) that write ``connection`` if the stored one still has
+    ``expected_version`` (None: none is stored yet).
+
+    Every attribute this version knows is set, or removed when it has no value; any other attribute is left as it is:
+    during a rolling deploy an older version writing the item must not erase what a newer one added.
+    """
+    key = connection_key(connection.connection_id)
+    written = {name: value for name, value in connection_item(connection).items() if name not in key}
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    for index, (name, value) in enumerate(sorted(written.items())):
+        names[f"#s{index}"] = name
+        values[f":s{index}"] = value
+        sets.append(f"#s{index} = :s{index}")
+    removes: list[str] = []
+    for index, name in enumerate(sorted(KNOWN_ATTRIBUTES - written.keys())):
+        names[f"#r{index}"] = name
+        removes.append(f"#r{index}")
+    condition = version_condition(expected_version)
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    return {
+        "Key": key,
+        "UpdateExpression": expression,
+        "ConditionExpression": condition["ConditionExpression"],
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values | condition.get("ExpressionAttributeValues", {}),
+    }
+
+
 def connection_from_item(item: dict[str, Any]) -> Connection:
     return Connection.model_validate(from_item(item))
 
@@ -89,13 +126,9 @@ class DynamoDBCustomerConnections(DynamoDBConnectionReader):
 
     def save_connection(self, connection: Connection, *, expected_version: int | None) -> None:
         # The webhook writer relies on the version condition too (docs/decisions.md §4).
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": connection_item(connection),
-            **version_condition(expected_version),
-        }
+        request = {"TableName": self._table, **connection_update(connection, expected_version)}
         try:
-            self._client.put_item(**request)
+            self._client.update_item(**request)
         except ClientError as error:
             if is_conditional_failure(error):
                 raise ConcurrentUpdate(connection.connection_id) from None
