@@ -194,6 +194,23 @@ def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once(
     assert again.downstream == []
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "completes"),
+    [
+        ("ACTIVE", None, True),
+        ("PARTIALLY_ACTIVE", "PARTIAL_AGGREGATION_SUCCESS", True),
+        ("PARTIALLY_ACTIVE", "INACTIVE_DUPLICATE", False),  # the same bank linked again: Meld keeps the other one
+        ("RECONNECT_REQUIRED", "LOGIN_REQUIRED", False),
+    ],
+)
+def test_a_replacement_completes_only_when_it_works_as_one(status: str, reason: str | None, completes: bool):
+    change = ConnectionChange(connection_id="conn-new", status=status, status_reason=reason)
+    transition = apply_change(new_connection(), change, event_id="e1", event_time=at(5), new_episode_id="x")
+    replaced = [event for event in transition.downstream if isinstance(event, ConnectionReplaced)]
+    assert len(replaced) == (1 if completes else 0)
+    assert transition.connection.replaces_connection_id == (None if completes else "conn-1")
+
+
 def test_a_replacement_that_never_completes_announces_nothing():
     expired = apply_change(
         new_connection(),

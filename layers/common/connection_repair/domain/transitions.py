@@ -46,6 +46,20 @@ def _resolution(status: str | None, action: Action) -> str:
     return "REPAIRED"
 
 
+# PARTIALLY_ACTIVE works as a replacement only when some accounts aggregated; with INACTIVE_DUPLICATE it is Meld
+# saying the customer linked a bank they had linked already, and Meld keeps the other connection active.
+REPLACEMENT_COMPLETING_REASONS: frozenset[str | None] = frozenset({None, "PARTIAL_AGGREGATION_SUCCESS"})
+
+
+def completes_a_replacement(status: str | None, reason: str | None) -> bool:
+    """Whether a connection started to replace another now works as its replacement: ACTIVE, or PARTIALLY_ACTIVE
+    with some accounts aggregated. Never as Meld's inactive duplicate (the replacer would delete the connection Meld
+    keeps active)."""
+    if status == "ACTIVE":
+        return True
+    return status == "PARTIALLY_ACTIVE" and reason in REPLACEMENT_COMPLETING_REASONS
+
+
 def apply_change(
     current: Connection | None,
     change: ConnectionChange,
@@ -102,7 +116,7 @@ def apply_change(
         }
     )
     downstream: list[AnyDownstreamEvent] = []
-    if updated.replaces_connection_id is not None and status in USABLE_STATUSES:
+    if updated.replaces_connection_id is not None and completes_a_replacement(status, reason):
         # The replacement works: announce it once (the replacer deletes the old connection at Meld).
         downstream.append(
             ConnectionReplaced(
