@@ -458,3 +458,23 @@ def test_the_stored_body_keeps_the_providers_name_but_not_its_access_token(aws):
     kept = json.loads(stored["rawBody"]["S"])
     assert kept["payload"]["serviceProviderDetails"] == {"serviceProvider": "PLAID"}
     assert kept["payload"] | {"serviceProviderDetails": None} == body["payload"] | {"serviceProviderDetails": None}
+
+
+def test_an_episode_opened_before_its_customer_was_known_is_announced_when_they_are(aws, downstream):
+    unknown_to_meld = httpx.MockTransport(lambda request: httpx.Response(404, json={"code": "NOT_FOUND"}))
+    ingestor = make_ingestor(aws, unknown_to_meld)
+    first = status_change(
+        "evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED", external_customer_id=None
+    )
+    ingestor.receive(signed_delivery(first, now=NOW))
+    [unattributed] = downstream()
+    assert unattributed["detail"]["externalCustomerId"] is None  # the notifier has nobody to tell
+
+    second = status_change("evt-2", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    assert ingestor.receive(signed_delivery(second, now=NOW)).published == 1
+    [announced] = downstream()
+    assert announced["detail-type"] == "Connection Needs Attention"
+    assert (announced["detail"]["episodeId"], announced["detail"]["externalCustomerId"]) == (
+        unattributed["detail"]["episodeId"],
+        "customer-1",
+    )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.status_policy import Action
-from connection_repair.domain.transitions import apply_change, is_stale
+from connection_repair.domain.transitions import apply_change, is_stale, silent_update
 from connection_repair.ingestion.webhook import EventType, MeldWebhook, connection_change
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -182,3 +182,40 @@ def test_change_is_read_from_every_known_field_name():
     assert deleted.status == "DELETED"
     assert connection_change(webhook(EventType.STATUS_CHANGE, {"newStatus": "ACTIVE"})) is None
     assert connection_change(webhook(EventType.STATUS_CHANGE, ["not", "an", "object"])) is None
+
+
+def test_an_episode_nobody_could_be_told_about_is_announced_once_its_customer_is_known():
+    # The episode opened on an event without externalCustomerId (and Meld did not know it either)
+    unattributed = Connection(
+        connection_id="conn-1",
+        status="RECONNECT_REQUIRED",
+        status_reason="LOGIN_REQUIRED",
+        action=Action.REPAIR,
+        episode_id="episode-1",
+        episode_action=Action.REPAIR,
+        attention_since=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        last_event_at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        last_event_id="evt-1",
+        version=1,
+    )
+    change = ConnectionChange(
+        connection_id="conn-1",
+        external_customer_id="cust-1",
+        status="RECONNECT_REQUIRED",
+        status_reason="LOGIN_REQUIRED",
+    )
+    later = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
+    transition = apply_change(unattributed, change, event_id="evt-2", event_time=later, new_episode_id="unused")
+    [announced] = transition.downstream
+    assert isinstance(announced, ConnectionNeedsAttention)
+    assert (announced.episode_id, announced.external_customer_id, announced.attention_since) == (
+        "episode-1",
+        "cust-1",
+        unattributed.attention_since,
+    )
+    assert transition.connection.episode_id == "episode-1"
+    # ... and the silent path does not swallow it
+    assert not silent_update(change, event_id="evt-2", event_time=later).holds(unattributed)
+    # Once known, a later event announces nothing more
+    again = apply_change(transition.connection, change, event_id="evt-3", event_time=later, new_episode_id="unused")
+    assert again.downstream == []

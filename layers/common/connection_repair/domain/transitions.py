@@ -158,7 +158,20 @@ def apply_change(
             update={"episode_id": new_episode_id, "episode_action": action, "attention_since": event_time}
         )
         downstream.append(ConnectionNeedsAttention(**common, episode_id=new_episode_id, attention_since=event_time))
+    elif base.external_customer_id is None and updated.external_customer_id is not None:
+        # The episode opened before anyone knew whose connection this is, so nobody was told: announce it now.
+        announced = _open_episode(updated, common)
+        downstream += [announced] if announced else []
     return Transition(connection=updated, downstream=downstream)
+
+
+def _open_episode(connection: Connection, common: dict[str, Any]) -> ConnectionNeedsAttention | None:
+    """The announcement of ``connection``'s open episode, if it has one."""
+    if connection.episode_id is None or connection.attention_since is None:
+        return None
+    return ConnectionNeedsAttention(
+        **common, episode_id=connection.episode_id, attention_since=connection.attention_since
+    )
 
 
 def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> Transition:
@@ -231,6 +244,8 @@ class SilentUpdate:
             return False
         if self.no_episode and current.episode_id is not None:
             return False
+        if "external_customer_id" in self.fields and current.external_customer_id is None and current.episode_id:
+            return False  # an open episode nobody was told about: the full transition announces it
         return not (self.settled_status and current.status in (None, "IN_PROGRESS"))
 
 

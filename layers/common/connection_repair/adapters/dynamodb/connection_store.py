@@ -66,6 +66,8 @@ def silent_update_request(connection_id: str, change: SilentUpdate) -> dict[str,
         conditions.append("#episodeAction = :episodeAction")
     if change.no_episode:
         conditions.append("attribute_not_exists(episodeId)")
+    if "external_customer_id" in change.fields:
+        conditions.append("(attribute_exists(externalCustomerId) OR attribute_not_exists(episodeId))")
     if change.settled_status:
         names["#status"] = "status"
         attribute_values[":inProgress"] = {"S": "IN_PROGRESS"}
