@@ -36,6 +36,9 @@ class LocalConfig:
     parameter_overrides: Mapping[str, str] = field(default_factory=lambda: dict(LOCAL_PARAMETER_DEFAULTS))
     # Webhook retry delays of the simulator ("1,2,4"); None keeps its default.
     meld_retry_delays: str | None = None
+    # The public URL Meld signs (MELD_WEBHOOK_URL, or the MeldWebhookUrl parameter), e.g. a tunnel to this laptop
+    # that Meld's sandbox delivers to; None: the local API's own URL.
+    public_webhook_url: str | None = None
 
     @property
     def aws_url(self) -> str:
@@ -51,11 +54,18 @@ class LocalConfig:
 
     @property
     def webhook_url(self) -> str:
+        """Where webhooks are delivered locally."""
         return f"{self.api_url}/webhooks/meld"
+
+    @property
+    def signed_webhook_url(self) -> str:
+        """The URL webhooks are signed over: what the function verifies, and what the simulator signs."""
+        return self.public_webhook_url or self.webhook_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalConfig:
         env = os.environ if environ is None else environ
+        overrides = parse_parameter_overrides(env.get("LOCAL_PARAMETER_OVERRIDES") or "")
         return cls(
             aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
             api_port=int(env.get("LOCAL_API_PORT") or 3000),
@@ -67,9 +77,9 @@ class LocalConfig:
             stack_name=env.get("LOCAL_STACK_NAME") or DEFAULT_STACK_NAME,
             webhook_secret=env.get("MELD_WEBHOOK_SECRET") or "local-webhook-secret",
             meld_api_key=env.get("MELD_API_KEY") or "local-meld-api-key",
-            parameter_overrides=LOCAL_PARAMETER_DEFAULTS
-            | parse_parameter_overrides(env.get("LOCAL_PARAMETER_OVERRIDES") or ""),
+            parameter_overrides=LOCAL_PARAMETER_DEFAULTS | overrides,
             meld_retry_delays=env.get("LOCAL_MELD_RETRY_DELAYS"),
+            public_webhook_url=env.get("MELD_WEBHOOK_URL") or overrides.get("MeldWebhookUrl") or None,
         )
 
     def aws_client_args(self) -> dict[str, Any]:

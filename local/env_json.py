@@ -26,7 +26,7 @@ def generate(config: LocalConfig | None = None) -> dict[str, dict[str, Any]]:
     local = {
         "AWS_ENDPOINT_URL": f"http://{DOCKER_HOST}:{config.aws_port}",
         "MELD_API_BASE_URL": f"http://{DOCKER_HOST}:{config.meld_port}",
-        "MELD_WEBHOOK_URL": config.webhook_url,
+        "MELD_WEBHOOK_URL": config.signed_webhook_url,
         "MELD_WEBHOOK_TOLERANCE_SECONDS": EVENTS_TOLERANCE_SECONDS,
     }
     return {

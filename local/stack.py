@@ -129,6 +129,7 @@ class LocalStack:
         environ = dict(os.environ) | {
             "LOCAL_MELD_PORT": str(config.meld_port),
             "MELD_WEBHOOK_URL": config.webhook_url,
+            "LOCAL_MELD_SIGNED_URL": config.signed_webhook_url,
             "MELD_WEBHOOK_SECRET": config.webhook_secret,
             "MELD_API_KEY": config.meld_api_key,
         }
@@ -143,7 +144,7 @@ class LocalStack:
             "AWS_SESSION_TOKEN": "local",
             "AWS_ENDPOINT_URL": self.config.aws_url,
             "MELD_API_BASE_URL": self.config.meld_url,
-            "MELD_WEBHOOK_URL": self.config.webhook_url,
+            "MELD_WEBHOOK_URL": self.config.signed_webhook_url,
         }
         for spec in self.provisioned.functions:
             self._pools[spec.name] = FunctionPool(spec, worker_environment(spec, overrides), _emit)

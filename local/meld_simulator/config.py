@@ -26,8 +26,10 @@ def utc_now() -> datetime:
 class SimulatorConfig:
     api_key: str = DEFAULT_API_KEY
     webhook_secret: str = DEFAULT_WEBHOOK_SECRET
-    # Both where webhooks are POSTed and the URL that is signed (Meld signs the URL it delivers to).
+    # Where webhooks are POSTed, and the URL that is signed (Meld signs the URL it delivers to) ...
     webhook_url: str = DEFAULT_WEBHOOK_URL
+    # ... unless the receiver is known by another public URL (a tunnel in front of the local API): then that one.
+    signed_url: str | None = None
     # 0 picks a free port; read the real one from MeldSimulator.base_url.
     port: int = DEFAULT_PORT
     token_lifetime: timedelta = timedelta(hours=3)
@@ -46,6 +48,10 @@ class SimulatorConfig:
     clock: Clock = field(default=utc_now)
 
     @property
+    def signing_url(self) -> str:
+        return self.signed_url or self.webhook_url
+
+    @property
     def max_attempts(self) -> int:
         return len(self.retry_delays) + 1
 
@@ -58,6 +64,7 @@ class SimulatorConfig:
             api_key=env.get("MELD_API_KEY") or DEFAULT_API_KEY,
             webhook_secret=env.get("MELD_WEBHOOK_SECRET") or DEFAULT_WEBHOOK_SECRET,
             webhook_url=env.get("MELD_WEBHOOK_URL") or DEFAULT_WEBHOOK_URL,
+            signed_url=env.get("LOCAL_MELD_SIGNED_URL") or None,
             port=int(env.get("LOCAL_MELD_PORT") or DEFAULT_PORT),
             token_lifetime=timedelta(seconds=float(env.get("LOCAL_MELD_TOKEN_LIFETIME_SECONDS") or 3 * 3600)),
             retry_delays=_parse_delays(retry) if retry else DEFAULT_RETRY_DELAYS,

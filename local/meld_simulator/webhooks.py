@@ -162,7 +162,7 @@ class WebhookDispatcher:
         timestamp = iso_timestamp(config.clock())
         headers = {
             "Content-Type": "application/json",
-            "Meld-Signature": sign(config.webhook_secret, timestamp, config.webhook_url, raw_body),
+            "Meld-Signature": sign(config.webhook_secret, timestamp, config.signing_url, raw_body),
             "Meld-Signature-Timestamp": timestamp,
         }
         if retry_count:

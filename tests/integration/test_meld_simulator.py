@@ -60,6 +60,8 @@ class Receiver:
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self.received: list[Received] = []
+        # The public URL Meld is told to sign, when it is not this receiver's own (a tunnel in front of it).
+        self.signed_url: str | None = None
         self.script: list[int] = []
         self._lock = threading.Lock()
         receiver = self
@@ -69,7 +71,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 try:
-                    verify(headers, body, url=receiver.url, secrets=[SECRET], tolerance_seconds=300, now=clock())
+                    url = receiver.signed_url or receiver.url
+                    verify(headers, body, url=url, secrets=[SECRET], tolerance_seconds=300, now=clock())
                     error = None
                 except SignatureError as exc:
                     error = exc.reason.value
@@ -475,3 +478,29 @@ def test_reset_forgets_everything(stack: Stack) -> None:
     assert_meld_error(stack.meld.get(f"/bank-linking/connections/{connection['id']}"), 404)
     assert stack.control.deliveries() == []
     assert stack.control.events() == []
+
+
+def test_behind_a_tunnel_webhooks_are_signed_over_the_public_url_and_delivered_locally() -> None:
+    clock = FakeClock()
+    receiver = Receiver(clock)
+    receiver.signed_url = "https://abc123.tunnel.example.com/webhooks/meld"
+    config = SimulatorConfig(
+        api_key=API_KEY,
+        webhook_secret=SECRET,
+        webhook_url=receiver.url,
+        signed_url=receiver.signed_url,
+        port=0,
+        retry_delays=(),
+        clock=clock,
+    )
+    sim = MeldSimulator(config).start()
+    control = SimulatorClient(sim.base_url)
+    try:
+        response = control.http.post("/_sim/connections", json={"externalCustomerId": "customer-1", "status": "ACTIVE"})
+        assert response.status_code == 201
+        receiver.wait_for(2)
+        assert [item.signature_error for item in receiver.received] == [None, None]
+    finally:
+        control.close()
+        sim.stop()
+        receiver.stop()

@@ -157,3 +157,15 @@ def test_a_scheduled_event_is_what_eventbridge_sends() -> None:
     event = scheduled_event("sweep")
     assert (event["source"], event["detail-type"], event["detail"]) == ("aws.events", "Scheduled Event", {})
     assert event["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/sweep"]
+
+
+def test_the_signed_webhook_url_is_meld_webhook_url_or_the_parameter_else_the_local_api():
+    from local.config import LocalConfig
+
+    tunnel = "https://abc123.tunnel.example.com/webhooks/meld"
+    assert LocalConfig.from_env({}).signed_webhook_url == "http://127.0.0.1:3000/webhooks/meld"
+    assert LocalConfig.from_env({"MELD_WEBHOOK_URL": tunnel}).signed_webhook_url == tunnel
+    from_parameter = LocalConfig.from_env({"LOCAL_PARAMETER_OVERRIDES": f"MeldWebhookUrl={tunnel}"})
+    assert from_parameter.signed_webhook_url == tunnel
+    # Delivered locally all the same
+    assert from_parameter.webhook_url == "http://127.0.0.1:3000/webhooks/meld"
