@@ -49,15 +49,17 @@ def record(outcome: Outcome) -> None:
             _dimensioned("EpisodesRepairedAfterReminders", "Reminders", str(reminders), 1)
 
 
-def handle(event: EventBridgeModel) -> Outcome:
+def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:
     detail_type = event.detail_type
     if detail_type == ConnectionNeedsAttention.DETAIL_TYPE:
         return notifier().on_needs_attention(ConnectionNeedsAttention.model_validate(event.detail))
     if detail_type == ConnectionRepaired.DETAIL_TYPE:
         return notifier().on_repaired(ConnectionRepaired.model_validate(event.detail))
     if detail_type == SCHEDULED:
-        outcome = notifier().sweep()
+        outcome = notifier().sweep(remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
         metrics.add_metric(name="ReminderSweepItemsRead", unit=MetricUnit.Count, value=outcome.items_read)
+        if outcome.customers_left:
+            metrics.add_metric(name="SweepTruncated", unit=MetricUnit.Count, value=1)
         return outcome
     logger.info("Event ignored", detail_type=detail_type)
     return Outcome()
@@ -69,7 +71,7 @@ def handle(event: EventBridgeModel) -> Outcome:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse(event=event, model=EventBridgeModel)
     try:
-        outcome = handle(parsed)
+        outcome = handle(parsed, context)
     except DeliveryFailed as failed:
         # Claims released; raising makes Lambda retry the event (the sweep would also pick the message up).
         record(failed.outcome)

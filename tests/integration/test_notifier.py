@@ -597,3 +597,24 @@ def test_a_send_that_fails_gives_the_slot_back_as_it_was(aws: LocalResources) ->
         rig.notifier.on_needs_attention(attention(rig.connection(since=T0)))
     assert rig.store.get_customer_state("customer-1").last_sent_at == two_days_ago
     assert rig.store.get_claim("customer-1", "episode-1", 0) is None
+
+
+def test_a_sweep_running_out_of_time_starts_no_delivery_and_leaves_the_rest_due(rig: NotifierRig) -> None:
+    for number in (1, 2):
+        rig.preferences(f"customer-{number}", email=f"customer{number}@example.com")
+        connection = rig.connection(f"conn-{number}", customer=f"customer-{number}", episode_id=f"ep-{number}")
+        rig.notifier.on_needs_attention(attention(connection))
+    rig.clock.at(T0 + timedelta(minutes=10))
+    time_left = iter([60.0, 19.0])  # enough for the first customer's delivery, then less than the reserve
+
+    outcome = rig.notifier.sweep(remaining_seconds=lambda: next(time_left))
+
+    assert (outcome.messages_sent, outcome.customers_left) == (1, 1)
+    assert len(sent_emails()) == 1
+    # The next sweep sends what was left, once
+    again = rig.notifier.sweep(remaining_seconds=lambda: 60.0)
+    assert (again.messages_sent, again.customers_left) == (1, 0)
+    assert sorted(email.destinations["ToAddresses"][0] for email in sent_emails()) == [
+        "customer1@example.com",
+        "customer2@example.com",
+    ]

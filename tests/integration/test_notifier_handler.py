@@ -17,7 +17,7 @@ from connection_repair.notify.outcome import DeliveryFailed
 from functions.notifier import app
 from local.aws_resources import LocalResources
 from local.make_notifier_events import BROKEN_AT, EPISODE_ID
-from tests.notifier_support import Clock, FlakyChannel, NotifierRig, build_notifier, sent_emails
+from tests.notifier_support import Clock, FlakyChannel, NotifierRig, attention, build_notifier, sent_emails
 from tests.support import EVENTS_DIR, LambdaContext, load_event
 
 CONNECTION_ID = "WQ5RitxnrnggqcT8noLoZN"
@@ -117,3 +117,21 @@ def test_the_real_wiring_builds_from_the_template_environment(
     finally:
         notifier.cache_clear()
     assert result == {"sent": 0, "suppressed": {}, "deferred": {}, "failures": 0, "itemsRead": 0}
+
+
+def test_a_sweep_short_of_time_sends_nothing_it_cannot_finish_and_says_so(
+    aws: LocalResources, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rig = build_notifier(aws.table_name, Clock(BROKEN_AT))
+    monkeypatch.setattr(app, "notifier", lambda: rig.notifier)
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection(), at=BROKEN_AT))
+    rig.clock.at(BROKEN_AT + timedelta(minutes=10))
+
+    result = app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext(remaining_ms=15_000))
+
+    assert result["sent"] == 0
+    assert sent_emails() == []
+    assert '"SweepTruncated"' in capsys.readouterr().out
+    # With time enough, the next sweep sends it
+    assert app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 1

@@ -28,6 +28,8 @@ class Outcome:
     ended: list[tuple[str, float, int]] = field(default_factory=list)
     items_read: int = 0
     customers: int = 0
+    # Customers a sweep left for the next one: its time was running out.
+    customers_left: int = 0
 
     def merge(self, other: Outcome) -> None:
         self.messages_sent += other.messages_sent

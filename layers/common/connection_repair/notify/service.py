@@ -41,6 +41,8 @@ CLAIM_LEASE = timedelta(minutes=15)
 # A reminder that falls into a transient outage (action WAIT during an open episode) is tried again after this.
 TRANSIENT_RETRY = timedelta(hours=1)
 MAX_CLAIM_ATTEMPTS = 3
+# The time a sweep keeps in hand: one customer's delivery (reads, a claim, the sends, the marks) fits well inside it.
+SWEEP_RESERVE = timedelta(seconds=20)
 
 
 class Notifier:
@@ -123,8 +125,13 @@ class Notifier:
         outcome.ended.append((event.resolution, seconds, reminders))
         return outcome
 
-    def sweep(self, *, max_items: int | None = None) -> Outcome:
-        """Send everything due (the sparse index holds only due-or-future messages; we read only the due ones)."""
+    def sweep(self, *, max_items: int | None = None, remaining_seconds: Callable[[], float] | None = None) -> Outcome:
+        """Send everything due (the sparse index holds only due-or-future messages; we read only the due ones).
+
+        ``remaining_seconds`` is the invocation's time left: no customer's delivery starts with less than
+        ``SWEEP_RESERVE`` of it, since a timeout mid-send would leave a claim that counts as sent. What is left stays
+        due for the next sweep.
+        """
         now = self._clock()
         outcome = Outcome()
         due = self._store.due_episodes(now, limit=max_items or self._policy.sweep_max_items)
@@ -132,7 +139,11 @@ class Notifier:
         by_customer: dict[str, list[EpisodeNotice]] = {}
         for notice in due:
             by_customer.setdefault(notice.external_customer_id, []).append(notice)
-        for customer, notices in by_customer.items():
+        for index, (customer, notices) in enumerate(by_customer.items()):
+            if remaining_seconds is not None and remaining_seconds() < SWEEP_RESERVE.total_seconds():
+                outcome.customers_left = len(by_customer) - index
+                logger.warning("Sweep stopped: its time is running out", customers_left=outcome.customers_left)
+                break
             try:
                 outcome.merge(self._deliver(customer, notices, now))
             except Exception:
