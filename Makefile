@@ -122,7 +122,7 @@ bench-layer: $(VENV)/.installed $(TOOLS)/.installed ## Size of the built CommonL
 bench-report: $(VENV)/.installed ## Print the table of bench/results.json (runs nothing)
 	@PYTHONPATH=layers/common:. $(PY) -m bench.report
 
-.PHONY: mutation mutation-report mutation-survivors
+.PHONY: mutation mutation-report mutation-survivors mutation-show
 
 $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
@@ -134,5 +134,8 @@ mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, me
 mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)
 	@$(PY) -m mutation.run --report
 
-mutation-survivors: $(VENV)/.mutmut ## After adding tests: test the last run's surviving mutants again (GROUP=ingest|notify|repair to narrow)
+mutation-survivors: $(VENV)/.mutmut ## After adding tests: test the last run's surviving mutants again (GROUP=<a group of mutation/run.py> to narrow)
 	$(PY) -m mutation.run --survivors $(GROUP)
+
+mutation-show: $(VENV)/.mutmut ## Print each surviving mutant of the last run with the lines it changed (GROUP= to narrow)
+	@$(PY) -m mutation.run --show $(GROUP)

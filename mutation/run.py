@@ -27,51 +27,74 @@ STAGE = ROOT / ".mutation"
 RESULTS = ROOT / "mutation" / "results.json"
 PACKAGE = ROOT / "layers" / "common" / "connection_repair"
 
-# The modules under test, relative to the package, in groups that each run with the tests of their capability:
-# ordering and state transitions, signature verification, the ingest path and its DynamoDB conditions, the outbox;
+# The modules under test, relative to the package, in small groups that each run with the tests written for them
+# (mutmut then runs, of those, the ones that call the mutated function): ordering and state transitions; signature
+# verification and the envelope; the ingest path and the outbox; the DynamoDB conditions and transactions;
 # notification claims and policy, and their store; the Repair API's ownership checks and the optimistic retry.
+# Small groups keep a run short: a surviving mutant costs every selected test that calls its function, and a
+# function every test calls (an item codec, the transition) would otherwise cost the whole suite.
+FAULT_MATRIX = "tests/reliability/test_fault_matrix.py::"
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
-    "ingest": (
+    "transitions": (
+        ["domain/transitions.py"],
         [
-            "domain/transitions.py",
-            "ingestion/signature.py",
-            "ingestion/webhook.py",
-            "ingestion/service.py",
-            "outbox/outbox.py",
+            "tests/unit/domain/test_transitions.py",
+            "tests/unit/domain/test_silent_update.py",
+            "tests/unit/domain/test_failed_repairs_and_replacement.py",
+            "tests/integration/test_silent_update_condition.py",
+        ],
+    ),
+    "signature": (
+        ["ingestion/signature.py", "ingestion/webhook.py"],
+        [
+            "tests/unit/ingestion",
+            "tests/unit/domain/test_transitions.py",
+            "tests/integration/test_webhook_handler.py",
+        ],
+    ),
+    "ingestion": (
+        ["ingestion/service.py", "outbox/outbox.py"],
+        [
+            "tests/unit/ingestion/test_ordered_at.py",
+            "tests/integration/test_ingest_guarantees.py",
+            "tests/integration/test_webhook_handler.py",
+            "tests/integration/test_connection_store.py",
+            FAULT_MATRIX + "test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_least_once",
+            FAULT_MATRIX
+            + "test_eventbridge_partial_failure_is_not_acknowledged_and_the_retry_publishes_what_is_pending",
+        ],
+    ),
+    "store": (
+        [
             "adapters/dynamodb/connection_store.py",
             "adapters/dynamodb/connections.py",
             "adapters/dynamodb/events.py",
             "adapters/dynamodb/errors.py",
         ],
         [
-            "tests/unit/ingestion/test_signature.py",
-            "tests/unit/domain/test_transitions.py",
-            "tests/unit/domain/test_silent_update.py",
-            "tests/unit/domain/test_failed_repairs_and_replacement.py",
-            "tests/integration/test_silent_update_condition.py",
             "tests/integration/test_connection_store.py",
+            "tests/integration/test_silent_update_condition.py",
             "tests/integration/test_ingest_guarantees.py",
-            "tests/integration/test_webhook_handler.py",
-            "tests/integration/test_connection_replacement_flow.py",
-            "tests/reliability/test_fault_matrix.py",
-            "tests/contract/test_alarm_metrics.py",
+            FAULT_MATRIX + "test_store_faults_on_ingest_write_nothing_and_the_retry_applies_once",
+            FAULT_MATRIX + "test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_least_once",
         ],
     ),
     "notify": (
-        [
-            "notify/service.py",
-            "notify/policy.py",
-            "notify/schedule.py",
-            "notify/compose.py",
-            "adapters/dynamodb/notifications.py",
-        ],
+        ["notify/service.py", "notify/policy.py", "notify/schedule.py", "notify/compose.py"],
         [
             "tests/unit/notify/test_notification_policy.py",
             "tests/integration/test_notifier.py",
-            "tests/integration/test_notifier_handler.py",
             "tests/integration/test_notifier_races.py",
+            "tests/integration/test_notifier_handler.py",
+        ],
+    ),
+    "notify-store": (
+        ["adapters/dynamodb/notifications.py"],
+        [
             "tests/integration/test_notification_store.py",
-            "tests/reliability/test_fault_matrix.py",
+            "tests/integration/test_notifier.py",
+            "tests/integration/test_notifier_races.py",
+            FAULT_MATRIX + "test_a_throttled_send_releases_the_claim_and_the_retry_sends_exactly_one_message",
         ],
     ),
     "repair": (
@@ -225,26 +248,49 @@ def report(results: dict[str, object]) -> None:
     print(f"time: {timing}; survivors by name in {RESULTS.relative_to(ROOT)}, explained in docs/mutation.md")
 
 
+def survivors_of(group: str) -> list[str]:
+    root = STAGE / group / "mutants" / "src" / "connection_repair"
+    return [name for module in GROUPS[group][0] for name in summary(root / f"{module}.meta")["survivors"]]
+
+
+def show(group: str) -> None:
+    """Each survivor of ``group``'s last run with the lines its mutation changed."""
+    for name in survivors_of(group):
+        shown = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
+            [sys.executable, "-m", "mutmut", "show", name],
+            cwd=STAGE / group,
+            env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        changed = [
+            line.strip()
+            for line in shown.stdout.splitlines()
+            if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
+        ]
+        print(f"{name}: {' | '.join(changed)}")
+
+
 def main() -> None:
     """Group names: run only those groups (the others' results are read from their last run). ``--resume``: go on
     with an interrupted run. ``--report``: read the last run's results again. ``--survivors``: after adding tests,
-    test again only the last run's survivors."""
+    test again only the last run's survivors. ``--show``: print the last run's survivors with what each changed."""
     arguments = sys.argv[1:]
     seconds: dict[str, float] = {}
     if RESULTS.exists():
         seconds = {k: float(v) for k, v in json.loads(RESULTS.read_text()).get("seconds", {}).items()}
     groups = [name for name in arguments if name in GROUPS] or list(GROUPS)
+    if "--show" in arguments:
+        for group in groups:
+            show(group)
+        return
     if "--survivors" in arguments:
         for group in groups:
-            root = STAGE / group
-            survivors = [
-                name
-                for module in GROUPS[group][0]
-                for name in summary(root / "mutants" / "src" / "connection_repair" / f"{module}.meta")["survivors"]
-            ]
+            survivors = survivors_of(group)
             if survivors:
-                refresh_tests(root)
-                run_mutmut(root, survivors)
+                refresh_tests(STAGE / group)
+                run_mutmut(STAGE / group, survivors)
     elif "--report" not in arguments:
         for group in groups:
             started = time.monotonic()

@@ -295,3 +295,11 @@ def test_a_superseded_connection_stays_quiet_when_meld_reports_it_broken_or_dele
         assert transition.connection.episode_id is None
         assert transition.downstream == []
         retired = transition.connection
+
+
+def test_a_completion_stamped_at_the_instant_of_the_attempt_is_not_its_verdict():
+    # The token is handed out at minute 10; a completion stamped that very instant cannot be the customer's use of it.
+    same_instant = completed(attempted(broken(), 10), 10)
+    assert (same_instant.failed_repairs, same_instant.repair_pending) == (0, True)
+    a_moment_later = completed(attempted(broken(), 10), 11)
+    assert (a_moment_later.failed_repairs, a_moment_later.repair_pending) == (1, False)

@@ -219,3 +219,37 @@ def test_an_episode_nobody_could_be_told_about_is_announced_once_its_customer_is
     # Once known, a later event announces nothing more
     again = apply_change(transition.connection, change, event_id="evt-3", event_time=later, new_episode_id="unused")
     assert again.downstream == []
+
+
+def test_an_ended_episode_leaves_nothing_of_itself_on_the_connection():
+    opened = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0, external_customer_id="cust-1").connection
+    attempted = opened.model_copy(update={"repair_attempts": 2})
+    ended = step(attempted, "ACTIVE", minutes=5).connection
+    assert (ended.episode_id, ended.episode_action, ended.attention_since, ended.repair_attempts) == (
+        None,
+        None,
+        None,
+        0,
+    )
+
+
+def test_what_meld_says_of_the_connection_is_kept_and_what_it_leaves_out_is_not_erased():
+    first = step(None, "ACTIVE", minutes=0, customer_id="meld-cust-1", institution_id="inst-1").connection
+    assert (first.customer_id, first.institution_id) == ("meld-cust-1", "inst-1")
+    quiet = step(first, "ACTIVE", minutes=1).connection  # an event without them keeps them
+    assert (quiet.customer_id, quiet.institution_id) == ("meld-cust-1", "inst-1")
+    moved = step(quiet, "ACTIVE", minutes=2, customer_id="meld-cust-2", institution_id="inst-2").connection
+    assert (moved.customer_id, moved.institution_id) == ("meld-cust-2", "inst-2")
+    # The silent path sets the same fields
+    silent = silent_update(
+        change("ACTIVE", customer_id="meld-cust-2", institution_id="inst-2"), event_id="evt-2", event_time=T0
+    )
+    assert (silent.fields["customer_id"], silent.fields["institution_id"]) == ("meld-cust-2", "inst-2")
+
+
+def test_a_customer_learned_as_the_episode_ends_is_on_the_end_of_the_episode():
+    unattributed = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
+    transition = step(unattributed, "ACTIVE", minutes=5, external_customer_id="cust-1")
+    [ended] = transition.downstream
+    assert isinstance(ended, ConnectionRepaired)
+    assert (ended.external_customer_id, ended.episode_id) == ("cust-1", "episode-0")
