@@ -50,7 +50,7 @@ def parse_timestamp(value: str) -> datetime:
         number = int(text)
         seconds = number / 1000 if number > 10**11 else number
         return datetime.fromtimestamp(seconds, tz=UTC)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
