@@ -33,7 +33,7 @@ from connection_repair.ingestion.service import (
 from connection_repair.ingestion.webhook import InvalidWebhook
 from connection_repair.outbox.outbox import DeliveryInProgress
 from local.aws_resources import LocalResources
-from local.make_events import LOCAL_WEBHOOK_SECRET
+from local.make_events import LOCAL_WEBHOOK_SECRET, envelope
 from tests.support import signed_delivery, status_change
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -45,6 +45,7 @@ def make_ingestor(
     *,
     now: datetime = NOW,
     publisher: EventBridgePublisher | None = None,
+    max_failed_repairs: int = 3,
 ) -> WebhookIngestor:
     def directory() -> MeldConnectionDirectory:
         transport = meld or httpx.MockTransport(lambda request: httpx.Response(500))
@@ -61,6 +62,7 @@ def make_ingestor(
         directory=directory,
         clock=lambda: now,
         sleep=lambda seconds: None,
+        max_failed_repairs=max_failed_repairs,
     )
 
 
@@ -478,3 +480,30 @@ def test_an_episode_opened_before_its_customer_was_known_is_announced_when_they_
         unattributed["detail"]["episodeId"],
         "customer-1",
     )
+
+
+def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new_connection(aws):
+    ingestor = make_ingestor(aws, max_failed_repairs=1)
+    broken = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    ingestor.receive(signed_delivery(broken, now=NOW))
+    # The Repair API handed out a token at 11:10
+    connections = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
+    current = connections.get_connection("conn-1")
+    assert current is not None
+    attempted = current.model_copy(
+        update={
+            "repair_attempts": 1,
+            "last_repair_at": datetime(2026, 11, 25, 11, 10, tzinfo=UTC),
+            "repair_pending": True,
+            "version": current.version + 1,
+        }
+    )
+    connections.save_connection(attempted, expected_version=current.version)
+
+    # The customer finished the widget at 11:15 and the connection is still broken: one failed repair, the limit
+    completed = envelope(
+        "BANK_LINKING_CONNECTION_COMPLETED", "evt-2", "2026-11-25T11:15:00Z", {"connectionId": "conn-1"}
+    )
+    ingestor.receive(signed_delivery(completed, now=NOW))
+    state = connection_state(aws)
+    assert (state["failedRepairs"], state["action"]) == ("1", "START_NEW_CONNECTION")
