@@ -12,9 +12,10 @@ from botocore.exceptions import ClientError
 
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
+from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection
-from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
 from connection_repair.domain.status_policy import Action
 from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import StoredEvent
@@ -242,3 +243,32 @@ def test_writing_a_connection_leaves_attributes_this_version_does_not_know(
     assert "institutionName" not in item  # a field this version knows, without a value: removed, as a put would
     assert (item["status"], item["version"]) == ({"S": "RECONNECT_REQUIRED"}, {"N": "3"})
     assert connections.get_connection("conn-1") == renamed.model_copy(update={"version": 3})
+
+
+def test_an_event_stored_twice_is_a_duplicate_named_by_its_id_whether_or_not_it_carries_a_connection(
+    store: DynamoDBConnectionStore,
+) -> None:
+    event = StoredEvent(
+        event_id="evt-dup",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=NOW,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+    )
+    store.save_event(event, lease_until=NOW, connection=connection("conn-1"), expected_version=None)
+    with pytest.raises(DuplicateEvent, match=r"^evt-dup$"):
+        store.save_event(event, lease_until=NOW, connection=connection("conn-1", version=2), expected_version=1)
+    with pytest.raises(DuplicateEvent, match=r"^evt-dup$"):
+        store.save_event(event, lease_until=NOW)
+
+
+def test_the_outbox_store_alone_reads_takes_and_clears_an_outbox(aws: LocalResources) -> None:
+    writer = DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
+    event = pending_event(writer, lease_until=NOW - timedelta(seconds=1))
+    outbox = DynamoDBOutboxStore(boto3.client("dynamodb"), aws.table_name)
+    assert outbox.get_event("evt-1") == event
+    assert outbox.claim_pending("evt-1", now=NOW, lease_until=NOW + timedelta(seconds=30)) == event.pending
+    outbox.clear_pending("evt-1")
+    assert outbox.get_event("evt-1").pending == []  # type: ignore[union-attr]

@@ -507,3 +507,27 @@ def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new
     ingestor.receive(signed_delivery(completed, now=NOW))
     state = connection_state(aws)
     assert (state["failedRepairs"], state["action"]) == ("1", "START_NEW_CONNECTION")
+
+
+def test_a_silent_update_moves_the_order_so_an_event_older_than_it_is_stale(aws):
+    ingestor = make_ingestor(aws)
+    ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
+    # A newer event that changes nothing downstream: written by the silent path
+    assert ingestor.receive(
+        signed_delivery(status_change("evt-3", "2026-11-25T11:10:00Z", "ACTIVE"), now=NOW)
+    ).outcome == (IngestOutcome.ACCEPTED)
+    assert connection_state(aws)["lastEventKey"] == "2026-11-25T11:10:00.000000Z#evt-3"
+    # One stamped between the two arrives late: older than what the connection reflects
+    late = status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE")
+    assert ingestor.receive(signed_delivery(late, now=NOW)).outcome == IngestOutcome.STALE
+
+
+def test_a_customer_named_by_a_silent_update_lists_the_connection_under_them(aws):
+    ingestor = make_ingestor(aws, httpx.MockTransport(lambda request: httpx.Response(404, json={"code": "NOT_FOUND"})))
+    first = status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE", external_customer_id=None)
+    ingestor.receive(signed_delivery(first, now=NOW))
+    connections = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
+    assert connections.list_connections("customer-1") == []
+    named = status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE")
+    assert ingestor.receive(signed_delivery(named, now=NOW)).published == 0  # silent: nothing to announce
+    assert [c.connection_id for c in connections.list_connections("customer-1")] == ["conn-1"]
