@@ -14,9 +14,10 @@ from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnect
 from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
-from connection_repair.domain.connection import Connection
+from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
 from connection_repair.domain.status_policy import Action
+from connection_repair.domain.transitions import silent_update
 from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import StoredEvent
 from local.aws_resources import LocalResources
@@ -272,3 +273,32 @@ def test_the_outbox_store_alone_reads_takes_and_clears_an_outbox(aws: LocalResou
     assert outbox.claim_pending("evt-1", now=NOW, lease_until=NOW + timedelta(seconds=30)) == event.pending
     outbox.clear_pending("evt-1")
     assert outbox.get_event("evt-1").pending == []  # type: ignore[union-attr]
+
+
+def test_a_stored_event_expires_its_retention_after_it_was_received(store: DynamoDBConnectionStore) -> None:
+    event = pending_event(store, lease_until=NOW)
+    item = store._client.get_item(TableName=store._table, Key={"pk": {"S": "EVENT#evt-1"}, "sk": {"S": "EVENT"}})
+    assert item["Item"]["expiresAt"] == {"N": str(int((event.received_at + timedelta(days=90)).timestamp()))}
+
+
+def test_a_silent_update_needs_its_connection_and_is_a_duplicate_the_second_time(
+    store: DynamoDBConnectionStore, connections: DynamoDBCustomerConnections
+) -> None:
+    connections.save_connection(connection("conn-1"), expected_version=None)
+    event = StoredEvent(
+        event_id="evt-silent",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=NOW,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+    )
+    change = silent_update(
+        ConnectionChange(connection_id="conn-1", status="ACTIVE"), event_id="evt-silent", event_time=NOW
+    )
+    store.save_silent_update(event, change)
+    with pytest.raises(DuplicateEvent, match=r"^evt-silent$"):
+        store.save_silent_update(event, change)
+    with pytest.raises(ValueError, match=r"^a silent update needs the event's connection$"):
+        store.save_silent_update(event.model_copy(update={"connection_id": None}), change)

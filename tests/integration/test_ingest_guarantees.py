@@ -531,3 +531,13 @@ def test_a_customer_named_by_a_silent_update_lists_the_connection_under_them(aws
     named = status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE")
     assert ingestor.receive(signed_delivery(named, now=NOW)).published == 0  # silent: nothing to announce
     assert [c.connection_id for c in connections.list_connections("customer-1")] == ["conn-1"]
+
+
+def test_a_completion_makes_a_connection_in_progress_active_and_never_silently(aws):
+    ingestor = make_ingestor(aws)
+    ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "IN_PROGRESS"), now=NOW))
+    completed = envelope(
+        "BANK_LINKING_CONNECTION_COMPLETED", "evt-2", "2026-11-25T11:05:00Z", {"connectionId": "conn-1"}
+    )
+    assert ingestor.receive(signed_delivery(completed, now=NOW)).outcome == IngestOutcome.ACCEPTED
+    assert connection_state(aws)["status"] == "ACTIVE"
