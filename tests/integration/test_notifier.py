@@ -618,3 +618,97 @@ def test_a_sweep_running_out_of_time_starts_no_delivery_and_leaves_the_rest_due(
         "customer1@example.com",
         "customer2@example.com",
     ]
+
+
+def test_counts_are_of_every_message_not_of_every_kind(rig: NotifierRig) -> None:
+    # Two of one customer's connections in one digest; everything said twice is counted twice
+    rig.preferences(opted_out=True)
+    for number in (1, 2):
+        rig.notifier.on_needs_attention(attention(rig.connection(f"conn-{number}", episode_id=f"ep-{number}")))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().suppressed == {Suppressed.OPTED_OUT: 2}
+
+
+def test_deferrals_are_counted_per_message(rig: NotifierRig) -> None:
+    rig.preferences(quiet=(time(0, 0), time(23, 59)))
+    for number in (1, 2):
+        rig.notifier.on_needs_attention(attention(rig.connection(f"conn-{number}", episode_id=f"ep-{number}")))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().deferred == {"QUIET_HOURS": 2}
+
+
+def test_two_connections_of_one_digest_in_a_transient_outage_are_both_deferred(rig: NotifierRig) -> None:
+    rig.preferences()
+    for number in (1, 2):
+        rig.notifier.on_needs_attention(attention(rig.connection(f"conn-{number}", episode_id=f"ep-{number}")))
+        rig.connection(
+            f"conn-{number}",
+            episode_id=f"ep-{number}",
+            status="DEGRADED",
+            reason="INSTITUTION_CURRENTLY_UNAVAILABLE",
+            action=Action.WAIT,
+        )
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().deferred == {"TRANSIENT_OUTAGE": 2}
+
+
+def test_an_episode_without_a_customer_or_with_nothing_to_do_is_suppressed_once(rig: NotifierRig) -> None:
+    nobody = rig.connection(customer=None)  # type: ignore[arg-type]
+    assert rig.notifier.on_needs_attention(attention(nobody)).suppressed == {Suppressed.NO_CUSTOMER: 1}
+    waiting = rig.connection(status="DEGRADED", reason="INSTITUTION_CURRENTLY_UNAVAILABLE", action=Action.WAIT)
+    assert rig.notifier.on_needs_attention(attention(waiting, action=Action.WAIT)).suppressed == {
+        Suppressed.TRANSIENT: 1
+    }
+
+
+def test_the_episode_kept_for_support_says_which_bank_and_what_it_was(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection(institution="Chase")))
+    kept = rig.episode()
+    assert kept is not None
+    assert (kept.institution_id, kept.institution_name, kept.status, kept.status_reason) == (
+        "inst-chase",
+        "Chase",
+        "RECONNECT_REQUIRED",
+        "LOGIN_REQUIRED",
+    )
+
+
+def test_the_message_says_what_is_true_when_it_is_sent_not_when_the_episode_opened(rig: NotifierRig) -> None:
+    rig.preferences()
+    # The episode opened because the bank wanted the customer to accept new terms ...
+    opened = rig.connection(status="DEGRADED", reason="INSTITUTION_ACTION_REQUIRED")
+    rig.notifier.on_needs_attention(attention(opened))
+    # ... and by the time the message goes out, the customer has to sign in again
+    rig.connection(status="RECONNECT_REQUIRED", reason="LOGIN_REQUIRED")
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep().messages_sent == 1
+    [email] = sent_emails()
+    assert "sign in again" in email.body
+    assert "accept new terms" not in email.body
+
+
+def test_a_deployment_without_email_does_not_choose_email_for_a_customer(rig: NotifierRig) -> None:
+    from connection_repair.notify.compose import MessageComposer
+    from connection_repair.notify.service import Notifier
+
+    sms_only = Notifier(
+        connections=rig.connections,
+        preferences=rig.preferences_store,
+        store=rig.store,
+        channels={Channel.SMS: rig.channels[Channel.SMS]},
+        composer=MessageComposer("https://app.example.com/connections/{connectionId}/reconnect"),
+        clock=rig.clock,
+    )
+    rig.preferences(channels=(Channel.EMAIL,))  # the customer chose email only
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    outcome = sms_only.sweep()
+    assert (outcome.failures, outcome.suppressed) == (0, {Suppressed.NO_CONTACT: 1})
+
+
+def test_a_sweep_with_exactly_its_reserve_left_still_delivers(rig: NotifierRig) -> None:
+    rig.preferences()
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+    assert rig.notifier.sweep(remaining_seconds=lambda: 20.0).messages_sent == 1

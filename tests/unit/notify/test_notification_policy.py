@@ -366,3 +366,15 @@ def test_an_sms_digest_shows_one_bank_when_only_one_fits_and_uses_the_segment_to
     exact = COMPOSER.compose([notice(bank=name, episode="a"), notice(bank="Citi", episode="b")]).sms
     assert len(exact) == SMS_SEGMENT
     assert exact == f"{start}{name}, Citi). {link}"
+
+
+def test_a_plan_that_defers_or_sends_still_suppresses_what_it_must():
+    transient = notice(action=Action.WAIT, episode="ep-wait")
+    wanted = notice()
+    quiet = prefs(quietHours={"start": "00:00", "end": "23:59"})
+    deferred = plan_delivery([transient, wanted], quiet, last_sent_at=None, now=T0, min_interval=DAY)
+    assert (deferred.suppress, deferred.defer) == ([(transient, Suppressed.TRANSIENT)], [wanted])
+    capped = plan_delivery([transient, wanted], prefs(), last_sent_at=T0, now=T0, min_interval=DAY)
+    assert (capped.suppress, capped.defer) == ([(transient, Suppressed.TRANSIENT)], [wanted])
+    sent = plan_delivery([transient, wanted], prefs(), last_sent_at=None, now=T0, min_interval=DAY)
+    assert (sent.suppress, sent.send) == ([(transient, Suppressed.TRANSIENT)], [wanted])

@@ -97,7 +97,7 @@ class MessageComposer:
             text_parts += [heading, what_happened(notice), what_to_do(notice), self.link(notice), ""]
             html_parts.append(
                 f"<h3>{html.escape(heading)}</h3><p>{html.escape(what_happened(notice))}</p>"
-                f'<p>{html.escape(what_to_do(notice))} <a href="{html.escape(self.link(notice), quote=True)}">'
+                f'<p>{html.escape(what_to_do(notice))} <a href="{html.escape(self.link(notice))}">'
                 f"Reconnect {html.escape(heading)}</a></p>"
             )
         footer = (

@@ -27,7 +27,6 @@ class Outcome:
     # Episodes that ended: (resolution, seconds from episode start, reminders sent before the end).
     ended: list[tuple[str, float, int]] = field(default_factory=list)
     items_read: int = 0
-    customers: int = 0
     # Customers a sweep left for the next one: its time was running out.
     customers_left: int = 0
 
@@ -40,4 +39,3 @@ class Outcome:
         self.failures += other.failures
         self.ended.extend(other.ended)
         self.items_read += other.items_read
-        self.customers += other.customers

@@ -164,7 +164,7 @@ class Notifier:
     # Delivery ---------------------------------------------------------------------------------------------------
 
     def _deliver(self, customer: str, due: list[EpisodeNotice], now: datetime) -> Outcome:
-        outcome = Outcome(customers=1)
+        outcome = Outcome()
         preferences = self._preferences.get_preferences(customer)
         state = self._store.get_customer_state(customer)
         plan = plan_delivery(
