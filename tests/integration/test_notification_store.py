@@ -208,3 +208,32 @@ def test_a_claim_records_who_took_it_when_until_when_and_when_it_may_be_forgotte
     slot = item(store, customer_key(CUSTOMER))
     assert slot is not None
     assert (slot["lastSentAt"], slot["claimToken"]) == ({"S": utc_stamp(T0)}, {"S": "token-1"})
+
+
+def test_a_sent_message_is_recorded_as_sent_even_if_its_episode_closed_during_the_send(
+    store: DynamoDBNotificationStore,
+) -> None:
+    store.register_episode(notice())
+    claim(store, "token-1")
+    # Repaired while the message was on its way: the episode is closed before the send is marked
+    store.close_episode(CUSTOMER, "episode-1", resolution="REPAIRED", now=T0, connection_id="conn-1")
+    sent = notice().model_copy(update={"next_message": 1, "messages_sent": 1})
+    store.advance(notice(), sent, [MessageClaim("episode-1", 0)], T0, "SENT")
+    recorded = item(store, claim_key(CUSTOMER, "episode-1", 0))
+    assert recorded is not None
+    assert (recorded["state"], "leaseUntil" in recorded) == ({"S": "SENT"}, False)
+    episode = item(store, episode_key(CUSTOMER, "episode-1"))
+    assert episode is not None
+    assert (episode["closed"], episode["nextMessage"]) == ({"BOOL": True}, {"N": "0"})  # the closed episode untouched
+
+
+def test_marking_a_send_fails_loudly_on_anything_but_a_moved_on_episode(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    claim(store, "token-1")
+    throttled(store, "TransactWriteItems")
+    sent = notice().model_copy(update={"next_message": 1, "messages_sent": 1})
+    with pytest.raises(ClientError):
+        store.advance(notice(), sent, [MessageClaim("episode-1", 0)], T0, "SENT")
+    recorded = item(store, claim_key(CUSTOMER, "episode-1", 0))
+    assert recorded is not None
+    assert recorded["state"] == {"S": "CLAIMED"}
