@@ -57,5 +57,17 @@ def test_other_errors_are_not_retried():
 
 
 def test_at_least_one_attempt_is_asked_for():
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"^attempts must be at least 1$"):
         retry_on_conflict(1, read=lambda: 2, attempt=lambda state: state, conflict=ConcurrentUpdate, attempts=0)
+
+
+def test_one_attempt_is_one_attempt_and_its_conflict_is_raised():
+    seen: list[int] = []
+
+    def attempt(state: int) -> int:
+        seen.append(state)
+        raise ConcurrentUpdate("lost once")
+
+    with pytest.raises(ConcurrentUpdate, match=r"^lost once$"):
+        retry_on_conflict(1, read=lambda: 2, attempt=attempt, conflict=ConcurrentUpdate, attempts=1)
+    assert seen == [1]
