@@ -674,18 +674,32 @@ def test_the_episode_kept_for_support_says_which_bank_and_what_it_was(rig: Notif
     )
 
 
-def test_the_message_says_what_is_true_when_it_is_sent_not_when_the_episode_opened(rig: NotifierRig) -> None:
+@pytest.mark.parametrize(
+    ("opened", "now", "said", "not_said"),
+    [
+        # The status changed (the reason did not): kept failing -> sign in again
+        (("UNRECOVERABLE", None), ("RECONNECT_REQUIRED", None), "sign in again", "kept failing"),
+        # The reason changed (the status did not): new terms -> confirm every update
+        (
+            ("DEGRADED", "INSTITUTION_ACTION_REQUIRED"),
+            ("DEGRADED", "INTERACTIVE_REFRESH"),
+            "confirm every update",
+            "accept new terms",
+        ),
+    ],
+    ids=["status", "reason"],
+)
+def test_the_message_says_what_is_true_when_it_is_sent_not_when_the_episode_opened(
+    rig: NotifierRig, opened: tuple[str, str | None], now: tuple[str, str | None], said: str, not_said: str
+) -> None:
     rig.preferences()
-    # The episode opened because the bank wanted the customer to accept new terms ...
-    opened = rig.connection(status="DEGRADED", reason="INSTITUTION_ACTION_REQUIRED")
-    rig.notifier.on_needs_attention(attention(opened))
-    # ... and by the time the message goes out, the customer has to sign in again
-    rig.connection(status="RECONNECT_REQUIRED", reason="LOGIN_REQUIRED")
+    rig.notifier.on_needs_attention(attention(rig.connection(status=opened[0], reason=opened[1])))
+    rig.connection(status=now[0], reason=now[1])  # the same episode, in other words by the time of the send
     rig.clock.at(T0 + AFTER_WINDOW)
     assert rig.notifier.sweep().messages_sent == 1
     [email] = sent_emails()
-    assert "sign in again" in email.body
-    assert "accept new terms" not in email.body
+    assert said in email.body
+    assert not_said not in email.body
 
 
 def test_a_deployment_without_email_does_not_choose_email_for_a_customer(rig: NotifierRig) -> None:
