@@ -237,3 +237,13 @@ def test_marking_a_send_fails_loudly_on_anything_but_a_moved_on_episode(store: D
     recorded = item(store, claim_key(CUSTOMER, "episode-1", 0))
     assert recorded is not None
     assert recorded["state"] == {"S": "CLAIMED"}
+
+
+def test_an_episode_is_registered_once_and_forgotten_its_retention_after_it_began(
+    store: DynamoDBNotificationStore,
+) -> None:
+    assert store.register_episode(notice()) is True
+    assert store.register_episode(notice()) is False
+    kept = item(store, episode_key(CUSTOMER, "episode-1"))
+    assert kept is not None
+    assert kept["expiresAt"] == {"N": str(int((notice().attention_since + timedelta(days=180)).timestamp()))}
