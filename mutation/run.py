@@ -136,7 +136,7 @@ pytest_add_cli_args_test_selection = {tests}
 do_not_mutate_patterns = {skip_lines}
 use_git_change_detection = false
 # A mutant that mypy --strict rejects cannot pass `make test`: it is caught before any test runs.
-type_check_command = ["mypy", "--output", "json"]
+type_check_command = {type_check}
 
 [tool.mypy]
 python_version = "3.12"
@@ -165,6 +165,8 @@ def stage(group: str) -> Path:
             also_copy=json.dumps(ALSO_COPY),
             tests=json.dumps(tests),
             skip_lines=json.dumps(SKIP_LINES),
+            # This interpreter's mypy: `make mutation` does not put the virtualenv on PATH.
+            type_check=json.dumps([sys.executable, "-m", "mypy", "--output", "json"]),
         )
     )
     return root

@@ -247,3 +247,14 @@ def test_an_episode_is_registered_once_and_forgotten_its_retention_after_it_bega
     kept = item(store, episode_key(CUSTOMER, "episode-1"))
     assert kept is not None
     assert kept["expiresAt"] == {"N": str(int((notice().attention_since + timedelta(days=180)).timestamp()))}
+
+
+def test_a_customers_open_episodes_are_read_across_pages(store: DynamoDBNotificationStore) -> None:
+    for number in range(5):
+        store.register_episode(notice(f"episode-{number}"))
+
+    def small_pages(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = 2  # DynamoDB ends a page at 1 MB; a small limit on the wire stands for that
+
+    store._client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
+    assert sorted(n.episode_id for n in store.customer_episodes(CUSTOMER)) == [f"episode-{n}" for n in range(5)]
