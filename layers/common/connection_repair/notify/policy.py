@@ -1,4 +1,8 @@
-"""Who is told what, and when: suppression, the daily cap, quiet hours and the plan for one customer's due messages."""
+"""Who is told what, and when: suppression, the daily cap, quiet hours and the plan for one customer's due messages.
+
+Per customer: everything due at once goes out as one message (a digest), at most one message per 24 h, never in the
+customer's quiet hours, never after opt-out and never to a contact that is not on file.
+"""
 
 from __future__ import annotations
 

@@ -4,11 +4,9 @@ An episode (docs/decisions.md §8) gets at most one first message and ``len(remi
 default, after 1 and 3 days). Messages are numbered per episode (0 = first, 1.. = reminders) and each (episode,
 number) is claimed with a conditional write before it is sent, so duplicates and concurrent invocations send once.
 
-Per customer: everything due at once goes out as one message (a digest), at most one message per 24 h, never in the
-customer's quiet hours, never after opt-out and never to a contact that is not on file. Right before a send the
-connection is read again: an episode that ended (repaired, deleted, replaced) is closed instead of announced.
-
-The pure parts (schedule, quiet hours, cap, plan, composition) are functions; ``Notifier`` wires them to the ports.
+Right before a send the connection is read again: an episode that ended (repaired, deleted, replaced) is closed
+instead of announced. The pure parts (schedule, policy, composition) live beside it; ``Notifier`` wires them to the
+ports.
 """
 
 from __future__ import annotations
@@ -67,8 +65,6 @@ class Notifier:
         self._clock = clock
         self._new_token = new_token
 
-    # Entry points -------------------------------------------------------------------------------------------
-
     def on_needs_attention(self, event: ConnectionNeedsAttention) -> Outcome:
         """Register the episode's messages and send whatever of the customer's is due now (raise if that fails)."""
         outcome = Outcome()
@@ -126,12 +122,8 @@ class Notifier:
         return outcome
 
     def sweep(self, *, max_items: int | None = None, remaining_seconds: Callable[[], float] | None = None) -> Outcome:
-        """Send everything due (the sparse index holds only due-or-future messages; we read only the due ones).
-
-        ``remaining_seconds`` is the invocation's time left: no customer's delivery starts with less than
-        ``SWEEP_RESERVE`` of it, since a timeout mid-send would leave a claim that counts as sent. What is left stays
-        due for the next sweep.
-        """
+        """Send everything due (read from the sparse due index). No customer's delivery starts with less than
+        ``SWEEP_RESERVE`` of ``remaining_seconds`` left (a timeout mid-send loses the message); the rest stays due."""
         now = self._clock()
         outcome = Outcome()
         due = self._store.due_episodes(now, limit=max_items or self._policy.sweep_max_items)
@@ -160,8 +152,6 @@ class Notifier:
                 self._store.defer(notice, now)
             except Exception:
                 logger.exception("Could not re-key a failed message", episode_id=notice.episode_id)
-
-    # Delivery ---------------------------------------------------------------------------------------------------
 
     def _deliver(self, customer: str, due: list[EpisodeNotice], now: datetime) -> Outcome:
         outcome = Outcome()
