@@ -1,5 +1,6 @@
 """Repair API: warm p50 of POST /connections/{id}/repair through the real handler vs its floor, the same DynamoDB
-reads and writes done with bare boto3 (a consistent GetItem, a conditional PutItem) plus one bare httpx POST to the
+reads and writes done with bare boto3 (a consistent GetItem, a conditional UpdateItem of the connection's attributes,
+as every connection write is: docs/decisions.md §4) plus one bare httpx POST to the
 same Meld stand-in; both on moto in-process and an httpx MockTransport, interleaved in one run. Target: ratio <= 1.3.
 
 Run: `make bench-repair` (or `.venv/bin/python -m bench.bench_repair`).
@@ -47,7 +48,7 @@ def main() -> Comparison:
     with mock_aws():
         resources = create_resources()
         os.environ.update(TABLE_NAME=resources.table_name, MELD_API_KEY="bench", MELD_API_BASE_URL="https://meld.bench")
-        from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections, connection_item
+        from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections, connection_update
         from connection_repair.adapters.dynamodb.keys import connection_key
         from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
         from connection_repair.adapters.meld.client import MeldClient
@@ -104,12 +105,7 @@ def main() -> Comparison:
                 version=version + 1,
                 **{key: value for key, value in broken.items() if key != "version"},  # type: ignore[arg-type]
             )
-            dynamodb.put_item(
-                TableName=resources.table_name,
-                Item=connection_item(updated),
-                ConditionExpression="version = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(version)}},
-            )
+            dynamodb.update_item(TableName=resources.table_name, **connection_update(updated, version))
             floor_version[0] = version + 1
 
         # Lambda writes logs and metrics to stdout; here they go to memory, for the subject as in Lambda.
