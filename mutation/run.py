@@ -70,6 +70,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "adapters/dynamodb/connections.py",
             "adapters/dynamodb/events.py",
             "adapters/dynamodb/errors.py",
+            "platform/aws.py",
         ],
         [
             "tests/integration/test_connection_store.py",

@@ -39,6 +39,20 @@ def connection(connection_id: str, customer: str = "customer-1", version: int = 
     return Connection(connection_id=connection_id, external_customer_id=customer, status="ACTIVE", version=version)
 
 
+def status_event(event_id: str, *, at: datetime = NOW, pending: list[Any] | None = None) -> StoredEvent:
+    """A status change of conn-1 as ingestion stores it, received at NOW."""
+    return StoredEvent(
+        event_id=event_id,
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=at,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+        pending=pending or [],
+    )
+
+
 def pages_of(connections: DynamoDBCustomerConnections, size: int) -> None:
     """DynamoDB ends a query's page at 1 MB; a Limit set on the wire stands for that here."""
 
@@ -99,16 +113,7 @@ def pending_event(store: DynamoDBConnectionStore, lease_until: datetime) -> Stor
         event_time=NOW,
         attention_since=NOW,
     )
-    event = StoredEvent(
-        event_id="evt-1",
-        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
-        event_time=NOW,
-        connection_id="conn-1",
-        received_at=NOW,
-        retry_count=0,
-        raw_body="{}",
-        pending=[announced],
-    )
+    event = status_event("evt-1", pending=[announced])
     store.save_event(event, lease_until=lease_until)
     return event
 
@@ -189,15 +194,7 @@ def test_a_connections_events_are_listed_in_time_order_whatever_offset_and_preci
     }
     for event_id, stamp in stamps.items():
         store.save_event(
-            StoredEvent(
-                event_id=event_id,
-                event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
-                event_time=stamp,
-                connection_id="conn-1",
-                received_at=NOW,
-                retry_count=0,
-                raw_body="{}",
-            ),
+            status_event(event_id, at=stamp),
             lease_until=NOW,
         )
     history = store._client.query(
@@ -228,15 +225,7 @@ def test_writing_a_connection_leaves_attributes_this_version_does_not_know(
     # This version writes the connection, by both write paths (the Repair API's and ingestion's)
     renamed = current.model_copy(update={"institution_name": None, "status": "RECONNECT_REQUIRED", "version": 2})
     connections.save_connection(renamed, expected_version=1)
-    event = StoredEvent(
-        event_id="evt-1",
-        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
-        event_time=NOW,
-        connection_id="conn-1",
-        received_at=NOW,
-        retry_count=0,
-        raw_body="{}",
-    )
+    event = status_event("evt-1")
     store.save_event(event, lease_until=NOW, connection=renamed.model_copy(update={"version": 3}), expected_version=2)
 
     item = store._client.get_item(TableName=store._table, Key=key)["Item"]
@@ -249,15 +238,7 @@ def test_writing_a_connection_leaves_attributes_this_version_does_not_know(
 def test_an_event_stored_twice_is_a_duplicate_named_by_its_id_whether_or_not_it_carries_a_connection(
     store: DynamoDBConnectionStore,
 ) -> None:
-    event = StoredEvent(
-        event_id="evt-dup",
-        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
-        event_time=NOW,
-        connection_id="conn-1",
-        received_at=NOW,
-        retry_count=0,
-        raw_body="{}",
-    )
+    event = status_event("evt-dup")
     store.save_event(event, lease_until=NOW, connection=connection("conn-1"), expected_version=None)
     with pytest.raises(DuplicateEvent, match=r"^evt-dup$"):
         store.save_event(event, lease_until=NOW, connection=connection("conn-1", version=2), expected_version=1)
@@ -285,15 +266,7 @@ def test_a_silent_update_needs_its_connection_and_is_a_duplicate_the_second_time
     store: DynamoDBConnectionStore, connections: DynamoDBCustomerConnections
 ) -> None:
     connections.save_connection(connection("conn-1"), expected_version=None)
-    event = StoredEvent(
-        event_id="evt-silent",
-        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
-        event_time=NOW,
-        connection_id="conn-1",
-        received_at=NOW,
-        retry_count=0,
-        raw_body="{}",
-    )
+    event = status_event("evt-silent")
     change = silent_update(
         ConnectionChange(connection_id="conn-1", status="ACTIVE"), event_id="evt-silent", event_time=NOW
     )

@@ -161,7 +161,8 @@ def apply_change(
     elif base.external_customer_id is None and updated.external_customer_id is not None:
         # The episode opened before anyone knew whose connection this is, so nobody was told: announce it now.
         announced = _open_episode(updated, common)
-        downstream += [announced] if announced else []
+        if announced is not None:
+            downstream.append(announced)
     return Transition(connection=updated, downstream=downstream)
 
 

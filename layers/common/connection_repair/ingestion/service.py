@@ -123,7 +123,8 @@ class WebhookIngestor:
         webhook = parse_webhook(delivery.raw_body)
         change = connection_change(webhook) if webhook.event_type in EventType.CONNECTION_STATE else None
         event_time = ordered_at(webhook.timestamp, received_at=now, tolerance_seconds=policy.tolerance_seconds)
-        if event_time != webhook.timestamp:
+        future_stamped = event_time != webhook.timestamp
+        if future_stamped:
             logger.warning(
                 "Event stamped in the future: ordered at its receipt",
                 event_id=webhook.event_id,
@@ -139,7 +140,7 @@ class WebhookIngestor:
             raw_body=stored_body(delivery.raw_body),
         )
         result = self._ingest(stored, change)
-        return replace(result, future_stamped=True) if event_time != webhook.timestamp else result
+        return replace(result, future_stamped=True) if future_stamped else result
 
     def _ingest(self, stored: StoredEvent, change: ConnectionChange | None) -> IngestResult:
         try:

@@ -1,6 +1,8 @@
-"""What an AWS error means to a caller: refused for load (retry later), or something else."""
+"""What an AWS error means to a caller: refused for load (retry later), a cancelled transaction's reasons."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -17,14 +19,19 @@ THROTTLING_CODES = frozenset(
 BUSY_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
+def cancellation_reasons(error: ClientError) -> list[dict[str, Any]] | None:
+    """Per-item reasons of a cancelled transaction, in request order; None for any other error."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    return reasons
+
+
 def is_throttled(error: BaseException) -> bool:
     """DynamoDB (or another AWS service) refused the request for load: the same request later will likely pass."""
     if not isinstance(error, ClientError):
         return False
-    code = error.response.get("Error", {}).get("Code")
-    if code in THROTTLING_CODES:
+    if error.response.get("Error", {}).get("Code") in THROTTLING_CODES:
         return True
-    if code == "TransactionCanceledException":
-        reasons = error.response.get("CancellationReasons", [])
-        return any(reason.get("Code") in BUSY_CANCELLATIONS for reason in reasons)
-    return False
+    reasons = cancellation_reasons(error) or []
+    return any(reason.get("Code") in BUSY_CANCELLATIONS for reason in reasons)

@@ -12,7 +12,7 @@ from connection_repair.adapters.dynamodb.connections import (
     connection_from_item,
     connection_update,
 )
-from connection_repair.adapters.dynamodb.errors import cancellation_reasons, failed_condition, is_conditional_failure
+from connection_repair.adapters.dynamodb.errors import failed_condition, is_conditional_failure
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore, event_item
 from connection_repair.adapters.dynamodb.keys import connection_key, customer_index, serialize
 from connection_repair.domain.connection import Connection
@@ -20,6 +20,7 @@ from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
 from connection_repair.domain.transitions import SilentUpdate
 from connection_repair.ingestion.ports import ExpectationUnmet
 from connection_repair.outbox.ports import StoredEvent
+from connection_repair.platform.aws import cancellation_reasons
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

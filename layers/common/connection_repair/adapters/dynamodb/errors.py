@@ -1,4 +1,7 @@
-"""What DynamoDB says when a conditional write or a transaction is refused: one reading for every store."""
+"""What DynamoDB says when a conditional write or a transaction is refused: one reading for every store.
+
+A cancelled transaction's reasons are read by ``platform.aws.cancellation_reasons``, which the handlers use too.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,6 @@ CONDITION_FAILED = "ConditionalCheckFailed"
 def is_conditional_failure(error: ClientError) -> bool:
     """A single-item write refused by its condition."""
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def cancellation_reasons(error: ClientError) -> list[dict[str, Any]] | None:
-    """Per-item reasons of a cancelled transaction, in request order; None for any other error."""
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return None
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    return reasons
 
 
 def failed_condition(reasons: list[dict[str, Any]], index: int) -> bool:

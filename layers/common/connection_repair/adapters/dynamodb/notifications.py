@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb.errors import cancellation_reasons, failed_condition, is_conditional_failure
+from connection_repair.adapters.dynamodb.errors import failed_condition, is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import customer_partition, from_item, serialize
 from connection_repair.notify.ports import ClaimConflict
 from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, MessageClaim
+from connection_repair.platform.aws import cancellation_reasons
 from connection_repair.platform.clock import utc_stamp
 
 if TYPE_CHECKING:
