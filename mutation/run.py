@@ -81,21 +81,25 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "notify": (
-        ["notify/service.py", "notify/policy.py", "notify/schedule.py", "notify/compose.py"],
+        ["notify/service.py", "notify/policy.py", "notify/schedule.py", "notify/compose.py", "notify/delivery.py"],
         [
             "tests/unit/notify/test_notification_policy.py",
             "tests/integration/test_notifier.py",
             "tests/integration/test_notifier_races.py",
             "tests/integration/test_notifier_handler.py",
+            "tests/integration/test_notifier_retries_and_backlog.py",
+            "tests/reliability/test_notifier_fault_matrix.py",
         ],
     ),
     "notify-store": (
-        ["adapters/dynamodb/notifications.py"],
+        ["adapters/dynamodb/notifications.py", "adapters/dynamodb/notification_items.py", "adapters/sending.py"],
         [
             "tests/integration/test_notification_store.py",
             "tests/integration/test_notifier.py",
             "tests/integration/test_notifier_races.py",
-            FAULT_MATRIX + "test_a_throttled_send_releases_the_claim_and_the_retry_sends_exactly_one_message",
+            "tests/integration/test_notifier_retries_and_backlog.py",
+            "tests/unit/adapters/test_sending.py",
+            "tests/reliability/test_notifier_fault_matrix.py",
         ],
     ),
     "repair": (

@@ -22,7 +22,7 @@ from connection_repair.domain.connection import Connection
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.compose import MessageComposer
 from connection_repair.notify.policy import NotificationPolicy
-from connection_repair.notify.ports import NotificationChannel
+from connection_repair.notify.ports import NotificationChannel, SendRefused
 from connection_repair.notify.records import EpisodeNotice, Message
 from connection_repair.notify.schedule import ReminderSchedule
 from connection_repair.notify.service import Notifier
@@ -47,7 +47,7 @@ class Clock:
 
 @dataclass
 class FlakyChannel:
-    """A channel that refuses the first ``failures`` sends, then passes them on."""
+    """A channel whose provider refuses the first ``failures`` sends for now (throttled), then passes them on."""
 
     inner: NotificationChannel
     failures: int = 1
@@ -56,7 +56,7 @@ class FlakyChannel:
     def send(self, address: str, message: Message) -> None:
         self.calls += 1
         if self.calls <= self.failures:
-            raise RuntimeError("provider refused the message")
+            raise SendRefused("Throttling", permanent=False)
         self.inner.send(address, message)
 
 

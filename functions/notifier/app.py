@@ -58,6 +58,7 @@ def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:
     if detail_type == SCHEDULED:
         outcome = notifier().sweep(remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
         metrics.add_metric(name="ReminderSweepItemsRead", unit=MetricUnit.Count, value=outcome.items_read)
+        metrics.add_metric(name="OldestDueMessageAge", unit=MetricUnit.Seconds, value=outcome.oldest_due_seconds)
         if outcome.customers_left:
             metrics.add_metric(name="SweepTruncated", unit=MetricUnit.Count, value=1)
         return outcome

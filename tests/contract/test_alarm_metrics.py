@@ -154,6 +154,18 @@ def notification_send_failures(request: pytest.FixtureRequest) -> None:
         notifier_app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
 
 
+def oldest_due_message_age(request: pytest.FixtureRequest) -> None:
+    # A message due since the episode broke, swept two days later (the notifier was down)
+    aws: LocalResources = request.getfixturevalue("aws")
+    rig = build_notifier(aws.table_name, Clock(BROKEN_AT))
+    request.getfixturevalue("monkeypatch").setattr(notifier_app, "notifier", lambda: rig.notifier)
+    rig.preferences("customer-123")
+    rig.connection("WQ5RitxnrnggqcT8noLoZN", customer="customer-123", episode_id=EPISODE_ID, since=BROKEN_AT)
+    notifier_app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
+    rig.clock.at(BROKEN_AT + timedelta(days=2))
+    assert notifier_app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 1
+
+
 FLOWS: dict[str, Flow] = {
     "WebhooksAccepted": webhooks_accepted,
     "WebhooksDuplicate": webhooks_duplicate,
@@ -166,6 +178,7 @@ FLOWS: dict[str, Flow] = {
     "RepairApiErrors": repair_api_errors,
     "MeldConfigurationErrors": meld_configuration_errors,
     "NotificationSendFailures": notification_send_failures,
+    "OldestDueMessageAge": oldest_due_message_age,
 }
 
 

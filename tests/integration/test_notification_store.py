@@ -14,14 +14,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb.notifications import (
-    DynamoDBNotificationStore,
+from connection_repair.adapters.dynamodb.notification_items import (
     claim_key,
     customer_key,
     due_key,
     due_partition,
     episode_key,
 )
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.platform.clock import utc_stamp

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from connection_repair.adapters.dynamodb.keys import preferences_key
-from connection_repair.adapters.dynamodb.notifications import claim_key, customer_key, episode_key
+from connection_repair.adapters.dynamodb.notification_items import claim_key, customer_key, episode_key
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.outcome import DeliveryFailed
 from connection_repair.notify.policy import Suppressed

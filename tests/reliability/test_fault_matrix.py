@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -26,8 +25,6 @@ from connection_repair.adapters.dynamodb.keys import connection_key
 from connection_repair.adapters.eventbridge import PUT_ATTEMPTS
 from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.gateway import MeldConnectGateway
-from connection_repair.notify.outcome import DeliveryFailed
-from connection_repair.preferences.model import Channel
 from connection_repair.repair.service import RepairService
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
@@ -35,7 +32,7 @@ from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
-from tests.notifier_support import T0, Clock, attention, build_notifier, sent_emails, sent_sms
+from tests.aws_faults import AwsFault, aws_error, scan, transaction_conflict
 from tests.repair_api_support import (
     CUSTOMER,
     MeldStandIn,
@@ -48,43 +45,6 @@ from tests.repair_api_support import (
 from tests.support import LambdaContext, signed_delivery, status_change
 
 # --- Injecting AWS faults ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class AwsFault:
-    """Answers the next ``times`` calls of ``operation`` on one boto3 client with an error (or a parsed reply)."""
-
-    client: Any
-    operation: str  # "dynamodb.TransactWriteItems"
-    reply: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
-    times: int = 1
-    skip: int = 0  # let this many calls through first
-    calls: int = 0
-    injected: int = 0
-
-    def __post_init__(self) -> None:
-        self.client.meta.events.register(f"before-call.{self.operation}", self)
-
-    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
-        self.calls += 1
-        if self.calls <= self.skip or self.injected >= self.times:
-            return None
-        self.injected += 1
-        status, parsed = self.reply(params)
-        return SimpleNamespace(status_code=status, headers={}), parsed
-
-
-def aws_error(code: str, status: int = 400, **extra: Any) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]:
-    def reply(_: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return status, {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {}, **extra}
-
-    return reply
-
-
-def transaction_conflict(on_item: int) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]:
-    reasons = [{"Code": "None"}, {"Code": "None"}]
-    reasons[on_item] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
-    return aws_error("TransactionCanceledException", CancellationReasons=reasons)
 
 
 def put_events_failing(
@@ -138,10 +98,6 @@ def ingestor_client(kind: str) -> Any:
 
     ingestor = webhook_ingestor()
     return ingestor._store._client if kind == "dynamodb" else ingestor._publisher._client  # type: ignore[attr-defined]
-
-
-def scan(table: str) -> list[dict[str, Any]]:
-    return list(boto3.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"])
 
 
 @dataclass
@@ -357,50 +313,6 @@ def test_a_refused_put_events_call_is_a_publish_failure_not_a_lost_store(
 
 
 # Row 3: SES / SNS throttle the notifier's send.
-
-NOTIFY_FAULTS = {
-    "SES throttled": (Channel.EMAIL, "sesv2.SendEmail", "TooManyRequestsException", 429),
-    "SES sending quota": (Channel.EMAIL, "sesv2.SendEmail", "LimitExceededException", 400),
-    "SNS throttled": (Channel.SMS, "sns.Publish", "Throttled", 400),
-}
-
-
-@pytest.mark.parametrize("fault", NOTIFY_FAULTS.values(), ids=NOTIFY_FAULTS.keys())
-def test_a_throttled_send_releases_the_claim_and_the_retry_sends_exactly_one_message(
-    aws: LocalResources, fault: tuple[Channel, str, str, int]
-) -> None:
-    channel, operation, code, status = fault
-    # Given a customer reachable on the faulty channel and a connection that broke, its first message due
-    rig = build_notifier(aws.table_name, Clock(T0 + timedelta(minutes=6)))
-    rig.preferences(email="ada@example.com", phone="+14155550123", channels=(channel,))
-    event = attention(rig.connection(), at=T0)
-    client = rig.channels[channel]._client  # type: ignore[attr-defined]
-    injected = AwsFault(client, operation, aws_error(code, status))
-
-    # When the provider throttles the send
-    with pytest.raises(DeliveryFailed):
-        rig.notifier.on_needs_attention(event)
-
-    # Then the claim is released (nothing held, nothing sent) and the message stays due
-    assert injected.injected == 1
-    claims = [i for i in scan(aws.table_name) if i["sk"]["S"].startswith("NOTIFY#MSG#")]
-    assert claims == []
-    notice = rig.episode()
-    assert notice is not None
-    assert (notice.next_message, notice.due_at is not None) == (0, True)
-    assert (sent_emails(), sent_sms()) == ([], [])
-
-    # When the event is retried (Lambda's async retry), then swept, then retried again
-    rig.notifier.on_needs_attention(event)
-    rig.notifier.sweep()
-    rig.notifier.on_needs_attention(event)
-
-    # Then exactly one message went out, on that channel
-    assert len(sent_emails()) + len(sent_sms()) == 1
-    assert len(sent_emails() if channel == Channel.EMAIL else sent_sms()) == 1
-    [claim] = [i for i in scan(aws.table_name) if i["sk"]["S"].startswith("NOTIFY#MSG#")]
-    assert claim["state"]["S"] == "SENT"
-
 
 # Row 4: Meld misbehaves during a repair (the simulator's faults over real HTTP; MockTransport for odd 200s).
 

@@ -438,7 +438,7 @@ def test_notifier_and_replacer_log_no_secret(
 
     logged = logs()
     assert "Notification sent" in logged
-    assert "Channel send failed" in logged
+    assert "Channel refused the message" in logged
     assert "Replacement handled" in logged
     assert found.leaks(logged) == []
     assert "ada@example.com" in email.destinations["ToAddresses"]

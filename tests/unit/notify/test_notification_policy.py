@@ -199,6 +199,25 @@ def test_plan_without_a_channel_this_deployment_can_send_on_suppresses() -> None
     assert [reason for _, reason in plan.suppress] == [Suppressed.NO_CONTACT]
 
 
+def test_plan_leaves_out_a_contact_refused_for_good_and_uses_the_others() -> None:
+    customer = prefs(phone="+14155550123", channels=["SMS", "EMAIL"])
+    refused = {Channel.SMS: "+14155550123"}
+    plan = plan_delivery([notice()], customer, last_sent_at=None, now=T0, min_interval=DAY, unusable=refused)
+    assert plan.channels == [Channel.EMAIL]
+
+
+def test_plan_with_every_contact_refused_for_good_suppresses_with_that_reason() -> None:
+    refused = {Channel.EMAIL: "ada@example.com"}
+    plan = plan_delivery([notice()], prefs(), last_sent_at=None, now=T0, min_interval=DAY, unusable=refused)
+    assert [reason for _, reason in plan.suppress] == [Suppressed.CONTACT_UNUSABLE]
+
+
+def test_plan_sends_to_a_new_address_on_a_channel_whose_old_one_was_refused() -> None:
+    refused = {Channel.EMAIL: "old@example.com"}
+    plan = plan_delivery([notice()], prefs(), last_sent_at=None, now=T0, min_interval=DAY, unusable=refused)
+    assert (plan.channels, plan.suppress) == ([Channel.EMAIL], [])
+
+
 def test_plan_sends_on_every_channel_with_a_contact() -> None:
     customer = prefs(phone="+14155550123", channels=["SMS", "EMAIL"])
     plan = plan_delivery([notice()], customer, last_sent_at=None, now=T0, min_interval=DAY)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from connection_repair.adapters.sending import one_send
 from connection_repair.notify.records import Message
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
 else:
     SESV2Client = Any
+
+
+# SES's answers that can be about the recipient: not verified (sandbox), on the suppression list, not an address.
+PERMANENT = frozenset({"MessageRejected", "BadRequestException"})
 
 
 class SesEmailChannel:
@@ -36,4 +41,5 @@ class SesEmailChannel:
         }
         if self._configuration_set:
             arguments["ConfigurationSetName"] = self._configuration_set
-        self._client.send_email(**arguments)
+        with one_send(address, permanent_codes=PERMANENT, own_identity=self._sender):
+            self._client.send_email(**arguments)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from connection_repair.adapters.sending import one_send
 from connection_repair.notify.records import Message
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 else:
     SNSClient = Any
+
+
+# SNS's answer for a number it cannot publish to names the number ("PhoneNumber Reason: +1… is not valid").
+PERMANENT = frozenset({"InvalidParameter", "InvalidParameterValue"})
 
 
 class SnsSmsChannel:
@@ -19,8 +24,9 @@ class SnsSmsChannel:
         self._client = client
 
     def send(self, address: str, message: Message) -> None:
-        self._client.publish(
-            PhoneNumber=address,
-            Message=message.sms,
-            MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}},
-        )
+        with one_send(address, permanent_codes=PERMANENT):
+            self._client.publish(
+                PhoneNumber=address,
+                Message=message.sms,
+                MessageAttributes={"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"}},
+            )

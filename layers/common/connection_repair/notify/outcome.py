@@ -29,6 +29,8 @@ class Outcome:
     items_read: int = 0
     # Customers a sweep left for the next one: its time was running out.
     customers_left: int = 0
+    # How long the oldest message a sweep found due had been waiting (0 when nothing was due).
+    oldest_due_seconds: float = 0.0
 
     def merge(self, other: Outcome) -> None:
         self.messages_sent += other.messages_sent

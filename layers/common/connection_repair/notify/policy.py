@@ -6,7 +6,7 @@ customer's quiet hours, never after opt-out and never to a contact that is not o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -30,7 +30,10 @@ class Suppressed(StrEnum):
     TRANSIENT = "TRANSIENT"  # an event whose action is not customer-fixable (WAIT)
     NO_CUSTOMER = "NO_CUSTOMER"  # the connection is not attributed to a customer
     DUPLICATE = "DUPLICATE"  # the triggering event was seen before
-    UNCERTAIN = "UNCERTAIN"  # a claim abandoned mid-send: maybe sent, never sent again
+    UNCERTAIN = "UNCERTAIN"  # abandoned mid-send or the provider's answer lost: maybe sent, never sent again
+    CONTACT_UNUSABLE = "CONTACT_UNUSABLE"  # every contact on file was refused for good before
+    REFUSED = "REFUSED"  # every channel refused this message for good (the contacts are now unusable)
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # refused for now, again and again: given up
 
 
 class Deferred(StrEnum):
@@ -63,12 +66,22 @@ def cap_until(last_sent_at: datetime | None, now: datetime, min_interval: timede
 
 
 def usable_channels(
-    preferences: NotificationPreferences | None, available: Collection[Channel] = tuple(Channel)
+    preferences: NotificationPreferences | None,
+    available: Collection[Channel] = tuple(Channel),
+    unusable: Mapping[Channel, str] | None = None,
 ) -> list[Channel]:
-    """The customer's chosen channels that have a contact on file (and that this deployment can send on)."""
+    """The customer's chosen channels that have a contact on file (and that this deployment can send on), except
+    a contact a provider refused for good."""
     if preferences is None:
         return []
-    return [channel for channel in preferences.channels if preferences.address(channel) and channel in available]
+    refused = unusable or {}
+    return [
+        channel
+        for channel in preferences.channels
+        if preferences.address(channel)
+        and channel in available
+        and refused.get(channel) != preferences.address(channel)
+    ]
 
 
 @dataclass(frozen=True)
@@ -91,13 +104,15 @@ def plan_delivery(
     now: datetime,
     min_interval: timedelta,
     available: Collection[Channel] = tuple(Channel),
+    unusable: Mapping[Channel, str] | None = None,
 ) -> Plan:
     """Decide, for one customer's due messages: suppress (for good), defer (all together) or send (as one message)."""
-    channels = usable_channels(preferences, available)
+    channels = usable_channels(preferences, available, unusable)
     if preferences is not None and preferences.opted_out:
         return Plan(suppress=[(notice, Suppressed.OPTED_OUT) for notice in due])
     if preferences is None or not channels:
-        return Plan(suppress=[(notice, Suppressed.NO_CONTACT) for notice in due])
+        reason = Suppressed.CONTACT_UNUSABLE if usable_channels(preferences, available) else Suppressed.NO_CONTACT
+        return Plan(suppress=[(notice, reason) for notice in due])
     suppress: list[tuple[EpisodeNotice, Suppressed]] = []
     wanted: list[EpisodeNotice] = []
     for notice in due:

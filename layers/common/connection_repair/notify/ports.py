@@ -8,6 +8,7 @@ from typing import Protocol
 
 from connection_repair.domain.connection import Connection
 from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, Message, MessageClaim
+from connection_repair.preferences.model import Channel
 
 
 class ConnectionReader(Protocol):
@@ -16,11 +17,28 @@ class ConnectionReader(Protocol):
     def get_connection(self, connection_id: str) -> Connection | None: ...
 
 
+class SendRefused(Exception):
+    """The provider answered that it did not take the message: nothing went out.
+
+    ``permanent``: it never will for this address (rejected, invalid, suppressed); otherwise it may later (throttled,
+    quota, the deployment's own configuration).
+    """
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
 class NotificationChannel(Protocol):
     """One way to reach a customer (email, SMS; push or the app's own webhook would be one more adapter)."""
 
     def send(self, address: str, message: Message) -> None:
-        """Hand the message to the provider; raise if it was not accepted."""
+        """Hand the message to the provider, once (no retries: a retry after a lost answer sends it twice).
+
+        Raises ``SendRefused`` when the provider answered that it did not take it; any other error means the outcome
+        is unknown (a timeout, a dropped connection), and the message counts as maybe sent.
+        """
         ...
 
 
@@ -49,10 +67,22 @@ class NotificationStore(Protocol):
         ...
 
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
-        """Episodes with a message due at or before ``now``, read from the sparse index; nothing else is read."""
+        """Episodes with a message due at or before ``now``, oldest first, read from the sparse index; nothing else
+        is read. Due messages are never left behind, however old (a notifier outage): every day that may hold one is
+        read until it is empty."""
         ...
 
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState: ...
+
+    def mark_unusable(
+        self, external_customer_id: str, channel: Channel, address: str, *, reason: str, now: datetime
+    ) -> None:
+        """Never send to ``address`` on ``channel`` again (a provider refused it for good); a new one is usable."""
+        ...
+
+    def back_off(self, notice: EpisodeNotice, due_at: datetime) -> None:
+        """One more failed delivery of the due message: count it and move the message to ``due_at``."""
+        ...
 
     def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
         """Move the due message to ``due_at`` (if the episode is still at that message)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ConfigDict
 
 from connection_repair.domain.base import CamelModel
 from connection_repair.domain.status_policy import Action
+from connection_repair.preferences.model import Channel
 
 
 class EpisodeNotice(CamelModel):
@@ -30,6 +32,8 @@ class EpisodeNotice(CamelModel):
     due_at: datetime | None = None
     messages_sent: int = 0
     reminders_sent: int = 0
+    # Failed deliveries of the due message (the provider refused it for now); reset when the episode moves on.
+    delivery_attempts: int = 0
     closed: bool = False
     resolution: str | None = None
 
@@ -50,10 +54,12 @@ class MessageClaim:
 
 @dataclass(frozen=True)
 class ClaimRecord:
-    state: str  # CLAIMED, SENT, UNCERTAIN, CANCELLED
+    state: str  # CLAIMED, SENT, UNCERTAIN, CANCELLED, REFUSED
     lease_until: datetime | None
 
 
 @dataclass(frozen=True)
 class CustomerNotifyState:
     last_sent_at: datetime | None = None
+    # Addresses a provider refused for good, per channel: never used again (a new address is).
+    unusable: Mapping[Channel, str] = field(default_factory=dict)

@@ -7,6 +7,23 @@ from datetime import datetime, timedelta
 
 from connection_repair.domain.status_policy import Action
 
+# A message every channel refused for now is tried again after 0, 1, 2, 4 … minutes, at most 6 h apart; after this
+# many failed deliveries (about a day and a half) it is given up, counted.
+MAX_DELIVERY_ATTEMPTS = 16
+MAX_RETRY_DELAY = timedelta(hours=6)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the ``attempts``-th failed delivery of one message."""
+    if attempts <= 1:
+        return timedelta(0)
+    return min(timedelta(minutes=2 ** min(attempts - 2, 16)), MAX_RETRY_DELAY)
+
+
+def not_before(due: datetime | None, now: datetime) -> datetime | None:
+    """A due time is never written in the past: past days of the due list only ever empty (the sweep relies on it)."""
+    return None if due is None else max(due, now)
+
 
 @dataclass(frozen=True)
 class ReminderSchedule:

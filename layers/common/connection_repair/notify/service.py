@@ -5,8 +5,7 @@ default, after 1 and 3 days). Messages are numbered per episode (0 = first, 1.. 
 number) is claimed with a conditional write before it is sent, so duplicates and concurrent invocations send once.
 
 Right before a send the connection is read again: an episode that ended (repaired, deleted, replaced) is closed
-instead of announced. The pure parts (schedule, policy, composition) live beside it; ``Notifier`` wires them to the
-ports.
+instead of announced. The pure parts (schedule, policy, composition, delivery) live beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
 from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.delivery import deliver
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
 from connection_repair.notify.policy import (
     DEFAULT_POLICY,
@@ -28,7 +28,8 @@ from connection_repair.notify.policy import (
     plan_delivery,
 )
 from connection_repair.notify.ports import ClaimConflict, ConnectionReader, NotificationChannel, NotificationStore
-from connection_repair.notify.records import EpisodeNotice, Message, MessageClaim
+from connection_repair.notify.records import EpisodeNotice, MessageClaim
+from connection_repair.notify.schedule import MAX_DELIVERY_ATTEMPTS, not_before, retry_delay
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
 from connection_repair.preferences.model import Channel, NotificationPreferences
@@ -77,6 +78,7 @@ class Notifier:
             logger.info("Episode without a customer: nobody to tell", connection_id=event.connection_id)
             return outcome
         schedule = self._policy.schedule
+        now = self._clock()
         notice = EpisodeNotice(
             episode_id=event.episode_id,
             connection_id=event.connection_id,
@@ -87,12 +89,11 @@ class Notifier:
             status=event.status,
             status_reason=event.status_reason,
             attention_since=event.attention_since,
-            due_at=schedule.due_at(event.attention_since, 0, event.action),
+            due_at=not_before(schedule.due_at(event.attention_since, 0, event.action), now),
         )
         if not self._store.register_episode(notice):
             outcome.suppressed[Suppressed.DUPLICATE] += 1
             logger.info("Episode already registered", episode_id=event.episode_id)
-        now = self._clock()
         due = [n for n in self._store.customer_episodes(customer) if n.due_at is not None and n.due_at <= now]
         outcome.items_read += len(due)
         if due:
@@ -128,6 +129,7 @@ class Notifier:
         outcome = Outcome()
         due = self._store.due_episodes(now, limit=max_items or self._policy.sweep_max_items)
         outcome.items_read += len(due)
+        outcome.oldest_due_seconds = max([0.0, *((now - n.due_at).total_seconds() for n in due if n.due_at)])
         by_customer: dict[str, list[EpisodeNotice]] = {}
         for notice in due:
             by_customer.setdefault(notice.external_customer_id, []).append(notice)
@@ -164,6 +166,7 @@ class Notifier:
             now=now,
             min_interval=self._policy.min_interval,
             available=self._channels.keys(),
+            unusable=state.unusable,
         )
         for notice, reason in plan.suppress:
             self._skip(notice, reason, now, outcome)
@@ -182,7 +185,7 @@ class Notifier:
 
     def _advanced(self, notice: EpisodeNotice, *, sent: bool, now: datetime) -> EpisodeNotice:
         number = notice.next_message + 1
-        due = self._policy.schedule.due_at(notice.attention_since, number, notice.action)
+        due = not_before(self._policy.schedule.due_at(notice.attention_since, number, notice.action), now)
         if sent and due is not None:
             # Not due before the daily cap allows (the first message may have gone out late: quiet hours, cap).
             due = max(due, now + self._policy.min_interval)
@@ -268,32 +271,53 @@ class Notifier:
             self._store.release_slot(customer, token, previous_sent)
             return
 
-        delivered = self._send_on_channels(
-            customer, self._composer.compose(current), plan.channels, preferences, outcome
+        delivery = deliver(
+            self._composer.compose(current), plan.channels, self._channels, preferences, customer=customer
         )
-
-        if not delivered:
-            # Nothing went out: release everything, so the message is retried (by the event's retry or the sweep).
-            self._store.release_claims(customer, [MessageClaim(n.episode_id, n.next_message) for n in current])
+        outcome.channel_failures += len(delivery.refused) + len(delivery.unknown)
+        for refusal in delivery.unusable:
+            self._store.mark_unusable(customer, refusal.channel, refusal.address, reason=refusal.reason, now=now)
+        claims = [MessageClaim(n.episode_id, n.next_message) for n in current]
+        if not delivery.maybe_sent:
+            # Nothing went out: the slot is free again; the message is tried later or, refused for good, given up.
             self._store.release_slot(customer, token, previous_sent)
-            self._retry_later(current, now)
-            outcome.failures += 1
+            if delivery.retryable:
+                self._store.release_claims(customer, claims)
+                self._back_off(current, now, outcome)
+            else:
+                for notice, claim in zip(current, claims, strict=True):
+                    self._store.advance(notice, self._advanced(notice, sent=False, now=now), [claim], now, "REFUSED")
+                outcome.suppressed[Suppressed.REFUSED] += len(current)
             return
         # The mark. A process dying between the send above and these writes leaves the claims CLAIMED: after the
-        # lease they count as sent and are never sent again (docs/decisions.md §18).
-        for notice in current:
-            claim = MessageClaim(notice.episode_id, notice.next_message)
-            self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, "SENT")
+        # lease they count as sent and are never sent again (docs/decisions.md §18). So does an unknown outcome.
+        state = "SENT" if delivery.delivered else "UNCERTAIN"
+        for notice, claim in zip(current, claims, strict=True):
+            self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, state)
+        if not delivery.delivered:
+            outcome.suppressed[Suppressed.UNCERTAIN] += len(current)
+            return
         outcome.messages_sent += 1
-        for channel in delivered:
+        for channel in delivery.delivered:
             outcome.sent_by_channel[channel.value] += 1
         logger.info(
             "Notification sent",
             external_customer_id=customer,
             episodes=[n.episode_id for n in current],
             messages=[n.next_message for n in current],
-            channels=[c.value for c in delivered],
+            channels=[c.value for c in delivery.delivered],
         )
+
+    def _back_off(self, notices: Sequence[EpisodeNotice], now: datetime, outcome: Outcome) -> None:
+        """Every channel refused for now: try again later, less and less often, and give up in the end (counted)."""
+        outcome.failures += 1
+        for notice in notices:
+            attempts = notice.delivery_attempts + 1
+            if attempts >= MAX_DELIVERY_ATTEMPTS:
+                outcome.suppressed[Suppressed.RETRIES_EXHAUSTED] += 1
+                self._store.advance(notice, self._advanced(notice, sent=False, now=now), [], now, "SENT")
+            else:
+                self._store.back_off(notice, now + retry_delay(attempts))
 
     def _recheck(
         self, customer: str, claimed: list[EpisodeNotice], now: datetime, outcome: Outcome
@@ -324,25 +348,3 @@ class Notifier:
                     )
                 )
         return current
-
-    def _send_on_channels(
-        self,
-        customer: str,
-        message: Message,
-        channels: Sequence[Channel],
-        preferences: NotificationPreferences,
-        outcome: Outcome,
-    ) -> list[Channel]:
-        delivered: list[Channel] = []
-        for channel in channels:
-            adapter = self._channels.get(channel)
-            address = preferences.address(channel)
-            if adapter is None or address is None:
-                continue
-            try:
-                adapter.send(address, message)
-                delivered.append(channel)
-            except Exception:
-                outcome.channel_failures += 1
-                logger.exception("Channel send failed", channel=channel.value, external_customer_id=customer)
-        return delivered

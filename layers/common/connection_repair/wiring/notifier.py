@@ -11,6 +11,7 @@ from botocore.config import Config
 from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader
 from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.sending import SEND_CONFIG
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.adapters.sns import SnsSmsChannel
 from connection_repair.notify.compose import MessageComposer
@@ -21,7 +22,8 @@ from connection_repair.notify.service import Notifier
 from connection_repair.platform.settings import NotifierSettings
 from connection_repair.preferences.model import Channel
 
-# The notifier runs asynchronously (EventBridge, schedule): ordinary timeouts, standard retries.
+# The notifier runs asynchronously (EventBridge, schedule): ordinary timeouts, standard retries for the table. Sends
+# are never retried by the SDK (SEND_CONFIG).
 NOTIFIER_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
 
@@ -29,12 +31,10 @@ NOTIFIER_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode"
 def notifier() -> Notifier:
     settings = NotifierSettings.from_env()
     dynamodb = boto3.client("dynamodb", config=NOTIFIER_AWS_CONFIG)
-    channels: dict[Channel, NotificationChannel] = {
-        Channel.SMS: SnsSmsChannel(boto3.client("sns", config=NOTIFIER_AWS_CONFIG))
-    }
+    channels: dict[Channel, NotificationChannel] = {Channel.SMS: SnsSmsChannel(boto3.client("sns", config=SEND_CONFIG))}
     if settings.sender_email:
         channels[Channel.EMAIL] = SesEmailChannel(
-            boto3.client("sesv2", config=NOTIFIER_AWS_CONFIG),
+            boto3.client("sesv2", config=SEND_CONFIG),
             settings.sender_email,
             configuration_set=settings.ses_configuration_set,
         )

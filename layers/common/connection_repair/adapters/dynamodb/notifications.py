@@ -1,25 +1,43 @@
-"""The notifier's items in the single table (docs/data-model.md, "Notification items").
+"""The notifier's state in the single table: ``NotificationStore`` (the items: ``notification_items``).
 
-All of a customer's notification state lives in the customer's partition, next to their preferences:
-episode state ``NOTIFY#EPISODE#<episodeId>``, message claims ``NOTIFY#MSG#<episodeId>#<n>`` and the send slot
-``NOTIFY#CUSTOMER``. Episodes with a message to send carry ``gsi2pk``/``gsi2sk`` (sparse index ``gsi2``): the sweep
-queries ``gsi2sk <= now`` and reads nothing that is not due. The Connection item is never written here.
+Transactions carry a ``ClientRequestToken`` of their own, which botocore's retries of that call reuse: a retry after
+a commit whose answer was lost is answered as the commit was, instead of meeting its own write. The Connection item
+is never written here.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from connection_repair.adapters.dynamodb.errors import failed_condition, is_conditional_failure
-from connection_repair.adapters.dynamodb.keys import customer_partition, from_item, serialize
+from connection_repair.adapters.dynamodb.keys import customer_partition
+from connection_repair.adapters.dynamodb.notification_items import (
+    DUE_INDEX,
+    EPISODE_PREFIX,
+    RETENTION,
+    SWEEP_WATERMARK_KEY,
+    claim_item,
+    claim_key,
+    customer_key,
+    due_day,
+    due_key,
+    due_partition,
+    episode_item,
+    episode_key,
+    expires_at,
+    notice_from_item,
+    slot_claim,
+)
 from connection_repair.notify.ports import ClaimConflict
 from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, MessageClaim
 from connection_repair.platform.aws import cancellation_reasons
 from connection_repair.platform.clock import utc_stamp
+from connection_repair.preferences.model import Channel
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,64 +46,10 @@ else:
     DynamoDBClient = Any
 
 
-DUE_INDEX = "gsi2"
-# The due list is partitioned by the UTC day a message is due: no partition grows without bound, and a sweep reads
-# today's partition up to now plus yesterday's (what was due late yesterday). A failed delivery is re-keyed to
-# "due now", so it moves into today's partition and is never left behind (docs/decisions.md §20).
-DUE_PARTITION_PREFIX = "NOTIFY_DUE#"
-LOOKBACK_DAYS = 1
-EPISODE_PREFIX = "NOTIFY#EPISODE#"
-CUSTOMER_SK = "NOTIFY#CUSTOMER"
-# Notification items outlive their episode by this long (TTL), for support questions ("was I told?").
-RETENTION = timedelta(days=180)
-
-
-def episode_key(customer: str, episode_id: str) -> dict[str, Any]:
-    return {"pk": customer_partition(customer), "sk": {"S": f"{EPISODE_PREFIX}{episode_id}"}}
-
-
-def claim_key(customer: str, episode_id: str, number: int) -> dict[str, Any]:
-    return {"pk": customer_partition(customer), "sk": {"S": f"NOTIFY#MSG#{episode_id}#{number}"}}
-
-
-def customer_key(customer: str) -> dict[str, Any]:
-    return {"pk": customer_partition(customer), "sk": {"S": CUSTOMER_SK}}
-
-
-def _expires(moment: datetime) -> dict[str, Any]:
-    return {"N": str(int((moment + RETENTION).timestamp()))}
-
-
-def due_partition(due_at: datetime) -> str:
-    return f"{DUE_PARTITION_PREFIX}{due_at.astimezone(UTC):%Y-%m-%d}"
-
-
-def due_key(due_at: datetime, episode_id: str) -> str:
-    return f"{utc_stamp(due_at)}#{episode_id}"
-
-
-def episode_item(notice: EpisodeNotice) -> dict[str, Any]:
-    # ``closed`` is written only by close_episode: its absence is what "open" means in every condition.
-    values: dict[str, Any] = notice.model_dump(mode="json", exclude_none=True, exclude={"closed", "resolution"})
-    item: dict[str, Any] = {name: serialize(value) for name, value in values.items()}
-    item |= episode_key(notice.external_customer_id, notice.episode_id)
-    item["expiresAt"] = _expires(notice.attention_since)
-    if notice.due_at is not None:
-        item["dueAt"] = {"S": utc_stamp(notice.due_at)}
-        item["gsi2pk"] = {"S": due_partition(notice.due_at)}
-        item["gsi2sk"] = {"S": due_key(notice.due_at, notice.episode_id)}
-    return item
-
-
-def notice_from_item(item: dict[str, Any]) -> EpisodeNotice:
-    return EpisodeNotice.model_validate(from_item(item))
-
-
 class DynamoDBNotificationStore:
-    def __init__(self, client: DynamoDBClient, table_name: str, *, lookback_days: int = LOOKBACK_DAYS) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
-        self._lookback_days = lookback_days
         # Items the last ``due_episodes`` call read from the index (ScannedCount), for the sweep's metric and bench.
         self.last_read_count = 0
 
@@ -119,7 +83,7 @@ class DynamoDBNotificationStore:
                     ":now": {"S": utc_stamp(now)},
                     ":episode": {"S": episode_id},
                     ":connection": {"S": connection_id},
-                    ":expires": _expires(now),
+                    ":expires": expires_at(now),
                 },
                 ReturnValues="ALL_OLD",
             )
@@ -152,25 +116,42 @@ class DynamoDBNotificationStore:
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
         notices: list[EpisodeNotice] = []
         self.last_read_count = 0
-        # Oldest first: overdue messages (a failed delivery) before today's.
-        for days_back in range(self._lookback_days, -1, -1):
-            partition = due_partition(now - timedelta(days=days_back))
+        today = due_day(now)
+        day = self._sweep_from(now)
+        oldest_with_items: date | None = None
+        # Oldest first: overdue messages (an outage, a failed delivery) before today's.
+        while day <= today and len(notices) < limit:
             query: dict[str, Any] = {
                 "TableName": self._table,
                 "IndexName": DUE_INDEX,
                 # '~' sorts after '#': every key due at or before now, whatever the episode id.
                 "KeyConditionExpression": "gsi2pk = :due AND gsi2sk <= :now",
-                "ExpressionAttributeValues": {":due": {"S": partition}, ":now": {"S": f"{utc_stamp(now)}~"}},
+                "ExpressionAttributeValues": {":due": {"S": due_partition(day)}, ":now": {"S": f"{utc_stamp(now)}~"}},
             }
             while len(notices) < limit:
                 query["Limit"] = limit - len(notices)
                 response = self._client.query(**query)
                 self.last_read_count += response.get("ScannedCount", 0)
-                notices.extend(notice_from_item(item) for item in response.get("Items", []))
+                items = response.get("Items", [])
+                if items and oldest_with_items is None:
+                    oldest_with_items = day
+                notices.extend(notice_from_item(item) for item in items)
                 if "LastEvaluatedKey" not in response:
                     break
                 query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            day += timedelta(days=1)
+        self._client.put_item(
+            TableName=self._table,
+            Item=SWEEP_WATERMARK_KEY | {"day": {"S": (oldest_with_items or min(day, today)).isoformat()}},
+        )
         return notices
+
+    def _sweep_from(self, now: datetime) -> date:
+        """The oldest day that may hold a due message; every day before it is empty for good."""
+        item = self._client.get_item(TableName=self._table, Key=SWEEP_WATERMARK_KEY, ConsistentRead=True).get("Item")
+        if item is None:
+            return due_day(now - RETENTION)
+        return date.fromisoformat(item["day"]["S"])
 
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState:
         response = self._client.get_item(
@@ -178,21 +159,50 @@ class DynamoDBNotificationStore:
         )
         item = response.get("Item") or {}
         last = item.get("lastSentAt", {}).get("S")
-        return CustomerNotifyState(last_sent_at=datetime.fromisoformat(last) if last else None)
+        unusable = {
+            channel: item[f"unusable{channel.value}"]["M"]["address"]["S"]
+            for channel in Channel
+            if f"unusable{channel.value}" in item
+        }
+        return CustomerNotifyState(last_sent_at=datetime.fromisoformat(last) if last else None, unusable=unusable)
+
+    def mark_unusable(
+        self, external_customer_id: str, channel: Channel, address: str, *, reason: str, now: datetime
+    ) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=customer_key(external_customer_id),
+            UpdateExpression="SET #contact = :contact",
+            ExpressionAttributeNames={"#contact": f"unusable{channel.value}"},
+            ExpressionAttributeValues={
+                ":contact": {"M": {"address": {"S": address}, "reason": {"S": reason}, "at": {"S": utc_stamp(now)}}}
+            },
+        )
 
     def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
+        self._move(notice, due_at, attempts=None)
+
+    def back_off(self, notice: EpisodeNotice, due_at: datetime) -> None:
+        self._move(notice, due_at, attempts=notice.delivery_attempts + 1)
+
+    def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None) -> None:
+        values: dict[str, Any] = {
+            ":due": {"S": utc_stamp(due_at)},
+            ":partition": {"S": due_partition(due_at)},
+            ":sort": {"S": due_key(due_at, notice.episode_id)},
+            ":number": {"N": str(notice.next_message)},
+        }
+        expression = "SET dueAt = :due, gsi2pk = :partition, gsi2sk = :sort"
+        if attempts is not None:
+            expression += ", deliveryAttempts = :attempts"
+            values[":attempts"] = {"N": str(attempts)}
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=episode_key(notice.external_customer_id, notice.episode_id),
-                UpdateExpression="SET dueAt = :due, gsi2pk = :partition, gsi2sk = :sort",
+                UpdateExpression=expression,
                 ConditionExpression="nextMessage = :number AND attribute_not_exists(closed)",
-                ExpressionAttributeValues={
-                    ":due": {"S": utc_stamp(due_at)},
-                    ":partition": {"S": due_partition(due_at)},
-                    ":sort": {"S": due_key(due_at, notice.episode_id)},
-                    ":number": {"N": str(notice.next_message)},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if not is_conditional_failure(error):
@@ -208,32 +218,22 @@ class DynamoDBNotificationStore:
         previous_sent_at: datetime | None,
         lease_until: datetime,
     ) -> None:
-        slot: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": customer_key(external_customer_id),
-            "ExpressionAttributeValues": {":now": {"S": utc_stamp(now)}, ":token": {"S": token}},
-        }
-        if previous_sent_at is None:
-            slot["UpdateExpression"] = "SET lastSentAt = :now, claimToken = :token REMOVE previousSentAt"
-            slot["ConditionExpression"] = "attribute_not_exists(lastSentAt)"
-        else:
-            slot["UpdateExpression"] = "SET lastSentAt = :now, claimToken = :token, previousSentAt = :previous"
-            slot["ConditionExpression"] = "lastSentAt = :previous"
-            slot["ExpressionAttributeValues"][":previous"] = {"S": utc_stamp(previous_sent_at)}
+        slot = slot_claim(self._table, external_customer_id, token, now, previous_sent_at)
         items: list[dict[str, Any]] = [{"Update": slot}]
-        for claim in claims:
-            item = claim_key(external_customer_id, claim.episode_id, claim.number) | {
-                "state": {"S": "CLAIMED"},
-                "token": {"S": token},
-                "claimedAt": {"S": utc_stamp(now)},
-                "leaseUntil": {"S": utc_stamp(lease_until)},
-                "expiresAt": _expires(now),
+        items += [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": claim_item(external_customer_id, claim, token, now, lease_until),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
             }
-            items.append(
-                {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-            )
+            for claim in claims
+        ]
         try:
-            self._client.transact_write_items(TransactItems=cast("list[TransactWriteItemTypeDef]", items))
+            self._client.transact_write_items(
+                TransactItems=cast("list[TransactWriteItemTypeDef]", items), ClientRequestToken=uuid.uuid4().hex
+            )
         except ClientError as error:
             reasons = cancellation_reasons(error)
             if reasons is None:
@@ -302,14 +302,12 @@ class DynamoDBNotificationStore:
             ":sent": {"N": str(updated.messages_sent)},
             ":reminders": {"N": str(updated.reminders_sent)},
         }
+        progress = "SET nextMessage = :next, messagesSent = :sent, remindersSent = :reminders, deliveryAttempts = :zero"
+        values[":zero"] = {"N": "0"}
         if updated.due_at is None:
-            expression = "SET nextMessage = :next, messagesSent = :sent, remindersSent = :reminders"
-            expression += " REMOVE dueAt, gsi2pk, gsi2sk"
+            expression = f"{progress} REMOVE dueAt, gsi2pk, gsi2sk"
         else:
-            expression = (
-                "SET nextMessage = :next, messagesSent = :sent, remindersSent = :reminders, "
-                "dueAt = :due, gsi2pk = :partition, gsi2sk = :sort"
-            )
+            expression = f"{progress}, dueAt = :due, gsi2pk = :partition, gsi2sk = :sort"
             values |= {
                 ":due": {"S": utc_stamp(updated.due_at)},
                 ":partition": {"S": due_partition(updated.due_at)},
@@ -334,7 +332,9 @@ class DynamoDBNotificationStore:
         ]
         items = [{"Update": episode_update}] + [{"Update": update} for update in claim_updates]
         try:
-            self._client.transact_write_items(TransactItems=cast("list[TransactWriteItemTypeDef]", items))
+            self._client.transact_write_items(
+                TransactItems=cast("list[TransactWriteItemTypeDef]", items), ClientRequestToken=uuid.uuid4().hex
+            )
         except ClientError as error:
             reasons = cancellation_reasons(error)
             if reasons is None or not failed_condition(reasons, 0):
