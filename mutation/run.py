@@ -41,6 +41,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/domain/test_transitions.py",
             "tests/unit/domain/test_silent_update.py",
             "tests/unit/domain/test_failed_repairs_and_replacement.py",
+            "tests/unit/domain/test_delivery_orders.py",
             "tests/integration/test_silent_update_condition.py",
         ],
     ),

@@ -7,7 +7,7 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from local.meld_simulator.config import SimulatorConfig
@@ -289,9 +289,8 @@ class MeldBackend:
             )
             self._connections[connection.id] = connection
             if status != "IN_PROGRESS":
-                # What Meld sends when a customer finishes the widget, then the move to the requested state.
-                self._webhooks.send(COMPLETED, self._payload(connection))
-                self._send_status_change(connection, "IN_PROGRESS")
+                # What Meld sends when a customer finishes the widget, with the move to the requested state.
+                self._send_completion(connection, "IN_PROGRESS")
             return connection.to_json(self._config.account_id)
 
     def sim_set_status(self, connection_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -342,8 +341,7 @@ class MeldBackend:
             else:
                 # The customer got through but the provider failed: same status, and the next reason says why.
                 connection.status_reason = failed_reason
-            self._webhooks.send(COMPLETED, self._payload(connection))
-            self._send_status_change(connection, old_status)
+            self._send_completion(connection, old_status)
             return connection.to_json(self._config.account_id)
 
     def reset(self) -> None:
@@ -412,10 +410,17 @@ class MeldBackend:
             "serviceProviderDetails": connection.provider_details(),
         }
 
-    def _send_status_change(self, connection: Connection, old_status: str) -> None:
+    def _send_status_change(self, connection: Connection, old_status: str, *, stamp: datetime | None = None) -> None:
         payload = self._payload(connection)
         payload.update(newStatus=connection.status, oldStatus=old_status, statusReason=connection.status_reason)
-        self._webhooks.send(STATUS_CHANGE, payload)
+        self._webhooks.send(STATUS_CHANGE, payload, stamp=stamp)
+
+    def _send_completion(self, connection: Connection, old_status: str) -> None:
+        """COMPLETED and the status change "in tandem": a millisecond apart, in the configured order."""
+        now = self._now()
+        apart = timedelta(milliseconds=1) if self._config.completed_stamped == "after" else -timedelta(milliseconds=1)
+        self._webhooks.send(COMPLETED, self._payload(connection), stamp=now + apart)
+        self._send_status_change(connection, old_status, stamp=now)
 
 
 def _query_value(query: dict[str, list[str]], name: str) -> str | None:

@@ -46,6 +46,16 @@ class SimulatorConfig:
     profile_id: str = "SimProfile1mZ3vHc9pLs2TyE"
     webhook_version: str = "2023-12-19"
     clock: Clock = field(default=utc_now)
+    # Meld sends a completion and the status change "in tandem"; which of the two is stamped first varies.
+    completed_stamped: str = "before"  # or "after" the status change
+    # Extra seconds before an event's first delivery attempt, by event type: a late or reordered delivery.
+    delivery_delays: Mapping[str, float] = field(default_factory=dict)
+    # Each event is also delivered this many more times, concurrently (Meld delivers at least once).
+    duplicate_deliveries: int = 0
+
+    def __post_init__(self) -> None:
+        if self.completed_stamped not in ("before", "after"):
+            raise ValueError(f"completed_stamped must be 'before' or 'after', not {self.completed_stamped!r}")
 
     @property
     def signing_url(self) -> str:
@@ -69,9 +79,21 @@ class SimulatorConfig:
             token_lifetime=timedelta(seconds=float(env.get("LOCAL_MELD_TOKEN_LIFETIME_SECONDS") or 3 * 3600)),
             retry_delays=_parse_delays(retry) if retry else DEFAULT_RETRY_DELAYS,
             fault_timeout_seconds=float(env.get("LOCAL_MELD_FAULT_TIMEOUT_SECONDS") or 12.0),
+            completed_stamped=env.get("LOCAL_MELD_COMPLETED_STAMPED") or "before",
+            delivery_delays=_parse_named_delays(env.get("LOCAL_MELD_DELIVERY_DELAYS") or ""),
+            duplicate_deliveries=int(env.get("LOCAL_MELD_DUPLICATE_DELIVERIES") or 0),
         )
 
 
 def _parse_delays(text: str) -> tuple[float, ...]:
     """``"1,2,4"`` → (1.0, 2.0, 4.0); an empty list means no retries."""
     return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _parse_named_delays(text: str) -> dict[str, float]:
+    """``"BANK_LINKING_CONNECTION_STATUS_CHANGE=0.5"`` → {event type: seconds}; comma-separated."""
+    delays: dict[str, float] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        name, _, seconds = part.partition("=")
+        delays[name.strip()] = float(seconds)
+    return delays

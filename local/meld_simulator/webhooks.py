@@ -61,29 +61,34 @@ class WebhookDispatcher:
         self._attempts: list[DeliveryAttempt] = []
         self._threads: set[threading.Thread] = set()
 
-    def send(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Build the envelope and start delivering it; returns the envelope."""
+    def send(self, event_type: str, payload: dict[str, Any], *, stamp: datetime | None = None) -> dict[str, Any]:
+        """Build the envelope (stamped now, or at ``stamp``) and start delivering it; returns the envelope."""
         envelope: dict[str, Any] = {
             "eventType": event_type,
             "eventId": str(uuid.uuid4()),
-            "timestamp": iso_timestamp(self._config.clock()),
+            "timestamp": iso_timestamp(stamp or self._config.clock()),
             "accountId": self._config.account_id,
             "profileId": self._config.profile_id,
             "version": self._config.webhook_version,
             "payload": payload,
         }
         raw_body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+        delay = self._config.delivery_delays.get(event_type, 0.0)
         with self._lock:
             self._events.append(envelope)
             generation = self._generation
-            thread = threading.Thread(
-                target=self._deliver,
-                args=(envelope, raw_body, generation),
-                name=f"meld-webhook-{envelope['eventId'][:8]}",
-                daemon=True,
-            )
-            self._threads.add(thread)
-        thread.start()
+            threads = [
+                threading.Thread(
+                    target=self._deliver,
+                    args=(envelope, raw_body, generation, delay),
+                    name=f"meld-webhook-{envelope['eventId'][:8]}-{copy}",
+                    daemon=True,
+                )
+                for copy in range(1 + self._config.duplicate_deliveries)
+            ]
+            self._threads.update(threads)
+        for thread in threads:
+            thread.start()
         return envelope
 
     def attempts(self) -> list[dict[str, Any]]:
@@ -123,9 +128,11 @@ class WebhookDispatcher:
         with self._lock:
             return generation == self._generation and not self._stop.is_set()
 
-    def _deliver(self, envelope: dict[str, Any], raw_body: bytes, generation: int) -> None:
+    def _deliver(self, envelope: dict[str, Any], raw_body: bytes, generation: int, delay: float) -> None:
         try:
             reason: str | None = None
+            if delay and self._stop.wait(delay):
+                return
             for attempt in range(1, self._config.max_attempts + 1):
                 if attempt > 1 and self._stop.wait(self._config.retry_delays[attempt - 2]):
                     return

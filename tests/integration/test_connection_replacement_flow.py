@@ -102,6 +102,13 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
     assert status == 201
     new_id = body["connectionId"]
     assert deliver(completed("evt-2", "2026-11-25T10:30:00Z", new_id)) == IngestOutcome.ACCEPTED
+    # (a completion alone does not say it works: Meld's duplicate completes too)
+    assert downstream() == []
+    # and the status change to ACTIVE sent with it, stamped a moment before
+    active = status_change(
+        "evt-3", "2026-11-25T10:29:59Z", "ACTIVE", connection_id=new_id, external_customer_id=CUSTOMER
+    )
+    assert deliver(active) == IngestOutcome.ACCEPTED
 
     # Then "Connection Replaced" goes out through the webhook's outbox
     [replaced] = downstream()
@@ -110,7 +117,7 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
         "connectionId": new_id,
         "replacedConnectionId": CONNECTION_ID,
         "externalCustomerId": CUSTOMER,
-        "eventTime": "2026-11-25T10:30:00Z",
+        "eventTime": "2026-11-25T10:29:59Z",
     }
 
     # And the replacer, given that event, deletes the old one at Meld and ends its episode
@@ -142,7 +149,7 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
     # And Meld's DELETED webhook for the old one, when it comes, keeps it quiet
     deleted = envelope(
         "BANK_LINKING_CONNECTION_DELETED",
-        "evt-3",
+        "evt-4",
         "2026-11-25T10:31:00Z",
         {"connectionId": CONNECTION_ID, "externalCustomerId": CUSTOMER},
     )
@@ -290,9 +297,18 @@ def test_repairs_that_keep_failing_turn_the_action_into_start_new_connection(
         # The customer asks for a repair token (the API records the attempt)...
         monkeypatch.setattr(api.service, "_clock", lambda r=round_: start + timedelta(minutes=10 * r))
         assert api.call("POST", f"/connections/{CONNECTION_ID}/repair")[0] == 200
-        # ...completes the widget, and the connection stays RECONNECT_REQUIRED.
+        # ...completes the widget, and Meld says the connection stays RECONNECT_REQUIRED.
         stamp = (start + timedelta(minutes=10 * round_ + 5)).isoformat().replace("+00:00", "Z")
         assert deliver(completed(f"evt-c{round_}", stamp, CONNECTION_ID)) == IngestOutcome.ACCEPTED
+        still_broken = status_change(
+            f"evt-s{round_}",
+            stamp,
+            "RECONNECT_REQUIRED",
+            "PROVIDER_ERROR",
+            connection_id=CONNECTION_ID,
+            external_customer_id=CUSTOMER,
+        )
+        assert deliver(still_broken) == IngestOutcome.ACCEPTED
         view = api.call("GET", f"/connections/{CONNECTION_ID}")[2]
         assert view["failedRepairs"] == round_
 

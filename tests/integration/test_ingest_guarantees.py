@@ -500,13 +500,23 @@ def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new
     )
     connections.save_connection(attempted, expected_version=current.version)
 
-    # The customer finished the widget at 11:15 and the connection is still broken: one failed repair, the limit
+    # The customer finished the widget at 11:15: the verdict waits for the status Meld sends with it
     completed = envelope(
         "BANK_LINKING_CONNECTION_COMPLETED", "evt-2", "2026-11-25T11:15:00Z", {"connectionId": "conn-1"}
     )
     ingestor.receive(signed_delivery(completed, now=NOW))
     state = connection_state(aws)
+    assert (state.get("failedRepairs"), state["action"], state["completedAt"]) == (
+        "0",
+        "REPAIR",
+        "2026-11-25T11:15:00Z",
+    )
+    # Stamped a moment before the completion, the status says it is still broken: one failed repair, the limit
+    still_broken = status_change("evt-3", "2026-11-25T11:14:59Z", "RECONNECT_REQUIRED", "PROVIDER_ERROR")
+    ingestor.receive(signed_delivery(still_broken, now=NOW))
+    state = connection_state(aws)
     assert (state["failedRepairs"], state["action"]) == ("1", "START_NEW_CONNECTION")
+    assert "completedAt" not in state
 
 
 def test_a_silent_update_moves_the_order_so_an_event_older_than_it_is_stale(aws):

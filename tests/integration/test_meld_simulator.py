@@ -504,3 +504,67 @@ def test_behind_a_tunnel_webhooks_are_signed_over_the_public_url_and_delivered_l
         control.close()
         sim.stop()
         receiver.stop()
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_a_completion_and_its_status_change_are_stamped_in_the_configured_order(order: str) -> None:
+    clock = FakeClock()
+    receiver = Receiver(clock)
+    config = SimulatorConfig(
+        api_key=API_KEY, webhook_secret=SECRET, webhook_url=receiver.url, port=0, clock=clock, completed_stamped=order
+    )
+    sim = MeldSimulator(config).start()
+    control = SimulatorClient(sim.base_url)
+    try:
+        control.create_connection("customer-1", institution_name="Chase")
+        receiver.wait_for(2)
+        completed = receiver.events(COMPLETED)[0]["timestamp"]
+        change = receiver.events(STATUS_CHANGE)[0]["timestamp"]
+        assert (completed < change) == (order == "before")
+        assert completed != change
+    finally:
+        control.close()
+        sim.stop()
+        receiver.stop()
+
+
+def test_deliveries_can_be_delayed_by_event_type_and_duplicated() -> None:
+    clock = FakeClock()
+    receiver = Receiver(clock)
+    config = SimulatorConfig(
+        api_key=API_KEY,
+        webhook_secret=SECRET,
+        webhook_url=receiver.url,
+        port=0,
+        clock=clock,
+        delivery_delays={STATUS_CHANGE: 0.3},
+        duplicate_deliveries=1,
+    )
+    sim = MeldSimulator(config).start()
+    control = SimulatorClient(sim.base_url)
+    try:
+        control.create_connection("customer-1", institution_name="Chase")
+        receiver.wait_for(4)
+        # The status change, though sent second and stamped later, arrives after both copies of the completion
+        types = [item.envelope["eventType"] for item in receiver.received]
+        assert types == [COMPLETED, COMPLETED, STATUS_CHANGE, STATUS_CHANGE]
+        assert len({item.envelope["eventId"] for item in receiver.received}) == 2
+        assert all(item.signature_error is None for item in receiver.received)
+    finally:
+        control.close()
+        sim.stop()
+        receiver.stop()
+
+
+def test_the_delivery_options_are_read_from_the_environment() -> None:
+    config = SimulatorConfig.from_env(
+        {
+            "LOCAL_MELD_COMPLETED_STAMPED": "after",
+            "LOCAL_MELD_DELIVERY_DELAYS": f"{STATUS_CHANGE}=0.5, {COMPLETED}=1",
+            "LOCAL_MELD_DUPLICATE_DELIVERIES": "2",
+        }
+    )
+    assert (config.completed_stamped, config.duplicate_deliveries) == ("after", 2)
+    assert config.delivery_delays == {STATUS_CHANGE: 0.5, COMPLETED: 1.0}
+    with pytest.raises(ValueError, match="completed_stamped must be 'before' or 'after'"):
+        SimulatorConfig.from_env({"LOCAL_MELD_COMPLETED_STAMPED": "sideways"})

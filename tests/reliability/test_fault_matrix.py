@@ -9,12 +9,10 @@ or from httpx's MockTransport; the code under test is never replaced.
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -33,6 +31,7 @@ from local.make_events import LOCAL_WEBHOOK_SECRET
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
 from tests.aws_faults import AwsFault, aws_error, scan, transaction_conflict
+from tests.meld_to_webhook import MeldToWebhook, WebhookReceiver
 from tests.repair_api_support import (
     CUSTOMER,
     MeldStandIn,
@@ -475,53 +474,6 @@ def test_a_throttled_table_answers_503_store_busy_changes_nothing_and_pages_nobo
 
 
 # Row 5: the simulator's retries after a 5xx from our webhook (real HTTP to a receiver in front of the handler).
-
-
-class WebhookReceiver:
-    """API Gateway in miniature: each POST becomes a payload 2.0 event for the real webhook handler."""
-
-    def __init__(self) -> None:
-        self.answers: list[int] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                event = http_api_event(
-                    "POST",
-                    "/webhooks/meld",
-                    route_key="POST /webhooks/meld",
-                    headers=dict(self.headers.items()),
-                    body=body,
-                )
-                # One delivery at a time, as one warm Lambda execution environment would handle them.
-                with receiver._lock:
-                    response = webhook_app.lambda_handler(event, LambdaContext())
-                    receiver.answers.append(response["statusCode"])
-                payload = response["body"].encode()
-                self.send_response(response["statusCode"])
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/meld"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@dataclass
-class MeldToWebhook:
-    sim: SimulatorClient
-    receiver: WebhookReceiver
 
 
 @pytest.fixture

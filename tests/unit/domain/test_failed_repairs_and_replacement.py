@@ -79,41 +79,100 @@ def test_a_completed_webhook_is_read_as_a_completion():
     assert change.completed
 
 
-def test_completion_after_a_repair_attempt_that_leaves_it_broken_counts_one_failure():
-    # Given a repair token was issued at minute 5, when the customer completes at minute 10 and it stays broken
-    after = completed(attempted(broken(), 5), 10)
+def still_broken(current: Connection, minutes: int, *, limit: int = 3) -> Connection:
+    """Meld's status change after a repair the provider failed: the same status, with the reason why."""
+    change = ConnectionChange(connection_id="conn-1", status="RECONNECT_REQUIRED", status_reason="PROVIDER_ERROR")
+    return apply_change(
+        current,
+        change,
+        event_id=f"evt-s{minutes}",
+        event_time=at(minutes),
+        new_episode_id=f"ep-{minutes}",
+        max_failed_repairs=limit,
+    ).connection
 
-    # Then one failure is counted, the attempt is judged, and the customer is still asked to repair
-    assert after.failed_repairs == 1
-    assert not after.repair_pending
+
+def failed_round(current: Connection, minutes: int, *, limit: int = 3) -> Connection:
+    """A repair attempt at ``minutes``, completed 3 minutes later, and Meld saying it is still broken."""
+    return still_broken(completed(attempted(current, minutes), minutes + 3, limit=limit), minutes + 4, limit=limit)
+
+
+def test_completion_then_a_status_that_still_needs_repair_counts_one_failure():
+    # Given a repair token was issued at minute 5, when the customer completes at minute 10
+    waiting = completed(attempted(broken(), 5), 10)
+    # Then the verdict waits for the status Meld sends with it
+    assert (waiting.failed_repairs, waiting.repair_pending, waiting.completed_at) == (0, True, at(10))
+    assert (waiting.last_event_at, waiting.last_event_id) == (T0, "evt-0")
+
+    # When that status says it is still broken: one failure, the attempt judged, the customer still asked to repair
+    after = still_broken(waiting, 11)
+    assert (after.failed_repairs, after.repair_pending, after.completed_at) == (1, False, None)
     assert after.action == Action.REPAIR
     assert after.episode_id == "episode-0"
 
 
+def test_a_status_stamped_before_the_completion_is_the_verdict_too():
+    # Meld stamps the two "in tandem", in either order: the status a moment before the completion, delivered after it
+    waiting = completed(attempted(broken(), 5), 10)
+    assert still_broken(waiting, 9).failed_repairs == 1
+
+
+def test_the_status_first_then_the_completion_counts_one_failure():
+    # The status change after the attempt arrives first: the completion finds the verdict already known
+    broken_again = still_broken(attempted(broken(), 5), 10)
+    assert (broken_again.failed_repairs, broken_again.repair_pending) == (0, True)
+    after = completed(broken_again, 9)
+    assert (after.failed_repairs, after.repair_pending) == (1, False)
+
+
+def test_a_completion_and_an_active_status_in_either_order_is_a_repair_not_a_failure():
+    for first_completed in (True, False):
+        current = attempted(broken(), 5)
+        if first_completed:
+            current = status(completed(current, 11), 10, "ACTIVE").connection
+        else:
+            current = completed(status(current, 10, "ACTIVE").connection, 11)
+        assert (current.status, current.failed_repairs, current.repair_pending, current.completed_at) == (
+            "ACTIVE",
+            0,
+            False,
+            None,
+        )
+        assert current.episode_id is None
+
+
+def test_a_status_before_any_completion_is_no_verdict():
+    # The customer has the token but has not finished the widget: a reason change is not a failed repair
+    current = still_broken(attempted(broken(), 5), 8)
+    assert (current.failed_repairs, current.repair_pending) == (0, True)
+
+
 def test_one_attempt_is_judged_once_even_if_meld_sends_two_completions():
-    once = completed(attempted(broken(), 5), 10)
+    once = failed_round(broken(), 5)
     twice = completed(once, 11)
     assert twice.failed_repairs == 1
 
 
 def test_a_completion_without_a_recorded_attempt_is_not_a_failed_repair():
-    assert completed(broken(), 10).failed_repairs == 0
+    assert still_broken(completed(broken(), 10), 11).failed_repairs == 0
 
 
 def test_a_completion_older_than_the_attempt_is_not_its_verdict():
     # The token was issued at minute 10; a completion stamped minute 8 belongs to an earlier session.
-    assert completed(attempted(broken(), 10), 8).failed_repairs == 0
+    current = completed(attempted(broken(), 10), 8)
+    assert (current.completed_at, still_broken(current, 12).failed_repairs) == (None, 0)
 
 
 def test_after_the_limit_the_action_is_start_new_connection_and_the_episode_ends_as_repair_failed():
     current = broken()
     for round_ in range(2):
-        current = completed(attempted(current, 10 * round_ + 5), 10 * round_ + 8)
+        current = failed_round(current, 10 * round_ + 5)
     assert (current.failed_repairs, current.action) == (2, Action.REPAIR)
 
-    change = ConnectionChange(connection_id="conn-1", completed=True)
+    waiting = completed(attempted(current, 25), 28)
+    change = ConnectionChange(connection_id="conn-1", status="RECONNECT_REQUIRED", status_reason="PROVIDER_ERROR")
     transition = apply_change(
-        attempted(current, 25), change, event_id="evt-c28", event_time=at(28), new_episode_id="x", max_failed_repairs=3
+        waiting, change, event_id="evt-s29", event_time=at(29), new_episode_id="x", max_failed_repairs=3
     )
 
     assert transition.connection.failed_repairs == 3
@@ -129,8 +188,19 @@ def test_the_limit_is_configurable(limit: int):
     current = broken()
     for round_ in range(limit):
         assert current.action == Action.REPAIR
-        current = completed(attempted(current, 10 * round_ + 5), 10 * round_ + 8, limit=limit)
+        current = failed_round(current, 10 * round_ + 5, limit=limit)
     assert current.action == Action.START_NEW_CONNECTION
+
+
+def test_a_new_attempt_drops_the_previous_completions_wait_for_a_verdict():
+    # A completion awaiting its verdict, then the customer asks for a new token before any status arrived
+    waiting = completed(attempted(broken(), 5), 10)
+    assert waiting.completed_at is not None
+    from connection_repair.repair.service import RepairService  # noqa: F401 - the Repair API records attempts
+
+    renewed = attempted(waiting, 12).model_copy(update={"completed_at": None})
+    # A status now (before the new token's completion) is no verdict on the new attempt
+    assert still_broken(renewed, 13).failed_repairs == 0
 
 
 def test_a_later_status_change_that_still_needs_repair_keeps_start_new_connection_and_opens_no_episode():
@@ -170,9 +240,20 @@ def new_connection(**fields: object) -> Connection:
 
 
 def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once():
-    change = ConnectionChange(connection_id="conn-new", completed=True)
-    transition = apply_change(new_connection(), change, event_id="e1", event_time=at(5), new_episode_id="x")
+    # The completion alone says nothing about the status (it may be Meld's duplicate): no announcement yet
+    completion = ConnectionChange(connection_id="conn-new", completed=True)
+    waiting = apply_change(new_connection(), completion, event_id="e1", event_time=at(5), new_episode_id="x")
+    assert waiting.downstream == []
+    assert waiting.connection.replaces_connection_id == "conn-1"
 
+    # The status change to ACTIVE sent with it completes the replacement
+    transition = apply_change(
+        waiting.connection,
+        ConnectionChange(connection_id="conn-new", status="ACTIVE"),
+        event_id="e2",
+        event_time=at(4),
+        new_episode_id="y",
+    )
     assert transition.connection.status == "ACTIVE"
     assert transition.connection.replaces_connection_id is None
     [event] = transition.downstream
@@ -187,11 +268,26 @@ def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once(
     again = apply_change(
         transition.connection,
         ConnectionChange(connection_id="conn-new", status="ACTIVE"),
-        event_id="e2",
+        event_id="e3",
         event_time=at(6),
-        new_episode_id="y",
+        new_episode_id="z",
     )
     assert again.downstream == []
+
+
+def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_whatever_arrives_first():
+    for completion_first in (True, False):
+        completion = ConnectionChange(connection_id="conn-new", completed=True)
+        duplicate = ConnectionChange(
+            connection_id="conn-new", status="PARTIALLY_ACTIVE", status_reason="INACTIVE_DUPLICATE"
+        )
+        changes = [(completion, at(6)), (duplicate, at(5))]
+        current, announced = new_connection(), []
+        for change, moment in changes if completion_first else reversed(changes):
+            step = apply_change(current, change, event_id=f"e{moment}", event_time=moment, new_episode_id="x")
+            current, announced = step.connection, announced + step.downstream
+        assert not [event for event in announced if isinstance(event, ConnectionReplaced)]
+        assert (current.status, current.replaces_connection_id) == ("PARTIALLY_ACTIVE", "conn-1")
 
 
 @pytest.mark.parametrize(
@@ -300,6 +396,6 @@ def test_a_superseded_connection_stays_quiet_when_meld_reports_it_broken_or_dele
 def test_a_completion_stamped_at_the_instant_of_the_attempt_is_not_its_verdict():
     # The token is handed out at minute 10; a completion stamped that very instant cannot be the customer's use of it.
     same_instant = completed(attempted(broken(), 10), 10)
-    assert (same_instant.failed_repairs, same_instant.repair_pending) == (0, True)
+    assert (same_instant.completed_at, same_instant.repair_pending) == (None, True)
     a_moment_later = completed(attempted(broken(), 10), 11)
-    assert (a_moment_later.failed_repairs, a_moment_later.repair_pending) == (1, False)
+    assert (a_moment_later.completed_at, a_moment_later.repair_pending) == (at(11), True)

@@ -37,7 +37,8 @@ class Connection(CamelModel):
     status: str | None = None
     status_reason: str | None = None
     action: Action = Action.WAIT
-    # Ordering: (last_event_at, last_event_id) of the newest event applied.
+    # Ordering: (last_event_at, last_event_id) of the newest status-bearing event applied (STATUS_CHANGE, DELETED).
+    # A completion carries no status and is not ordered against them (Meld stamps the two in either order).
     last_event_at: datetime | None = None
     last_event_id: str | None = None
     # The open needs-attention episode.
@@ -49,6 +50,8 @@ class Connection(CamelModel):
     last_repair_at: datetime | None = None
     # A repair token was issued and no completion has judged it yet (docs/decisions.md, failed repairs).
     repair_pending: bool = False
+    # The customer completed the widget after the attempt; the next status event is the verdict on it.
+    completed_at: datetime | None = None
     # Completions that left the connection needing a repair; reset once it works again.
     failed_repairs: int = 0
     # Replacement (POST /connections with replacesConnectionId): set on the new connection until it completes...

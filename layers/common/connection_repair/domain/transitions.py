@@ -26,12 +26,13 @@ class Transition:
     stale: bool = False
 
 
-def is_stale(current: Connection | None, event_time: datetime, event_id: str) -> bool:
-    """An event is stale when the connection already reflects a newer (or the same) event.
+def is_stale(current: Connection | None, event_time: datetime, event_id: str, *, completion: bool = False) -> bool:
+    """An event is stale when the connection already reflects a newer (or the same) status-bearing event.
 
-    The event id breaks ties between equal timestamps so every delivery order ends in the same state.
+    The event id breaks ties between equal timestamps so every delivery order ends in the same state. A completion (a
+    change without a status) is never stale: Meld stamps it and the status change sent with it in either order.
     """
-    if current is None or current.last_event_at is None:
+    if completion or current is None or current.last_event_at is None:
         return False
     return event_order_key(event_time, event_id) <= event_order_key(current.last_event_at, current.last_event_id or "")
 
@@ -75,7 +76,7 @@ def apply_change(
     and leaves the connection needing a repair counts one failure per attempt. After ``max_failed_repairs`` the
     action becomes START_NEW_CONNECTION (Meld's way out) until the connection works again.
     """
-    if current is not None and is_stale(current, event_time, event_id):
+    if current is not None and is_stale(current, event_time, event_id, completion=change.status is None):
         return Transition(connection=current, stale=True)
 
     base = current or Connection(connection_id=change.connection_id)
@@ -87,12 +88,12 @@ def apply_change(
         status, reason = "ACTIVE", None
     action = classify(status, reason)
 
-    failed_repairs, repair_pending = base.failed_repairs, base.repair_pending
-    attempted_before = base.last_repair_at is not None and base.last_repair_at < event_time
-    if change.completed and repair_pending and attempted_before and action == Action.REPAIR:
-        failed_repairs, repair_pending = failed_repairs + 1, False
+    verdict = _verdict(base, change, event_time, action)
+    failed_repairs = base.failed_repairs + (1 if verdict == "FAILED" else 0)
+    repair_pending = base.repair_pending and verdict != "FAILED"
+    completed_at = event_time if verdict == "AWAITED" else base.completed_at if repair_pending else None
     if status in USABLE_STATUSES:
-        failed_repairs, repair_pending = 0, False
+        failed_repairs, repair_pending, completed_at = 0, False, None
     if base.superseded_by is not None:
         # Replaced by a newer connection: nothing left for the customer to do with this one.
         action = Action.NONE
@@ -108,15 +109,18 @@ def apply_change(
             "status": status,
             "status_reason": reason,
             "action": action,
-            "last_event_at": event_time,
-            "last_event_id": event_id,
+            "last_event_at": base.last_event_at if change.status is None else event_time,
+            "last_event_id": base.last_event_id if change.status is None else event_id,
             "failed_repairs": failed_repairs,
             "repair_pending": repair_pending,
+            "completed_at": completed_at,
             "version": base.version + 1,
         }
     )
     downstream: list[AnyDownstreamEvent] = []
-    if updated.replaces_connection_id is not None and completes_a_replacement(status, reason):
+    # A replacement completes on what Meld says of its status, never on a completion alone (it may be a duplicate).
+    said = change.status is not None
+    if updated.replaces_connection_id is not None and said and completes_a_replacement(status, reason):
         # The replacement works: announce it once (the replacer deletes the old connection at Meld).
         downstream.append(
             ConnectionReplaced(
@@ -166,6 +170,25 @@ def apply_change(
     return Transition(connection=updated, downstream=downstream)
 
 
+def _verdict(base: Connection, change: ConnectionChange, event_time: datetime, action: Action) -> str | None:
+    """What this event says of a pending repair: FAILED, AWAITED (a completion whose verdict is the next status event),
+    or None (nothing, or success, which the usable status records).
+
+    Meld sends the completion and the status change "in tandem", stamped in either order: the completion's verdict is
+    the status known once both are in, whichever came first. A status that still asks for a repair is a failure.
+    """
+    if not base.repair_pending or base.last_repair_at is None:
+        return None
+    if change.completed:
+        if base.last_repair_at >= event_time or action != Action.REPAIR:
+            return None  # an earlier session's completion, or the status already says it worked
+        status_since_attempt = base.last_event_at is not None and base.last_event_at > base.last_repair_at
+        return "FAILED" if status_since_attempt else "AWAITED"
+    if base.completed_at is not None and action == Action.REPAIR:
+        return "FAILED"
+    return None
+
+
 def _open_episode(connection: Connection, common: dict[str, Any]) -> ConnectionNeedsAttention | None:
     """The announcement of ``connection``'s open episode, if it has one."""
     if connection.episode_id is None or connection.attention_since is None:
@@ -187,6 +210,7 @@ def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> 
             "superseded_by": replacement_id,
             "action": Action.NONE,
             "repair_pending": False,
+            "completed_at": None,
             "version": current.version + 1,
         }
     )
@@ -226,15 +250,19 @@ class SilentUpdate:
     # Exactly one of these describes the episode the connection must be in.
     episode_action: Action | None = None
     no_episode: bool = False
-    # COMPLETED events: the stored status must already be settled (present and not IN_PROGRESS).
+    # COMPLETED events: the stored status must already be settled (present and not IN_PROGRESS), and they are not
+    # ordered against status events (no order condition, the order key is left as it is).
     settled_status: bool = False
+    ordered: bool = True
 
     def holds(self, current: Connection | None) -> bool:
         """The expectation, evaluated in Python (the store evaluates the same thing as a condition)."""
         if current is None or not _plain(current):
             return False
-        if current.last_event_at is not None and (
-            event_order_key(current.last_event_at, current.last_event_id or "") >= self.order_key
+        if (
+            self.ordered
+            and current.last_event_at is not None
+            and event_order_key(current.last_event_at, current.last_event_id or "") >= self.order_key
         ):
             return False
         if self.episode_action is not None and (
@@ -272,10 +300,10 @@ def silent_update(change: ConnectionChange, *, event_id: str, event_time: dateti
         )
         if value is not None
     }
-    fields |= {"last_event_at": event_time, "last_event_id": event_id}
     key = event_order_key(event_time, event_id)
     if change.status is None:
-        return SilentUpdate(order_key=key, fields=fields, settled_status=True)
+        return SilentUpdate(order_key=key, fields=fields, settled_status=True, ordered=False)
+    fields |= {"last_event_at": event_time, "last_event_id": event_id}
     action = classify(change.status, change.status_reason)
     fields |= {"status": change.status, "status_reason": change.status_reason, "action": action}
     if action in NEEDS_ATTENTION:

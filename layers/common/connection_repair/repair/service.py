@@ -136,6 +136,8 @@ class RepairService:
                     "repair_attempts": current.repair_attempts + 1,
                     "last_repair_at": at,
                     "repair_pending": True,
+                    # A completion still awaiting its verdict belonged to the previous token.
+                    "completed_at": None,
                     "version": current.version + 1,
                 }
             )

@@ -33,8 +33,11 @@ def silent_update_request(connection_id: str, change: SilentUpdate) -> dict[str,
     """The UpdateItem arguments (without TableName) that apply ``change`` only where ``change.holds``."""
     values = Connection.model_validate({"connection_id": connection_id, **change.fields}).model_dump(mode="json")
     names: dict[str, str] = {}
-    attribute_values: dict[str, Any] = {":key": {"S": change.order_key}, ":one": {"N": "1"}}
-    sets = ["lastEventKey = :key"]
+    attribute_values: dict[str, Any] = {":one": {"N": "1"}}
+    sets: list[str] = []
+    if change.ordered:
+        attribute_values[":key"] = {"S": change.order_key}
+        sets.append("lastEventKey = :key")
     removes: list[str] = []
     for field_name in change.fields:
         alias = Connection.model_fields[field_name].alias or field_name
@@ -52,7 +55,6 @@ def silent_update_request(connection_id: str, change: SilentUpdate) -> dict[str,
 
     conditions = [
         "attribute_exists(pk)",
-        "(attribute_not_exists(lastEventKey) OR lastEventKey < :key)",
         # Repair and replacement bookkeeping is left to the full transition (see connection_state._plain).
         "attribute_not_exists(supersededBy)",
         "attribute_not_exists(replacesConnectionId)",
@@ -60,6 +62,8 @@ def silent_update_request(connection_id: str, change: SilentUpdate) -> dict[str,
         "(attribute_not_exists(failedRepairs) OR failedRepairs = :zero)",
     ]
     attribute_values |= {":false": {"BOOL": False}, ":zero": {"N": "0"}}
+    if change.ordered:
+        conditions.append("(attribute_not_exists(lastEventKey) OR lastEventKey < :key)")
     if change.episode_action is not None:
         names["#episodeAction"] = "episodeAction"
         attribute_values[":episodeAction"] = {"S": change.episode_action.value}
@@ -74,7 +78,7 @@ def silent_update_request(connection_id: str, change: SilentUpdate) -> dict[str,
         attribute_values[":inProgress"] = {"S": "IN_PROGRESS"}
         conditions.append("attribute_exists(#status) AND #status <> :inProgress")
 
-    expression = "SET " + ", ".join(sets) + " ADD version :one"
+    expression = ("SET " + ", ".join(sets) + " " if sets else "") + "ADD version :one"
     if removes:
         expression += " REMOVE " + ", ".join(removes)
     return {
