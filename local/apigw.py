@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-# API Gateway passes text bodies as-is and base64-encodes everything else.
+# API Gateway passes text bodies as-is and base64-encodes everything else (and text that is not UTF-8).
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 
 
@@ -75,9 +75,18 @@ def http_api_event(
     if jwt_claims is not None:
         event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(jwt_claims), "scopes": jwt_scopes}}
     if body is not None:
-        if is_base64:
+        text = None if is_base64 else _utf8(body)
+        if text is None:
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
         else:
-            event["body"] = body.decode()
+            event["body"] = text
     return event
+
+
+def _utf8(body: bytes) -> str | None:
+    """The body as text, or None when it is not UTF-8 (API Gateway then base64-encodes it, whatever its type)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -249,7 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
             response = _message(500, "Internal Server Error")
         self._write(response)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+    def __getattr__(self, name: str) -> Any:
+        # Every method (QUERY, TRACE, …) reaches the routes: one no route declares is API Gateway's 404, never the
+        # HTTP server's 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)

@@ -6,6 +6,7 @@ API Gateway's JWT authorizer has checked the token; the caller is one of its cla
 
 from __future__ import annotations
 
+import base64
 import math
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from connection_repair.repair.api_models import (
     FieldError,
     NewConnectionView,
     StartConnectionBody,
+    UnauthorizedBody,
     ValidationErrorBody,
 )
 from connection_repair.repair.ports import MeldFailure, MeldFailureKind
@@ -62,7 +64,8 @@ _RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
 _ERRORS: dict[int, OpenAPIResponse] = {
-    401: _answer("No caller identity in the token", ErrorBody),
+    401: _answer("No valid token (API Gateway's authorizer), or no caller identity in it", UnauthorizedBody),
+    415: _answer("A body that is not application/json (UNSUPPORTED_MEDIA_TYPE); nothing changed", ErrorBody),
     422: _answer("Invalid request: field-level messages, nothing changed", ValidationErrorBody),
     502: _answer("Meld misconfigured (MELD_CONFIGURATION_ERROR) or answered unusably", ErrorBody),
     503: _answer(
@@ -72,6 +75,9 @@ _ERRORS: dict[int, OpenAPIResponse] = {
     ),
 }
 _NOT_FOUND: dict[int, OpenAPIResponse] = {404: _answer("No such connection, or not the caller's", ErrorBody)}
+_JSON_ONLY: dict[int, OpenAPIResponse] = {
+    415: _answer("The body is not application/json (UNSUPPORTED_MEDIA_TYPE)", ErrorBody)
+}
 
 
 class Unauthenticated(Exception):
@@ -207,6 +213,24 @@ def invalid_request(error: RequestValidationError) -> Response[Any]:
     )
 
 
+@app.exception_handler(UnicodeDecodeError)
+def undecodable_body(error: UnicodeDecodeError) -> Response[Any]:
+    # API Gateway base64-encodes a body that is not UTF-8; JSON must be UTF-8 (RFC 8259). Anything else undecodable
+    # is ours to explain.
+    event = app.current_event
+    if not (event.is_base64_encoded and error.object == base64.b64decode(event.body or "")):
+        answer: Response[Any] = unexpected(error)
+        return answer
+    return _json(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        ValidationErrorBody(
+            code="INVALID_REQUEST",
+            message="the request is not valid",
+            errors=[FieldError(field="body", message="the body is not UTF-8 text", type="json_invalid")],
+        ),
+    )
+
+
 @app.exception_handler(NotFoundError)
 def no_such_route(error: NotFoundError) -> Response[Any]:
     return _json(HTTPStatus.NOT_FOUND, ErrorBody(code="ROUTE_NOT_FOUND", message="no such route"))
@@ -215,7 +239,12 @@ def no_such_route(error: NotFoundError) -> Response[Any]:
 @app.exception_handler(Unauthenticated)
 def unauthenticated(error: Unauthenticated) -> Response[Any]:
     logger.warning("Request without the customer claim", claim=str(error))
-    return _json(HTTPStatus.UNAUTHORIZED, ErrorBody(code="UNAUTHENTICATED", message="no customer identity"))
+    body = UnauthorizedBody(code="UNAUTHENTICATED", message="no customer identity")
+    return Response(
+        status_code=HTTPStatus.UNAUTHORIZED,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump(mode="json", exclude_none=True),
+    )
 
 
 @app.exception_handler(ConnectionNotFound)
@@ -306,4 +335,21 @@ def unexpected(error: Exception) -> Response[Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _not_json(event):
+        # Before routing: Powertools would try to read a form (and fail on a malformed one).
+        body = ErrorBody(code="UNSUPPORTED_MEDIA_TYPE", message="the body must be application/json")
+        return {
+            "statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": body.model_dump_json(),
+            "isBase64Encoded": False,
+        }
     return app.resolve(event, context)
+
+
+def _not_json(event: dict[str, Any]) -> bool:
+    """A body in any media type but JSON: this API reads nothing else."""
+    if not event.get("body"):
+        return False
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    return str(headers.get("content-type", "")).split(";")[0].strip().lower() != content_types.APPLICATION_JSON

@@ -1,6 +1,7 @@
 """The Repair API's contract: docs/openapi.json is what the code generates, every committed event is a valid
-HTTP API event, and requests generated against the document (hypothesis) only ever get documented answers whose
-bodies match the documented schemas: never a 500, and no 5xx at all while Meld is healthy."""
+HTTP API event, and whatever Meld answers, requests generated against the document (hypothesis) only ever get
+documented answers whose bodies match the documented schemas, never a 500. (Requests against the running local stack
+with Meld healthy: schemathesis, tests/e2e/test_contract_fuzzing.py.)"""
 
 from __future__ import annotations
 
@@ -170,24 +171,6 @@ def exercise(
     if status == 200 and method == "POST":
         assert response["headers"]["Cache-Control"] == "no-store"
     return status
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    operation=st.sampled_from(OPERATIONS),
-    connection_id=connection_ids,
-    data=st.data(),
-    sub=st.sampled_from([CUSTOMER, CUSTOMER, OTHER_CUSTOMER, None]),
-)
-def test_generated_requests_never_get_a_5xx_while_meld_is_healthy(
-    api: RepairApi,
-    operation: tuple[str, str, dict[str, Any]],
-    connection_id: str,
-    data: st.DataObject,
-    sub: str | None,
-):
-    body = data.draw(request_bodies(operation[2]))
-    assert exercise(api, operation, connection_id, body, sub) < 500
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -87,6 +87,14 @@ class ErrorBody(CamelModel):
     message: str
 
 
+class UnauthorizedBody(CamelModel):
+    """A 401: API Gateway's JWT authorizer answers ``{"message": "Unauthorized"}``; this API adds ``code`` when the
+    verified token lacks the customer claim."""
+
+    message: str = Field(description='"Unauthorized" from API Gateway\'s authorizer')
+    code: str | None = Field(None, description="UNAUTHENTICATED: the token has no customer claim")
+
+
 class ConflictBody(ErrorBody):
     status: str | None = Field(description="The connection's current status")
     action: Action = Field(description="What to do instead, e.g. START_NEW_CONNECTION")
