@@ -201,11 +201,13 @@ class RepairApi:
         sub: str | None = CUSTOMER,
         raw_body: bytes | None = None,
         claims: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         """One request as API Gateway would pass it on; returns (status, headers, decoded JSON body)."""
         from local.apigw import http_api_event
 
-        headers = {"content-type": "application/json"} if body is not None or raw_body is not None else {}
+        sent = {"content-type": "application/json"} if body is not None or raw_body is not None else {}
+        headers = sent | (headers or {})
         raw = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
         segments = path.strip("/").split("/")
         path_parameters = {"connectionId": segments[1]} if len(segments) >= 2 and segments[0] == "connections" else None
@@ -229,13 +231,14 @@ class RepairApi:
 
 def install_repair_api(table_name: str, monkeypatch: Any, meld: MeldStandIn | None = None) -> RepairApi:
     """Point the handler at moto and the stand-in; the wiring's own factory is replaced, nothing else."""
-    from connection_repair.wiring.repair_api import repair_api_settings
+    from connection_repair.wiring.repair_api import repair_api_settings, request_records
     from functions.repair_api import app
 
     monkeypatch.setenv("TABLE_NAME", table_name)
     monkeypatch.setenv("MELD_API_KEY", "test-meld-api-key")
     monkeypatch.delenv("CUSTOMER_ID_CLAIM", raising=False)
     repair_api_settings.cache_clear()
+    request_records.cache_clear()  # the real one, on this test's table
     stand_in = meld or MeldStandIn()
     service = repair_service(table_name, stand_in)
     monkeypatch.setattr(app, "repair_service", lambda: service)

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from connection_repair.domain.status_policy import Action
 from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import logger, metrics, trace_handler
 from connection_repair.platform.settings import MissingConfiguration
@@ -38,9 +40,9 @@ from connection_repair.repair.api_models import (
     UnauthorizedBody,
     ValidationErrorBody,
 )
-from connection_repair.repair.ports import MeldFailure, MeldFailureKind
+from connection_repair.repair.ports import KeyReused, MeldFailure, MeldFailureKind, RequestInProgress
 from connection_repair.repair.service import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
-from connection_repair.wiring.repair_api import repair_api_settings, repair_service
+from connection_repair.wiring.repair_api import repair_api_settings, repair_service, request_records
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -75,6 +77,26 @@ _ERRORS: dict[int, OpenAPIResponse] = {
     ),
 }
 _NOT_FOUND: dict[int, OpenAPIResponse] = {404: _answer("No such connection, or not the caller's", ErrorBody)}
+_IDEMPOTENT: dict[int, OpenAPIResponse] = {
+    409: _answer(
+        "The first request with this Idempotency-Key is still being answered (REQUEST_IN_PROGRESS, action WAIT)",
+        ConflictBody,
+        _RETRY_AFTER,
+    ),
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="idempotency-key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "Retries with the same key (same caller, within 24 h) get the first answer, and Meld is called once; "
+            "the same key with another body is refused (422 IDEMPOTENCY_KEY_REUSED)"
+        ),
+    ),
+]
 _JSON_ONLY: dict[int, OpenAPIResponse] = {
     415: _answer("The body is not application/json (UNSUPPORTED_MEDIA_TYPE)", ErrorBody)
 }
@@ -125,21 +147,23 @@ def get_connection(connectionId: ConnectionId) -> ConnectionView:
     | _NOT_FOUND
     | {
         409: _answer(
-            "EXPIRED, DELETED, IN_PROGRESS or replaced (start a new connection), or working (nothing to repair)",
+            "EXPIRED, DELETED, IN_PROGRESS or replaced (start a new connection), working (nothing to repair), or the "
+            "first request with this Idempotency-Key still being answered (REQUEST_IN_PROGRESS, action WAIT)",
             ConflictBody,
         )
     },
 )
-def repair_connection(connectionId: ConnectionId) -> Response[ConnectSessionView]:
-    session = repair_service().repair(customer(), connectionId)
-    logger.info("Repair token issued", connection_id=connectionId, expires_at=session.expires_at.isoformat())
-    metrics.add_metric(name="RepairTokensIssued", unit=MetricUnit.Count, value=1)
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
-        body=ConnectSessionView.of(session),
-        headers=NO_STORE,
-    )
+def repair_connection(connectionId: ConnectionId, idempotency_key: IdempotencyKey = None) -> Response[dict[str, Any]]:
+    caller = customer()
+
+    def issue() -> dict[str, Any]:
+        session = repair_service().repair(caller, connectionId)
+        logger.info("Repair token issued", connection_id=connectionId, expires_at=session.expires_at.isoformat())
+        metrics.add_metric(name="RepairTokensIssued", unit=MetricUnit.Count, value=1)
+        return ConnectSessionView.of(session).model_dump(mode="json", by_alias=True)
+
+    body = _once(idempotency_key, caller, f"repair {connectionId}", {}, issue)
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON, body=body, headers=NO_STORE)
 
 
 @app.post(
@@ -147,23 +171,38 @@ def repair_connection(connectionId: ConnectionId) -> Response[ConnectSessionView
     summary="Start a new connection for the caller, optionally replacing one of theirs",
     responses={201: _answer("The new connection's connect token; Cache-Control: no-store", NewConnectionView)}
     | _ERRORS
-    | {404: _answer("replacesConnectionId is not one of the caller's", ErrorBody)},
+    | {404: _answer("replacesConnectionId is not one of the caller's", ErrorBody)}
+    | _IDEMPOTENT,
 )
-def start_connection(body: Annotated[StartConnectionBody, Body()]) -> Response[NewConnectionView]:
+def start_connection(
+    body: Annotated[StartConnectionBody, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[dict[str, Any]]:
+    caller = customer()
     request = StartRequest(
         institution_id=body.institution_id,
         products=[product.value for product in body.products] if body.products else None,
         replaces_connection_id=body.replaces_connection_id,
     )
-    session = repair_service().start(customer(), request)
-    logger.info("Connection started", connection_id=session.connection_id, replaces=session.replaces_connection_id)
-    metrics.add_metric(name="ConnectionsStarted", unit=MetricUnit.Count, value=1)
+
+    def start() -> dict[str, Any]:
+        session = repair_service().start(caller, request)
+        logger.info("Connection started", connection_id=session.connection_id, replaces=session.replaces_connection_id)
+        metrics.add_metric(name="ConnectionsStarted", unit=MetricUnit.Count, value=1)
+        return NewConnectionView.of(session).model_dump(mode="json", by_alias=True)
+
+    answer = _once(idempotency_key, caller, "start", body.model_dump(mode="json"), start)
     return Response(
-        status_code=HTTPStatus.CREATED,
-        content_type=content_types.APPLICATION_JSON,
-        body=NewConnectionView.of(session),
-        headers=NO_STORE,
+        status_code=HTTPStatus.CREATED, content_type=content_types.APPLICATION_JSON, body=answer, headers=NO_STORE
     )
+
+
+def _once(
+    key: str | None, caller: str, action: str, request: dict[str, Any], answer: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """``answer()``, once per caller, action and Idempotency-Key when the client sent one."""
+    if key is None:
+        return answer()
+    return request_records().once(f"{caller}#{action}#{key}", request, answer)
 
 
 @app.get(
@@ -229,6 +268,30 @@ def undecodable_body(error: UnicodeDecodeError) -> Response[Any]:
             errors=[FieldError(field="body", message="the body is not UTF-8 text", type="json_invalid")],
         ),
     )
+
+
+@app.exception_handler(KeyReused)
+def key_reused(error: KeyReused) -> Response[Any]:
+    message = "this Idempotency-Key came with another request; use a new key for a new request"
+    return _json(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        ValidationErrorBody(
+            code="IDEMPOTENCY_KEY_REUSED",
+            message=message,
+            errors=[FieldError(field="Idempotency-Key", message=message, type="idempotency_key_reused")],
+        ),
+    )
+
+
+@app.exception_handler(RequestInProgress)
+def in_progress(error: RequestInProgress) -> Response[Any]:
+    body = ConflictBody(
+        code="REQUEST_IN_PROGRESS",
+        message="the first request with this Idempotency-Key is still being answered",
+        status=None,
+        action=Action.WAIT,
+    )
+    return _json(HTTPStatus.CONFLICT, body, {"Retry-After": "1"})
 
 
 @app.exception_handler(NotFoundError)

@@ -431,11 +431,42 @@ def test_retries_of_one_post_share_an_idempotency_key_and_calls_do_not(clock: Fa
 
 
 def test_a_callers_idempotency_key_is_sent_on_every_attempt(clock: FakeClock) -> None:
-    meld = MeldStandIn(raising(httpx.ReadTimeout), reply(200, START_BODY))
+    meld = MeldStandIn(raising(httpx.ConnectError), reply(200, START_BODY))
 
     make_client(meld, clock).start_connection("ext-1", idempotency_key="repair-episode-42")
 
     assert meld.idempotency_keys() == ["repair-episode-42", "repair-episode-42"]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [raising(httpx.ReadTimeout), raising(httpx.RemoteProtocolError), meld_error(500), meld_error(502)],
+    ids=["read-timeout", "dropped", "500", "502"],
+)
+def test_a_start_whose_outcome_is_unknown_is_not_repeated(clock: FakeClock, first: Any) -> None:
+    # Meld may have created the connection: a second start would create another one
+    meld = MeldStandIn(first, reply(200, START_BODY))
+    with pytest.raises(MeldUnavailable):
+        make_client(meld, clock).start_connection("ext-1")
+    assert len(meld.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [raising(httpx.ConnectError), raising(httpx.ConnectTimeout), meld_error(429), meld_error(503)],
+    ids=["connect-error", "connect-timeout", "429", "503"],
+)
+def test_a_start_meld_surely_did_not_take_is_retried(clock: FakeClock, first: Any) -> None:
+    meld = MeldStandIn(first, reply(200, START_BODY))
+    assert make_client(meld, clock).start_connection("ext-1").connect_token
+    assert len(meld.requests) == 2
+
+
+def test_a_repair_whose_outcome_is_unknown_is_retried(clock: FakeClock) -> None:
+    # A second repair token is harmless: the first is never used
+    meld = MeldStandIn(raising(httpx.ReadTimeout), reply(200, REPAIR_BODY))
+    assert make_client(meld, clock).repair_connection(CONNECTION_ID).connect_token
+    assert len(meld.requests) == 2
 
 
 def test_the_api_key_is_resolved_for_every_request(clock: FakeClock) -> None:
@@ -761,7 +792,7 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture, clock: F
     flows: list[tuple[MeldStandIn, Callable[[MeldClient], object]]] = [
         (MeldStandIn(reply(200, CONNECTION_BODY)), lambda c: c.get_connection(CONNECTION_ID)),
         (MeldStandIn(reply(200, {"connections": [CONNECTION_BODY]})), lambda c: c.list_connections("ext-1")),
-        (MeldStandIn(meld_error(500, request_id="req-retry"), reply(200, START_BODY)),
+        (MeldStandIn(meld_error(503, request_id="req-retry"), reply(200, START_BODY)),
          lambda c: c.start_connection("ext-1")),
         (MeldStandIn(meld_error(429, headers={"Retry-After": "1"}), reply(200, REPAIR_BODY)),
          lambda c: c.repair_connection(CONNECTION_ID)),
@@ -792,7 +823,7 @@ def test_secrets_never_reach_the_logs(caplog: pytest.LogCaptureFixture, clock: F
     assert (retry.meld_method, retry.meld_path, retry.meld_status, retry.meld_attempt) == (  # type: ignore[attr-defined]
         "POST",
         "/bank-linking/connect/start",
-        500,
+        503,
         1,
     )
     assert "req-retry" in retry.getMessage()

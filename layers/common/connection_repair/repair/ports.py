@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from connection_repair.domain.connection import Connection
 
@@ -83,3 +83,23 @@ class ConnectGateway(Protocol):
     ) -> StartConnectGrant: ...
 
     def delete(self, connection_id: str) -> None: ...
+
+
+class KeyReused(Exception):
+    """An ``Idempotency-Key`` the caller sent before with another request."""
+
+
+class RequestInProgress(Exception):
+    """The first request with this ``Idempotency-Key`` is still being answered."""
+
+
+class RequestRecords(Protocol):
+    """Retried requests (a double click, a client's retry) answered once: the same key, the same answer."""
+
+    def once(self, key: str, request: Mapping[str, Any], answer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``answer()``, or what it answered when ``request`` came with ``key`` before (within the retention).
+
+        Raises ``KeyReused`` when the key came with a different ``request``, ``RequestInProgress`` while the first
+        is still being answered. A request that failed is not recorded: its retry runs again.
+        """
+        ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -11,8 +12,13 @@ from botocore.config import Config
 from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.platform.settings import RepairApiSettings
-from connection_repair.repair.ports import ConnectGateway, RepairConnectGrant, StartConnectGrant
+from connection_repair.repair.ports import ConnectGateway, RepairConnectGrant, RequestRecords, StartConnectGrant
 from connection_repair.repair.service import RepairService
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
 
 # The Repair API answers people: AWS calls get short timeouts so a slow dependency fails inside API Gateway's 29 s.
 API_AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
@@ -55,9 +61,22 @@ def _meld_gateway(settings: RepairApiSettings) -> ConnectGateway:
 
 
 @cache
+def _dynamodb() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=API_AWS_CONFIG)
+
+
+@cache
+def request_records() -> RequestRecords:
+    # Built on the first POST carrying an Idempotency-Key: the idempotency utility stays out of other cold starts.
+    from connection_repair.adapters.dynamodb.requests import DynamoDBRequestRecords
+
+    return DynamoDBRequestRecords(_dynamodb(), repair_api_settings().table_name)
+
+
+@cache
 def repair_service() -> RepairService:
     settings = repair_api_settings()
-    dynamodb = boto3.client("dynamodb", config=API_AWS_CONFIG)
+    dynamodb = _dynamodb()
     return RepairService(
         connections=DynamoDBCustomerConnections(dynamodb, settings.table_name),
         preferences=DynamoDBPreferencesStore(dynamodb, settings.table_name),

@@ -44,6 +44,11 @@ BACKOFF_CAP_SECONDS = 4.0
 MIN_ATTEMPT_SECONDS = 0.05
 
 
+# What says a request was not taken: the connection never opened, or Meld answered that it did not take it.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_TAKEN = frozenset({429, 503})
+
+
 def _is_retryable(status_code: int) -> bool:
     return status_code == 429 or status_code >= 500
 
@@ -126,7 +131,11 @@ class MeldClient:
             body["optionalProducts"] = _names(optional_products)
         if regions is not None:
             body["regions"] = _names(regions)
-        response = self._call("POST", "/bank-linking/connect/start", body=body, idempotency_key=idempotency_key)
+        # Each start creates a connection, and Meld documents no way to recognise a repeat: it is retried only when
+        # Meld surely did not take it.
+        response = self._call(
+            "POST", "/bank-linking/connect/start", body=body, idempotency_key=idempotency_key, repeatable=False
+        )
         return parse(response, NewConnectionGrant)
 
     def repair_connection(self, connection_id: str, *, idempotency_key: str | None = None) -> RepairGrant:
@@ -170,8 +179,13 @@ class MeldClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        repeatable: bool = True,
     ) -> httpx.Response:
-        """Send one logical call, retrying what is worth retrying; return the 2xx response or raise ``MeldError``."""
+        """Send one logical call, retrying what is worth retrying; return the 2xx response or raise ``MeldError``.
+
+        Not ``repeatable``: retried only after an answer that says Meld did not take it (429, 503) or a connection that
+        never opened, never after a timeout or another 5xx (it may have been taken).
+        """
         started = self._monotonic()
         headers: dict[str, str] = {}
         if method == "POST":
@@ -190,11 +204,15 @@ class MeldClient:
                 response = self._http.send(request)
             except httpx.TransportError as exc:
                 failure, cause = MeldUnavailable(f"{type(exc).__name__} calling Meld"), exc
+                if not repeatable and not isinstance(exc, NOT_SENT):
+                    self._log_failure(logging.WARNING, "Meld call failed; outcome unknown", request, failure, attempt)
+                    raise failure from cause
             else:
                 if response.is_success:
                     return response
                 failure, cause = error_from(response), None
-                if failure.status_code is None or not _is_retryable(failure.status_code):
+                status = failure.status_code
+                if status is None or not _is_retryable(status) or (not repeatable and status not in NOT_TAKEN):
                     self._log_failure(logging.WARNING, "Meld call failed", request, failure, attempt)
                     raise failure
             if attempt == self._max_attempts:

@@ -1,0 +1,208 @@
+"""Each function's IAM policy in template.yaml grants every AWS action its code really makes.
+
+moto does not enforce IAM, so a policy missing an action passes every other test and fails every request in AWS.
+Each function's flows run through its real handler and adapters while every AWS call made from the project's code
+(or Powertools on its behalf) is recorded; each becomes the IAM action(s) it needs (a transaction needs the actions
+of its parts, a query on an index needs the index), and the function's policy must allow it on that resource.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from local.aws_resources import LocalResources
+from local.make_notifier_events import BROKEN_AT, EPISODE_ID
+from local.template import ROOT, load_template
+from tests.notifier_support import Clock, attention, build_notifier
+from tests.repair_api_support import CONNECTION_ID, connection, install_repair_api, meld_error
+from tests.support import LambdaContext, load_event
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+OURS = (str(ROOT / "layers"), str(ROOT / "functions"), "aws_lambda_powertools")
+SERVICE_PREFIX = {"sesv2": "ses", "secretsmanager": "secretsmanager"}
+PARTS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+# The SAM policy templates the template uses, and what they allow.
+SAM_POLICIES = {
+    "EventBridgePutEventsPolicy": ["events:PutEvents"],
+    "AWSSecretsManagerGetSecretValuePolicy": ["secretsmanager:GetSecretValue"],
+}
+
+Needed = set[tuple[str, str]]  # (IAM action, resource: "table", "index/<name>" or "*")
+
+
+def needed(service: str, operation: str, params: dict[str, Any]) -> Needed:
+    prefix = SERVICE_PREFIX.get(service, service)
+    if service != "dynamodb":
+        return {(f"{prefix}:{operation}", "*")}
+    if operation == "TransactWriteItems":
+        return {(f"dynamodb:{PARTS[kind]}", "table") for item in params["TransactItems"] for kind in item}
+    if operation == "Query" and "IndexName" in params:
+        return {("dynamodb:Query", f"index/{params['IndexName']}")}
+    return {(f"dynamodb:{operation}", "table")}
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Needed:
+    """Every AWS call the project's code makes while the test runs (the test's own setup calls are not)."""
+    calls: Needed = set()
+    original = BaseClient._make_api_call
+
+    def record(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        caller = _first_caller_outside_the_sdk()
+        if caller.startswith(OURS) or any(part in caller for part in OURS[2:]):
+            calls.update(needed(client.meta.service_model.service_name, operation, params))
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    return calls
+
+
+def _first_caller_outside_the_sdk() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not any(sdk in name for sdk in ("/botocore/", "/boto3/", "/moto/", "/contextlib.py")):
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return ""
+
+
+def _resource_kind(resource: Any) -> str:
+    text = json.dumps(resource)
+    if "/index/" in text:
+        return "index/" + text.split("/index/")[1].split('"')[0]
+    return "table" if "ConnectionsTable" in text else "*"
+
+
+def allowed(function: str) -> Needed:
+    """What the function's policy allows, as (action, resource kind)."""
+    grants: Needed = set()
+    for policy in RESOURCES[function]["Properties"].get("Policies", []):
+        for name, arguments in policy.items():
+            if name in SAM_POLICIES:
+                grants.update((action, "*") for action in SAM_POLICIES[name])
+                continue
+            if name == "Fn::If":
+                # A conditional statement: what it grants when the condition holds.
+                grants.update(_statements(arguments[1].get("Statement", [])))
+                continue
+            grants.update(_statements(arguments if name == "Statement" else []))
+    return grants
+
+
+def _statements(statements: list[dict[str, Any]]) -> Needed:
+    grants: Needed = set()
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement.get("Resource", statement.get("NotResource", "*"))
+        kinds = {_resource_kind(resource) for resource in (resources if isinstance(resources, list) else [resources])}
+        grants.update((action, kind) for action in actions for kind in kinds)
+    return grants
+
+
+def missing(function: str, calls: Needed) -> list[tuple[str, str]]:
+    grants = allowed(function)
+    return sorted(call for call in calls if call not in grants and (call[0], "*") not in grants)
+
+
+# --- the flows ------------------------------------------------------------------------------------------------
+
+
+def webhook_flows(request: pytest.FixtureRequest) -> None:
+    from functions.webhook_ingest import app
+
+    request.getfixturevalue("webhook_env")
+    for name in (
+        "webhook_status_change_reconnect_required",
+        "webhook_status_change_reconnect_required",  # a duplicate
+        "webhook_connection_completed",
+        "webhook_status_change_active",
+        "webhook_unknown_event_type",
+    ):
+        assert app.lambda_handler(load_event(name), LambdaContext())["statusCode"] == 200
+
+
+def repair_api_flows(request: pytest.FixtureRequest) -> None:
+    aws: LocalResources = request.getfixturevalue("aws")
+    api = install_repair_api(aws.table_name, request.getfixturevalue("monkeypatch"))
+    api.store.save_connection(connection(), expected_version=None)
+    key = {"Idempotency-Key": "permissions-1"}
+    assert api.call("GET", "/connections")[0] == 200
+    assert api.call("GET", f"/connections/{CONNECTION_ID}")[0] == 200
+    assert api.call("POST", f"/connections/{CONNECTION_ID}/repair", headers=key)[0] == 200
+    assert api.call("POST", f"/connections/{CONNECTION_ID}/repair", headers=key)[0] == 200
+    assert api.call("POST", "/connections", {"replacesConnectionId": CONNECTION_ID})[0] == 201
+    assert api.call("PUT", "/me/notifications", {"email": "ada@example.com"})[0] == 200
+    assert api.call("GET", "/me/notifications")[0] == 200
+    # A keyed request that fails: its record is removed, so its retry runs again
+    api.meld.respond("POST", "/bank-linking/connect/start", meld_error(500))
+    assert api.call("POST", "/connections", {}, headers={"Idempotency-Key": "permissions-2"})[0] == 503
+
+
+def notifier_flows(request: pytest.FixtureRequest) -> None:
+    aws: LocalResources = request.getfixturevalue("aws")
+    rig = build_notifier(aws.table_name, Clock(BROKEN_AT + timedelta(minutes=6)))
+    rig.preferences("customer-123", phone="+14155550123")
+    broken = rig.connection("WQ5RitxnrnggqcT8noLoZN", customer="customer-123", episode_id=EPISODE_ID, since=BROKEN_AT)
+    rig.notifier.on_needs_attention(attention(broken))
+    rig.clock.at(BROKEN_AT + timedelta(days=1, hours=1))
+    rig.notifier.sweep()
+    rig.repair("WQ5RitxnrnggqcT8noLoZN", customer="customer-123")
+    rig.clock.at(BROKEN_AT + timedelta(days=3, hours=1))
+    rig.notifier.sweep()
+
+
+def replacer_flows(request: pytest.FixtureRequest) -> None:
+    from connection_repair.domain.bus_events import ConnectionReplaced
+    from tests.integration.test_connection_replacement_flow import replacer
+    from tests.repair_api_support import MeldStandIn, store_for
+
+    env: LocalResources = request.getfixturevalue("webhook_env")
+    store_for(env.table_name).save_connection(connection(), expected_version=None)
+    event = ConnectionReplaced(
+        connection_id="new-1",
+        replaced_connection_id=CONNECTION_ID,
+        external_customer_id="customer-1",
+        event_time=BROKEN_AT,
+    )
+    replacer(env.table_name, env.event_bus_name, MeldStandIn()).replace(event)
+
+
+FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
+    "WebhookFunction": webhook_flows,
+    "RepairApiFunction": repair_api_flows,
+    "NotifierFunction": notifier_flows,
+    "ConnectionReplacerFunction": replacer_flows,
+}
+
+
+def test_every_function_in_the_template_has_its_flows() -> None:
+    functions = {name for name, resource in RESOURCES.items() if resource["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(FLOWS)
+
+
+@pytest.mark.parametrize("function", sorted(FLOWS))
+def test_the_policy_allows_every_aws_call_the_function_makes(
+    function: str, request: pytest.FixtureRequest, recorded: Needed
+) -> None:
+    FLOWS[function](request)
+    assert recorded, f"{function}'s flows made no AWS call: the recorder saw nothing"
+    assert missing(function, recorded) == []
+
+
+def test_a_policy_missing_an_action_is_caught() -> None:
+    # The check itself: an action the notifier's policy does not grant is reported
+    assert missing("NotifierFunction", {("dynamodb:BatchWriteItem", "table"), ("dynamodb:Query", "index/gsi2")}) == [
+        ("dynamodb:BatchWriteItem", "table")
+    ]
+    assert missing("RepairApiFunction", {("dynamodb:Query", "index/gsi2")}) == [("dynamodb:Query", "index/gsi2")]
