@@ -8,6 +8,7 @@ answers as they do (docs/decisions.md §33).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from local.make_openapi import OPENAPI
+from local.template import ROOT
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +30,13 @@ def test_schemathesis_finds_nothing_wrong_with_the_running_api(stack: RunningSta
     with stack.simulator() as sim:
         sim.create_connection(CUSTOMER, status="RECONNECT_REQUIRED", status_reason="LOGIN_REQUIRED")
         sim.wait_until_idle(timeout=20)
+    # The token as the OpenAPI security scheme's credentials: schemathesis then also sends requests without it.
+    config = tmp_path / "schemathesis.toml"
+    config.write_text('[auth.openapi.jwt]\nbearer = "${FUZZ_TOKEN}"\n')
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(config),
         "run",
         str(OPENAPI),
         "--url",
@@ -38,8 +45,6 @@ def test_schemathesis_finds_nothing_wrong_with_the_running_api(stack: RunningSta
         "all",
         "--exclude-checks",
         "unsupported_method",
-        "--header",
-        f"Authorization: Bearer {stack.token(CUSTOMER)}",
         "--max-examples",
         str(EXAMPLES),
         "--seed",
@@ -47,7 +52,15 @@ def test_schemathesis_finds_nothing_wrong_with_the_running_api(stack: RunningSta
         "--generation-database",
         "none",
     ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    # A generated Idempotency-Key reused with another body is a 422 by design: the hook gives each body its own.
+    environment = os.environ | {
+        "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
+        "PYTHONPATH": str(ROOT),
+        "FUZZ_TOKEN": stack.token(CUSTOMER),
+    }
+    result = subprocess.run(
+        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900, check=False
+    )
     summary = result.stdout[-6000:]
     assert result.returncode == 0, f"{summary}\n{result.stderr[-2000:]}\n{stack.log_tail()}"
     assert " passed" in summary
