@@ -16,7 +16,7 @@ from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnect
 from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.adapters.meld.client import MeldClient
-from connection_repair.adapters.meld.gateway import MeldConnectGateway
+from connection_repair.adapters.meld.gateway import MeldConnectGateway, MeldConnectionDirectory
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.status_policy import Action, classify
 from connection_repair.repair.service import RepairService
@@ -104,6 +104,17 @@ class MeldStandIn:
 
     def calls(self, method: str, path: str) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == method and r.url.path == path]
+
+
+def meld_directory(stand_in: MeldStandIn) -> MeldConnectionDirectory:
+    """Meld's GET /bank-linking/connections/{id}, answered by the stand-in."""
+    client = MeldClient(
+        "https://meld.invalid",
+        lambda: "test-meld-api-key",
+        transport=httpx.MockTransport(stand_in),
+        sleep=lambda _seconds: None,
+    )
+    return MeldConnectionDirectory(client)
 
 
 def meld_gateway(stand_in: MeldStandIn, *, deadline_seconds: float = 12.0, max_attempts: int = 3) -> MeldConnectGateway:

@@ -24,8 +24,10 @@ from tests.repair_api_support import (
     connection,
     connection_store_for,
     install_repair_api,
+    meld_directory,
     meld_error,
     meld_gateway,
+    meld_json,
     store_for,
 )
 from tests.support import LambdaContext, signed_delivery, status_change
@@ -61,7 +63,12 @@ def replacer(table_name: str, event_bus_name: str, meld: MeldStandIn) -> Connect
     from connection_repair.adapters.eventbridge import EventBridgePublisher
 
     publisher = EventBridgePublisher(boto3.client("events"), event_bus_name, "connection-repair")
-    return ConnectionReplacer(store=connection_store_for(table_name), publisher=publisher, meld=meld_gateway(meld))
+    return ConnectionReplacer(
+        store=connection_store_for(table_name),
+        publisher=publisher,
+        meld=meld_gateway(meld),
+        directory=meld_directory(meld),
+    )
 
 
 def replacer_event(detail: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +125,7 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
         "replacedConnectionId": CONNECTION_ID,
         "externalCustomerId": CUSTOMER,
         "eventTime": "2026-11-25T10:29:59Z",
+        "inactiveDuplicate": False,
     }
 
     # And the replacer, given that event, deletes the old one at Meld and ends its episode
@@ -196,6 +204,57 @@ def test_the_replacer_never_touches_another_customers_connection(
     assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
 
 
+def duplicate_of(meld: MeldStandIn, new_id: str, kept: str | None) -> ConnectionReplaced:
+    """Meld says ``new_id`` is an inactive duplicate, and keeps ``kept`` active."""
+    body = {"id": new_id, "status": "PARTIALLY_ACTIVE", "statusReason": "INACTIVE_DUPLICATE"}
+    meld.respond(
+        "GET", f"/bank-linking/connections/{new_id}", meld_json(200, body | {"activeDuplicateConnectionId": kept})
+    )
+    return ConnectionReplaced(
+        connection_id=new_id,
+        replaced_connection_id=CONNECTION_ID,
+        external_customer_id=CUSTOMER,
+        event_time=datetime.now(UTC),
+        inactive_duplicate=True,
+    )
+
+
+def test_an_inactive_duplicate_of_the_old_connection_deletes_nothing(webhook_env: LocalResources):
+    # The customer linked the same bank again and Meld keeps the old connection: it is not replaced, not deleted
+    store = store_for(webhook_env.table_name)
+    store.save_connection(connection(), expected_version=None)
+    meld = MeldStandIn()
+    replaced = duplicate_of(meld, "new-dup", kept=CONNECTION_ID)
+    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
+    assert outcome == ReplacementOutcome.KEPT
+    assert [request.method for request in meld.requests] == ["GET"]
+    assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
+
+
+def test_an_inactive_duplicate_replaces_the_old_connection_by_the_one_meld_keeps(webhook_env: LocalResources):
+    store = store_for(webhook_env.table_name)
+    store.save_connection(connection(), expected_version=None)
+    meld = MeldStandIn()
+    replaced = duplicate_of(meld, "new-dup", kept="kept-active")
+    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
+    assert outcome == ReplacementOutcome.REPLACED
+    # Only the old connection is deleted; neither the kept one nor the duplicate
+    deleted = [request.url.path for request in meld.requests if request.method == "DELETE"]
+    assert deleted == [f"/bank-linking/connections/{CONNECTION_ID}"]
+    assert store.get_connection(CONNECTION_ID).superseded_by == "kept-active"  # type: ignore[union-attr]
+
+
+def test_an_inactive_duplicate_meld_names_no_kept_connection_for_changes_nothing(webhook_env: LocalResources):
+    store = store_for(webhook_env.table_name)
+    store.save_connection(connection(), expected_version=None)
+    meld = MeldStandIn()
+    replaced = duplicate_of(meld, "new-dup", kept=None)
+    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
+    assert outcome == ReplacementOutcome.SKIPPED
+    assert [request.method for request in meld.requests] == ["GET"]
+    assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
+
+
 def test_meld_down_during_retirement_raises_so_the_invocation_is_retried(webhook_env: LocalResources):
     from connection_repair.repair.ports import MeldFailure
 
@@ -244,6 +303,7 @@ def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_drop
             store=connection_store_for(webhook_env.table_name),
             publisher=bus,
             meld=meld_gateway(meld),
+            directory=meld_directory(meld),
             clock=lambda: moment,
         )
 

@@ -46,6 +46,7 @@ from tests.repair_api_support import (
     connection,
     connection_store_for,
     install_repair_api,
+    meld_directory,
     meld_error,
     meld_gateway,
     meld_json,
@@ -419,7 +420,10 @@ def test_notifier_and_replacer_log_no_secret(
     stand_in = MeldStandIn()
     publisher = EventBridgePublisher(boto3.client("events"), webhook_env.event_bus_name, "connection-repair")
     replacer = ConnectionReplacer(
-        store=connection_store_for(webhook_env.table_name), publisher=publisher, meld=meld_gateway(stand_in)
+        store=connection_store_for(webhook_env.table_name),
+        publisher=publisher,
+        meld=meld_gateway(stand_in),
+        directory=meld_directory(stand_in),
     )
     monkeypatch.setattr(replacer_app, "connection_replacer", lambda: replacer)
     store_for(webhook_env.table_name).save_connection(connection("old-connection"), expected_version=None)

@@ -275,7 +275,7 @@ def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once(
     assert again.downstream == []
 
 
-def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_whatever_arrives_first():
+def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_as_working_whatever_arrives_first():
     for completion_first in (True, False):
         completion = ConnectionChange(connection_id="conn-new", completed=True)
         duplicate = ConnectionChange(
@@ -286,8 +286,9 @@ def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_whatever
         for change, moment in changes if completion_first else reversed(changes):
             step = apply_change(current, change, event_id=f"e{moment}", event_time=moment, new_episode_id="x")
             current, announced = step.connection, announced + step.downstream
-        assert not [event for event in announced if isinstance(event, ConnectionReplaced)]
-        assert (current.status, current.replaces_connection_id) == ("PARTIALLY_ACTIVE", "conn-1")
+        [event] = [event for event in announced if isinstance(event, ConnectionReplaced)]
+        assert event.inactive_duplicate
+        assert (current.status, current.replaces_connection_id) == ("PARTIALLY_ACTIVE", None)
 
 
 @pytest.mark.parametrize(
@@ -295,7 +296,6 @@ def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_whatever
     [
         ("ACTIVE", None, True),
         ("PARTIALLY_ACTIVE", "PARTIAL_AGGREGATION_SUCCESS", True),
-        ("PARTIALLY_ACTIVE", "INACTIVE_DUPLICATE", False),  # the same bank linked again: Meld keeps the other one
         ("RECONNECT_REQUIRED", "LOGIN_REQUIRED", False),
     ],
 )
@@ -303,8 +303,20 @@ def test_a_replacement_completes_only_when_it_works_as_one(status: str, reason: 
     change = ConnectionChange(connection_id="conn-new", status=status, status_reason=reason)
     transition = apply_change(new_connection(), change, event_id="e1", event_time=at(5), new_episode_id="x")
     replaced = [event for event in transition.downstream if isinstance(event, ConnectionReplaced)]
-    assert len(replaced) == (1 if completes else 0)
+    assert [event.inactive_duplicate for event in replaced] == ([False] if completes else [])
     assert transition.connection.replaces_connection_id == (None if completes else "conn-1")
+
+
+def test_meld_s_inactive_duplicate_is_announced_as_one_for_the_replacer_to_follow():
+    # The same bank linked again: Meld keeps another connection active; the replacer finds out which
+    change = ConnectionChange(connection_id="conn-new", status="PARTIALLY_ACTIVE", status_reason="INACTIVE_DUPLICATE")
+    transition = apply_change(new_connection(), change, event_id="e1", event_time=at(5), new_episode_id="x")
+    [event] = transition.downstream
+    assert isinstance(event, ConnectionReplaced)
+    assert (event.connection_id, event.replaced_connection_id, event.inactive_duplicate) == ("conn-new", "conn-1", True)
+    assert transition.connection.replaces_connection_id is None
+    again = apply_change(transition.connection, change, event_id="e2", event_time=at(6), new_episode_id="y")
+    assert again.downstream == []
 
 
 def test_a_replacement_that_never_completes_announces_nothing():

@@ -46,7 +46,8 @@ class ConnectionRepaired(DownstreamEvent):
 
 
 class ConnectionReplaced(CamelModel):
-    """A connection started to replace another has completed: the old one is to be deleted and marked replaced."""
+    """A connection started to replace another has completed: the old one is to be deleted and marked replaced (or,
+    for an inactive duplicate, the connection Meld keeps is to be found first)."""
 
     DETAIL_TYPE: ClassVar[str] = "Connection Replaced"
     kind: Literal["replaced"] = "replaced"
@@ -55,6 +56,9 @@ class ConnectionReplaced(CamelModel):
     replaced_connection_id: str
     external_customer_id: str | None
     event_time: datetime
+    # Meld's "you linked the same bank again" (PARTIALLY_ACTIVE / INACTIVE_DUPLICATE): the connection Meld keeps is
+    # another one (its activeDuplicateConnectionId), which the replacer looks up; this one is not the replacement.
+    inactive_duplicate: bool = False
 
     @property
     def detail_type(self) -> str:

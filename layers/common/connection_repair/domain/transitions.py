@@ -50,6 +50,7 @@ def _resolution(status: str | None, action: Action) -> str:
 # PARTIALLY_ACTIVE works as a replacement only when some accounts aggregated; with INACTIVE_DUPLICATE it is Meld
 # saying the customer linked a bank they had linked already, and Meld keeps the other connection active.
 REPLACEMENT_COMPLETING_REASONS: frozenset[str | None] = frozenset({None, "PARTIAL_AGGREGATION_SUCCESS"})
+INACTIVE_DUPLICATE = ("PARTIALLY_ACTIVE", "INACTIVE_DUPLICATE")
 
 
 def completes_a_replacement(status: str | None, reason: str | None) -> bool:
@@ -120,14 +121,17 @@ def apply_change(
     downstream: list[AnyDownstreamEvent] = []
     # A replacement completes on what Meld says of its status, never on a completion alone (it may be a duplicate).
     said = change.status is not None
-    if updated.replaces_connection_id is not None and said and completes_a_replacement(status, reason):
-        # The replacement works: announce it once (the replacer deletes the old connection at Meld).
+    duplicate = (status, reason) == INACTIVE_DUPLICATE
+    if updated.replaces_connection_id is not None and said and (duplicate or completes_a_replacement(status, reason)):
+        # Announced once: the replacer deletes the old connection at Meld, or for a duplicate first finds which
+        # connection Meld keeps (never deleting that one).
         downstream.append(
             ConnectionReplaced(
                 connection_id=updated.connection_id,
                 replaced_connection_id=updated.replaces_connection_id,
                 external_customer_id=updated.external_customer_id,
                 event_time=event_time,
+                inactive_duplicate=duplicate,
             )
         )
         updated = updated.model_copy(update={"replaces_connection_id": None})

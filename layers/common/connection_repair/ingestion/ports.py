@@ -56,10 +56,12 @@ class MeldConnection(Protocol):
     institution_name: str | None
     status: str | None
     status_reason: str | None
+    # For Meld's inactive duplicate (PARTIALLY_ACTIVE / INACTIVE_DUPLICATE): the connection it keeps active.
+    active_duplicate_connection_id: str | None
 
 
 class ConnectionDirectory(Protocol):
-    """Meld as the source of truth for a connection we have never seen."""
+    """Meld as the source of truth for a connection: one we have never seen, the one it keeps of duplicates."""
 
     def get_connection(self, connection_id: str) -> MeldConnection | None:
         """The connection as Meld has it; None when Meld does not know it."""

@@ -17,7 +17,7 @@ from connection_repair.domain.bus_events import ConnectionReplaced
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
 from connection_repair.domain.transitions import mark_replaced
-from connection_repair.ingestion.ports import ConnectionStore
+from connection_repair.ingestion.ports import ConnectionDirectory, ConnectionStore
 from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import EventPublisher, StoredEvent
 from connection_repair.platform.clock import Clock
@@ -34,6 +34,8 @@ class ReplacementOutcome(StrEnum):
     REPLACED = "retired"
     ALREADY_REPLACED = "already_retired"
     SKIPPED = "skipped"
+    # The new connection was Meld's inactive duplicate of the old one, which Meld keeps: nothing is deleted.
+    KEPT = "kept"
 
 
 def superseded_event_id(replaced_id: str, replacement_id: str) -> str:
@@ -47,8 +49,10 @@ class ConnectionReplacer:
         store: ConnectionStore,
         publisher: EventPublisher,
         meld: ConnectGateway,
+        directory: ConnectionDirectory,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
+        self._directory = directory
         self._store = store
         self._outbox = Outbox(store, publisher, clock=clock)
         self._meld = meld
@@ -56,6 +60,8 @@ class ConnectionReplacer:
 
     def replace(self, replaced: ConnectionReplaced) -> ReplacementOutcome:
         """Raises ``MeldFailure`` (other than already gone) or ``PublishFailed``: the invocation is retried."""
+        if replaced.inactive_duplicate:
+            return self._follow_duplicate(replaced)
         old_id = replaced.replaced_connection_id
         old = self._store.get_connection(old_id)
         if old is None or old.external_customer_id != replaced.external_customer_id:
@@ -72,6 +78,19 @@ class ConnectionReplacer:
             conflict=ConcurrentUpdate,
             attempts=MAX_WRITE_ATTEMPTS,
         )
+
+    def _follow_duplicate(self, replaced: ConnectionReplaced) -> ReplacementOutcome:
+        """The new connection is Meld's inactive duplicate: the old one is replaced by the connection Meld keeps
+        (``activeDuplicateConnectionId``), unless that is the old one itself. The kept one is never deleted."""
+        found = self._directory.get_connection(replaced.connection_id)
+        kept = found.active_duplicate_connection_id if found is not None else None
+        if kept is None:
+            logger.warning("Inactive duplicate without the connection Meld keeps: left alone", extra=_ids(replaced))
+            return ReplacementOutcome.SKIPPED
+        if kept == replaced.replaced_connection_id:
+            logger.info("Meld keeps the connection that was to be replaced: nothing deleted", extra=_ids(replaced))
+            return ReplacementOutcome.KEPT
+        return self.replace(replaced.model_copy(update={"connection_id": kept, "inactive_duplicate": False}))
 
     def _mark_replaced(self, old: Connection | None, replaced: ConnectionReplaced) -> ReplacementOutcome:
         """Mark ``old`` superseded and store its outbox in one write; ``ConcurrentUpdate`` if it changed since read."""
@@ -113,3 +132,7 @@ class ConnectionReplacer:
             if failure.kind not in (MeldFailureKind.NOT_FOUND, MeldFailureKind.CONFLICT):
                 raise
             logger.info("Replaced connection already gone at Meld", connection_id=connection_id)
+
+
+def _ids(replaced: ConnectionReplaced) -> dict[str, str]:
+    return {"connection_id": replaced.connection_id, "replaced_connection_id": replaced.replaced_connection_id}

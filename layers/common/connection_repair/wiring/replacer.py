@@ -9,9 +9,10 @@ import boto3
 
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.eventbridge import EventBridgePublisher
+from connection_repair.adapters.meld.gateway import MeldConnectGateway, MeldConnectionDirectory
 from connection_repair.platform.settings import ReplacerSettings
 from connection_repair.replacement.service import ConnectionReplacer
-from connection_repair.wiring.meld import meld_gateway
+from connection_repair.wiring.meld import meld_client
 
 
 @cache
@@ -22,6 +23,7 @@ def connection_replacer() -> ConnectionReplacer:
     )
     publisher = EventBridgePublisher(boto3.client("events"), settings.event_bus_name, settings.event_source)
     # Asynchronous: no one waits, so the client may take its time; EventBridge retries the invocation after that.
+    meld = meld_client(settings, deadline_seconds=20.0, max_attempts=4)
     return ConnectionReplacer(
-        store=store, publisher=publisher, meld=meld_gateway(settings, deadline_seconds=20.0, max_attempts=4)
+        store=store, publisher=publisher, meld=MeldConnectGateway(meld), directory=MeldConnectionDirectory(meld)
     )
