@@ -82,9 +82,17 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "notify": (
-        ["notify/service.py", "notify/policy.py", "notify/schedule.py", "notify/compose.py", "notify/delivery.py"],
+        [
+            "notify/service.py",
+            "notify/policy.py",
+            "notify/schedule.py",
+            "notify/compose.py",
+            "notify/delivery.py",
+            "notify/notices.py",
+        ],
         [
             "tests/unit/notify/test_notification_policy.py",
+            "tests/integration/test_link_again_messages.py",
             "tests/integration/test_notifier.py",
             "tests/integration/test_notifier_races.py",
             "tests/integration/test_notifier_handler.py",

@@ -20,7 +20,11 @@ _HAPPENED: Mapping[tuple[str | None, str | None], str] = {
     ),
     ("DEGRADED", "INTERACTIVE_REFRESH"): "{bank} asks you to confirm every update of your data yourself.",
     ("UNRECOVERABLE", None): "Updates from {bank} have kept failing, so your data is no longer up to date.",
+    ("EXPIRED", None): "Your connection to {bank} has expired, so your data is no longer up to date.",
+    ("DELETED", None): "Your connection to {bank} was removed, so your data is no longer up to date.",
 }
+# "Link again" after reconnecting kept failing (the status still asks for a repair that will not work).
+_HAPPENED_REPAIRS_FAILED = "Reconnecting {bank} has not worked, so the connection has to be made again."
 
 
 _HAPPENED_DEFAULT = "We can no longer update your data from {bank}: the bank needs you to sign in again."
@@ -30,6 +34,7 @@ _TO_DO: Mapping[Action, str] = {
     Action.REPAIR: "Reconnect {bank} in the app; it takes about a minute.",
     Action.RENEW_ACCESS: "Renew access in the app to keep your {bank} data up to date.",
     Action.ADD_ACCOUNTS: "If you want them in the app too, add them in a minute.",
+    Action.START_NEW_CONNECTION: "Link {bank} again in the app; it takes about a minute.",
 }
 
 
@@ -37,6 +42,7 @@ _SUBJECT: Mapping[Action, str] = {
     Action.REPAIR: "Reconnect your {bank} account",
     Action.RENEW_ACCESS: "Renew access to your {bank} account",
     Action.ADD_ACCOUNTS: "New accounts available at {bank}",
+    Action.START_NEW_CONNECTION: "Link your {bank} account again",
 }
 
 
@@ -45,6 +51,7 @@ _SUBJECT_UNNAMED: Mapping[Action, str] = {
     Action.REPAIR: "Reconnect your bank account",
     Action.RENEW_ACCESS: "Renew access to your bank account",
     Action.ADD_ACCOUNTS: "New accounts available at your bank",
+    Action.START_NEW_CONNECTION: "Link your bank account again",
 }
 
 
@@ -58,7 +65,15 @@ def _bank(notice: EpisodeNotice) -> str:
 
 def what_happened(notice: EpisodeNotice) -> str:
     template = _HAPPENED.get((notice.status, notice.status_reason)) or _HAPPENED.get((notice.status, None))
+    if template is None and notice.action == Action.START_NEW_CONNECTION:
+        template = _HAPPENED_REPAIRS_FAILED
     return (template or _HAPPENED_DEFAULT).format(bank=_bank(notice))
+
+
+def button(notice: EpisodeNotice) -> str:
+    verb = "Link" if notice.action == Action.START_NEW_CONNECTION else "Reconnect"
+    again = " again" if notice.action == Action.START_NEW_CONNECTION else ""
+    return f"{verb} {_bank(notice)}{again}"
 
 
 def subject_for(notice: EpisodeNotice) -> str:
@@ -98,7 +113,7 @@ class MessageComposer:
             html_parts.append(
                 f"<h3>{html.escape(heading)}</h3><p>{html.escape(what_happened(notice))}</p>"
                 f'<p>{html.escape(what_to_do(notice))} <a href="{html.escape(self.link(notice))}">'
-                f"Reconnect {html.escape(heading)}</a></p>"
+                f"{html.escape(button(notice))}</a></p>"
             )
         footer = (
             f"You receive this because you connected a bank to {self.app_name}. "

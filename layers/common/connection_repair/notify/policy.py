@@ -18,6 +18,8 @@ from connection_repair.preferences.model import Channel, NotificationPreferences
 
 # Most connections one message lists; the rest stay due for the next message (a claim transaction holds 100 items).
 MAX_DIGEST = 25
+# What a message can be about: a repair (or renewal, new accounts) to do, or a new link to make.
+TOLD: frozenset[Action] = NEEDS_ATTENTION | {Action.START_NEW_CONNECTION}
 
 
 class Suppressed(StrEnum):
@@ -116,7 +118,7 @@ def plan_delivery(
     suppress: list[tuple[EpisodeNotice, Suppressed]] = []
     wanted: list[EpisodeNotice] = []
     for notice in due:
-        if notice.action not in NEEDS_ATTENTION:
+        if notice.action not in TOLD:
             suppress.append((notice, Suppressed.TRANSIENT))
         elif notice.action == Action.ADD_ACCOUNTS and not preferences.new_accounts_opt_in:
             suppress.append((notice, Suppressed.NOT_OPTED_IN))

@@ -34,8 +34,8 @@ class ReminderSchedule:
     digest_window: timedelta = timedelta(minutes=5)
 
     def messages_for(self, action: Action) -> int:
-        # NEW_ACCOUNTS_AVAILABLE is optional for the customer: one message at most, no reminders.
-        return 1 if action == Action.ADD_ACCOUNTS else 1 + len(self.reminder_offsets)
+        # NEW_ACCOUNTS_AVAILABLE is optional for the customer, and "link again" is said once: no reminders.
+        return 1 if action in (Action.ADD_ACCOUNTS, Action.START_NEW_CONNECTION) else 1 + len(self.reminder_offsets)
 
     def due_at(self, attention_since: datetime, number: int, action: Action) -> datetime | None:
         if number >= self.messages_for(action):

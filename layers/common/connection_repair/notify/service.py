@@ -18,6 +18,7 @@ from connection_repair.domain.bus_events import ConnectionNeedsAttention, Connec
 from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
 from connection_repair.notify.compose import MessageComposer
 from connection_repair.notify.delivery import deliver
+from connection_repair.notify.notices import LINK_AGAIN, episode_notice, link_again_notice, still_current
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
 from connection_repair.notify.policy import (
     DEFAULT_POLICY,
@@ -77,30 +78,23 @@ class Notifier:
             outcome.suppressed[Suppressed.NO_CUSTOMER] += 1
             logger.info("Episode without a customer: nobody to tell", connection_id=event.connection_id)
             return outcome
-        schedule = self._policy.schedule
+        self._announce(episode_notice(event, customer), outcome)
+        if outcome.failures:
+            raise DeliveryFailed(outcome)
+        return outcome
+
+    def _announce(self, notice: EpisodeNotice, outcome: Outcome) -> None:
+        """Register ``notice``'s messages (once) and send whatever of its customer's is due now."""
         now = self._clock()
-        notice = EpisodeNotice(
-            episode_id=event.episode_id,
-            connection_id=event.connection_id,
-            external_customer_id=customer,
-            institution_id=event.institution_id,
-            institution_name=event.institution_name,
-            action=event.action,
-            status=event.status,
-            status_reason=event.status_reason,
-            attention_since=event.attention_since,
-            due_at=not_before(schedule.due_at(event.attention_since, 0, event.action), now),
-        )
-        if not self._store.register_episode(notice):
+        first = self._policy.schedule.due_at(notice.attention_since, 0, notice.action)
+        if not self._store.register_episode(notice.model_copy(update={"due_at": not_before(first, now)})):
             outcome.suppressed[Suppressed.DUPLICATE] += 1
-            logger.info("Episode already registered", episode_id=event.episode_id)
+            logger.info("Episode already registered", episode_id=notice.episode_id)
+        customer = notice.external_customer_id
         due = [n for n in self._store.customer_episodes(customer) if n.due_at is not None and n.due_at <= now]
         outcome.items_read += len(due)
         if due:
             outcome.merge(self._deliver(customer, due, now))
-        if outcome.failures:
-            raise DeliveryFailed(outcome)
-        return outcome
 
     def on_repaired(self, event: ConnectionRepaired) -> Outcome:
         """Close the episode (nothing more is sent for it) and record how long it lasted and how many reminders."""
@@ -120,6 +114,9 @@ class Notifier:
             return outcome
         seconds = max(0.0, (event.event_time - event.attention_since).total_seconds())
         outcome.ended.append((event.resolution, seconds, reminders))
+        if event.resolution in LINK_AGAIN:
+            # Only a new link helps now: one message says so (under the same opt-out, quiet hours and cap).
+            self._announce(link_again_notice(event, customer), outcome)
         return outcome
 
     def sweep(self, *, max_items: int | None = None, remaining_seconds: Callable[[], float] | None = None) -> Outcome:
@@ -327,7 +324,7 @@ class Notifier:
         for notice in claimed:
             claim = MessageClaim(notice.episode_id, notice.next_message)
             connection = self._connections.get_connection(notice.connection_id)
-            if connection is None or connection.episode_id != notice.episode_id:
+            if connection is None or not still_current(notice, connection):
                 # Repaired, deleted or replaced: nothing more for this episode (on_repaired records how it ended).
                 outcome.suppressed[Suppressed.EPISODE_ENDED] += 1
                 self._store.advance(notice, notice.model_copy(update={"due_at": None}), [claim], now, "CANCELLED")

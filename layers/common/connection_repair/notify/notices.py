@@ -1,0 +1,56 @@
+"""The messages an event asks for: an episode's (the first and its reminders), or the one "link again" message."""
+
+from __future__ import annotations
+
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.connection import Connection
+from connection_repair.domain.status_policy import Action
+from connection_repair.notify.records import EpisodeNotice
+
+# How an episode ends when only a new link will help (repeated failed repairs, expired, deleted): the customer is
+# told so once, in a message of its own (action START_NEW_CONNECTION, no reminders).
+LINK_AGAIN: frozenset[str] = frozenset({"REPAIR_FAILED", "EXPIRED", "DELETED"})
+LINK_AGAIN_SUFFIX = "#link-again"
+
+
+def episode_notice(event: ConnectionNeedsAttention, customer: str) -> EpisodeNotice:
+    return EpisodeNotice(
+        episode_id=event.episode_id,
+        connection_id=event.connection_id,
+        external_customer_id=customer,
+        institution_id=event.institution_id,
+        institution_name=event.institution_name,
+        action=event.action,
+        status=event.status,
+        status_reason=event.status_reason,
+        attention_since=event.attention_since,
+    )
+
+
+def link_again_notice(ended: ConnectionRepaired, customer: str) -> EpisodeNotice:
+    """The one "link <bank> again" message of an episode that ended where only a new link helps."""
+    return EpisodeNotice(
+        episode_id=f"{ended.episode_id}{LINK_AGAIN_SUFFIX}",
+        connection_id=ended.connection_id,
+        external_customer_id=customer,
+        institution_id=ended.institution_id,
+        institution_name=ended.institution_name,
+        action=Action.START_NEW_CONNECTION,
+        status=ended.status,
+        status_reason=ended.status_reason,
+        attention_since=ended.event_time,
+    )
+
+
+def still_current(notice: EpisodeNotice, connection: Connection) -> bool:
+    """Right before a send: whether the message is still true of the connection as it is now.
+
+    An episode's message: the connection is still in that episode. A "link again" message: the connection still asks
+    for a new link (no newer episode, not replaced meanwhile)."""
+    if notice.action == Action.START_NEW_CONNECTION:
+        return (
+            connection.action == Action.START_NEW_CONNECTION
+            and connection.episode_id is None
+            and connection.superseded_by is None
+        )
+    return connection.episode_id == notice.episode_id
