@@ -41,7 +41,8 @@ from bench.harness import record
 from bench.moto_speedups import journal_transactions
 from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader, connection_item
 from connection_repair.adapters.dynamodb.keys import preferences_key
-from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore, episode_item
+from connection_repair.adapters.dynamodb.notification_items import SWEEP_WATERMARK_KEY, due_day, episode_item
+from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.domain.connection import Connection
@@ -119,6 +120,8 @@ def seed_background(client: Any, table: str, total: int) -> None:
         items.append(connection_item(_connection(index, episode=episode, since=since)))
         if episode:
             items.append(episode_item(_notice(index, episode, since=since, due=NOW + timedelta(days=1), number=1)))
+    # A stack that has swept before: the sweep reads from today (a first sweep ever reads 180 days back, once).
+    items.append(SWEEP_WATERMARK_KEY | {"day": {"S": due_day(NOW).isoformat()}})
     _write(client, table, items)
 
 

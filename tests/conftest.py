@@ -104,3 +104,19 @@ def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], s
 
     yield text
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def notifier_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
+    """The notifier function's environment, as template.yaml gives it, pointed at moto; its wiring built afresh."""
+    from connection_repair.wiring.notifier import notifier
+
+    monkeypatch.setenv("TABLE_NAME", aws.table_name)
+    monkeypatch.setenv("APP_RECONNECT_URL", "https://app.example.com/c/{connectionId}")
+    monkeypatch.setenv("NOTIFY_SENDER_EMAIL", "notifications@app.example.com")
+    monkeypatch.setenv("NOTIFY_REMINDER_HOURS", "24,72")
+    monkeypatch.setenv("NOTIFY_DIGEST_WINDOW_MINUTES", "5")
+    monkeypatch.setenv("NOTIFY_MIN_INTERVAL_HOURS", "24")
+    notifier.cache_clear()
+    yield aws
+    notifier.cache_clear()

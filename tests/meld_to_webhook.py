@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
+from local.make_events import LOCAL_WEBHOOK_SECRET
+from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
 from tests.support import LambdaContext
 
@@ -64,3 +67,30 @@ class WebhookReceiver:
 class MeldToWebhook:
     sim: SimulatorClient
     receiver: WebhookReceiver
+
+
+@contextlib.contextmanager
+def meld_delivering_to_the_webhook(
+    monkeypatch: Any, api_key: str, *, concurrent: bool = False, **delivery: Any
+) -> Iterator[tuple[MeldSimulator, SimulatorClient, WebhookReceiver]]:
+    """The simulator signing and delivering to the real webhook handler (``webhook_env`` set up), with Meld's
+    retries seconds apart instead of minutes; ``delivery``: SimulatorConfig's delivery options."""
+    from connection_repair.wiring.webhook import webhook_ingestor
+
+    receiver = WebhookReceiver(concurrent=concurrent)
+    monkeypatch.setenv("MELD_WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("MELD_WEBHOOK_TOLERANCE_SECONDS", "300")
+    webhook_ingestor.cache_clear()
+    config = SimulatorConfig(
+        api_key=api_key,
+        webhook_secret=LOCAL_WEBHOOK_SECRET,
+        webhook_url=receiver.url,
+        port=0,
+        retry_delays=(0.2, 0.5, 1.0),
+        **delivery,
+    )
+    try:
+        with MeldSimulator(config) as simulator, SimulatorClient(simulator.base_url) as client:
+            yield simulator, client, receiver
+    finally:
+        receiver.stop()

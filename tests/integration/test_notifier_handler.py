@@ -100,22 +100,8 @@ def test_other_detail_types_are_ignored(rig: NotifierRig) -> None:
     assert app.lambda_handler(event, LambdaContext())["sent"] == 0
 
 
-def test_the_real_wiring_builds_from_the_template_environment(
-    aws: LocalResources, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from connection_repair.wiring.notifier import notifier
-
-    monkeypatch.setenv("TABLE_NAME", aws.table_name)
-    monkeypatch.setenv("APP_RECONNECT_URL", "https://app.example.com/c/{connectionId}")
-    monkeypatch.setenv("NOTIFY_SENDER_EMAIL", "notifications@app.example.com")
-    monkeypatch.setenv("NOTIFY_REMINDER_HOURS", "24,72")
-    monkeypatch.setenv("NOTIFY_DIGEST_WINDOW_MINUTES", "5")
-    monkeypatch.setenv("NOTIFY_MIN_INTERVAL_HOURS", "24")
-    notifier.cache_clear()
-    try:
-        result = app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())
-    finally:
-        notifier.cache_clear()
+def test_the_real_wiring_builds_from_the_template_environment(notifier_env: LocalResources) -> None:
+    result = app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())
     assert result == {"sent": 0, "suppressed": {}, "deferred": {}, "failures": 0, "itemsRead": 0}
 
 

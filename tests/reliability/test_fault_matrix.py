@@ -27,11 +27,10 @@ from connection_repair.repair.service import RepairService
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
-from local.make_events import LOCAL_WEBHOOK_SECRET
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
 from tests.aws_faults import AwsFault, aws_error, scan, transaction_conflict
-from tests.meld_to_webhook import MeldToWebhook, WebhookReceiver
+from tests.meld_to_webhook import MeldToWebhook, meld_delivering_to_the_webhook
 from tests.repair_api_support import (
     CUSTOMER,
     MeldStandIn,
@@ -478,23 +477,8 @@ def test_a_throttled_table_answers_503_store_busy_changes_nothing_and_pages_nobo
 
 @pytest.fixture
 def meld_to_webhook(webhook_env: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[MeldToWebhook]:
-    from connection_repair.wiring.webhook import webhook_ingestor
-
-    receiver = WebhookReceiver()
-    monkeypatch.setenv("MELD_WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("MELD_WEBHOOK_TOLERANCE_SECONDS", "300")
-    webhook_ingestor.cache_clear()
-    # Meld's retries, seconds apart locally instead of minutes.
-    config = SimulatorConfig(
-        api_key=SIM_KEY,
-        webhook_secret=LOCAL_WEBHOOK_SECRET,
-        webhook_url=receiver.url,
-        port=0,
-        retry_delays=(0.2, 0.5, 1.0),
-    )
-    with MeldSimulator(config) as sim, SimulatorClient(sim.base_url) as client:
+    with meld_delivering_to_the_webhook(monkeypatch, SIM_KEY) as (_, client, receiver):
         yield MeldToWebhook(client, receiver)
-    receiver.stop()
 
 
 def _break(rig: MeldToWebhook, table: str, arm: Callable[[], object]) -> tuple[str, int, list[dict[str, Any]]]:

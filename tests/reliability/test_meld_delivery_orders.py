@@ -16,10 +16,8 @@ from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.gateway import MeldConnectGateway
 from connection_repair.repair.service import RepairService
 from local.aws_resources import LocalResources
-from local.make_events import LOCAL_WEBHOOK_SECRET
-from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.meld_simulator.client import SimulatorClient
-from tests.meld_to_webhook import WebhookReceiver
+from tests.meld_to_webhook import WebhookReceiver, meld_delivering_to_the_webhook
 from tests.repair_api_support import CUSTOMER, RepairApi, install_repair_api
 
 SIM_KEY = "delivery-orders-meld-key"
@@ -43,30 +41,17 @@ class Rig:
 
 @pytest.fixture
 def rig(request: pytest.FixtureRequest, webhook_env: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    """The simulator delivering as ``request.param`` (SimulatorConfig's delivery options) says."""
-    from connection_repair.wiring.webhook import webhook_ingestor
+    """The simulator delivering as ``request.param`` (SimulatorConfig's delivery options) says, concurrently."""
     from functions.repair_api import app
 
-    receiver = WebhookReceiver(concurrent=True)
-    monkeypatch.setenv("MELD_WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("MELD_WEBHOOK_TOLERANCE_SECONDS", "300")
-    webhook_ingestor.cache_clear()
-    config = SimulatorConfig(
-        api_key=SIM_KEY,
-        webhook_secret=LOCAL_WEBHOOK_SECRET,
-        webhook_url=receiver.url,
-        port=0,
-        retry_delays=(0.2, 0.5, 1.0),
-        **request.param,
-    )
-    with MeldSimulator(config) as simulator, SimulatorClient(simulator.base_url) as sim:
+    delivering = meld_delivering_to_the_webhook(monkeypatch, SIM_KEY, concurrent=True, **request.param)
+    with delivering as (simulator, sim, receiver):
         api = install_repair_api(webhook_env.table_name, monkeypatch)
         client = MeldClient(simulator.base_url, lambda: SIM_KEY, timeout=2.0, deadline_seconds=5.0)
         service = RepairService(connections=api.store, preferences=api.preferences, meld=MeldConnectGateway(client))
         monkeypatch.setattr(app, "repair_service", lambda: service)
         yield Rig(sim, api, receiver, webhook_env.table_name)
         client.close()
-    receiver.stop()
 
 
 ORDERS = {

@@ -136,19 +136,10 @@ def test_a_send_whose_answer_is_lost_counts_as_maybe_sent_and_is_never_sent_agai
     assert sent() == 1
 
 
-def test_the_notifiers_sends_are_made_once_the_sdk_never_repeats_them(
-    aws: LocalResources, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_notifiers_sends_are_made_once_the_sdk_never_repeats_them(notifier_env: LocalResources) -> None:
     from connection_repair.wiring.notifier import notifier
 
-    monkeypatch.setenv("TABLE_NAME", aws.table_name)
-    monkeypatch.setenv("APP_RECONNECT_URL", "https://app.example.com/c/{connectionId}")
-    monkeypatch.setenv("NOTIFY_SENDER_EMAIL", "notifications@app.example.com")
-    notifier.cache_clear()
-    try:
-        channels = notifier()._channels
-    finally:
-        notifier.cache_clear()
+    channels = notifier()._channels
     message = Message(subject="s", text="t", html="<p>h</p>", sms="s")
     for channel, address in ((Channel.EMAIL, EMAIL), (Channel.SMS, PHONE)):
         client = channels[channel]._client  # type: ignore[attr-defined]
