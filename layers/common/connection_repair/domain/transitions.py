@@ -73,9 +73,9 @@ def apply_change(
 ) -> Transition:
     """The connection after ``change``, and the downstream events it causes.
 
-    Failed repairs: a completion (the customer finished the widget) that arrives after a recorded repair attempt
-    and leaves the connection needing a repair counts one failure per attempt. After ``max_failed_repairs`` the
-    action becomes START_NEW_CONNECTION (Meld's way out) until the connection works again.
+    Failed repairs: a completion (the customer finished the widget) after a recorded repair attempt, with the status
+    Meld sends with it still asking for a repair, counts one failure per attempt (``_verdict``). After
+    ``max_failed_repairs`` the action becomes START_NEW_CONNECTION (Meld's way out) until the connection works again.
     """
     if current is not None and is_stale(current, event_time, event_id, completion=change.status is None):
         return Transition(connection=current, stale=True)
