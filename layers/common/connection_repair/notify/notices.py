@@ -13,17 +13,21 @@ LINK_AGAIN: frozenset[str] = frozenset({"REPAIR_FAILED", "EXPIRED", "DELETED"})
 LINK_AGAIN_SUFFIX = "#link-again"
 
 
+# What a notice says of its connection, as the event that asked for it said it.
+_ABOUT = ("connection_id", "institution_id", "institution_name", "status", "status_reason")
+
+
+def _about(event: ConnectionNeedsAttention | ConnectionRepaired) -> dict[str, str | None]:
+    return {name: getattr(event, name) for name in _ABOUT}
+
+
 def episode_notice(event: ConnectionNeedsAttention, customer: str) -> EpisodeNotice:
     return EpisodeNotice(
         episode_id=event.episode_id,
-        connection_id=event.connection_id,
         external_customer_id=customer,
-        institution_id=event.institution_id,
-        institution_name=event.institution_name,
         action=event.action,
-        status=event.status,
-        status_reason=event.status_reason,
         attention_since=event.attention_since,
+        **_about(event),
     )
 
 
@@ -31,14 +35,10 @@ def link_again_notice(ended: ConnectionRepaired, customer: str) -> EpisodeNotice
     """The one "link <bank> again" message of an episode that ended where only a new link helps."""
     return EpisodeNotice(
         episode_id=f"{ended.episode_id}{LINK_AGAIN_SUFFIX}",
-        connection_id=ended.connection_id,
         external_customer_id=customer,
-        institution_id=ended.institution_id,
-        institution_name=ended.institution_name,
         action=Action.START_NEW_CONNECTION,
-        status=ended.status,
-        status_reason=ended.status_reason,
         attention_since=ended.event_time,
+        **_about(ended),
     )
 
 
