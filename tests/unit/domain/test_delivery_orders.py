@@ -79,7 +79,7 @@ def ingest(delivered: list[Event]) -> Connection:
         if event.event_id in seen:
             continue
         seen.add(event.event_id)
-        if is_stale(current, event.at, event.event_id, completion=event.change.status is None):
+        if is_stale(current, event.at, event.event_id, completion=not event.change.carries_status):
             continue
         transition = apply_change(
             current, event.change, event_id=event.event_id, event_time=event.at, new_episode_id=f"ep-{event.event_id}"
@@ -96,7 +96,7 @@ def test_any_delivery_order_ends_at_the_newest_status_and_counts_only_real_failu
     sent, delivered = case
     final = ingest(delivered)
 
-    with_status = [event for event in sent if event.change.status is not None]
+    with_status = [event for event in sent if event.change.carries_status]
     newest = max(with_status, key=lambda event: event_order_key(event.at, event.event_id))
     assert (final.status, final.status_reason) == (newest.change.status, newest.change.status_reason)
     assert (final.last_event_at, final.last_event_id) == (newest.at, newest.event_id)

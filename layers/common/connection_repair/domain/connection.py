@@ -25,6 +25,11 @@ class ConnectionChange(BaseModel):
     # The customer finished the widget (BANK_LINKING_CONNECTION_COMPLETED): after a repair, the verdict on it.
     completed: bool = False
 
+    @property
+    def carries_status(self) -> bool:
+        """STATUS_CHANGE and DELETED do, and are ordered among themselves; a completion does not, and is not."""
+        return self.status is not None
+
 
 class Connection(CamelModel):
     """A bank connection as we last saw it, with the customer's action and the open episode, if any."""

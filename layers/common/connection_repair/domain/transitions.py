@@ -77,7 +77,7 @@ def apply_change(
     Meld sends with it still asking for a repair, counts one failure per attempt (``_verdict``). After
     ``max_failed_repairs`` the action becomes START_NEW_CONNECTION (Meld's way out) until the connection works again.
     """
-    if current is not None and is_stale(current, event_time, event_id, completion=change.status is None):
+    if current is not None and is_stale(current, event_time, event_id, completion=not change.carries_status):
         return Transition(connection=current, stale=True)
 
     base = current or Connection(connection_id=change.connection_id)
@@ -110,8 +110,8 @@ def apply_change(
             "status": status,
             "status_reason": reason,
             "action": action,
-            "last_event_at": base.last_event_at if change.status is None else event_time,
-            "last_event_id": base.last_event_id if change.status is None else event_id,
+            "last_event_at": event_time if change.carries_status else base.last_event_at,
+            "last_event_id": event_id if change.carries_status else base.last_event_id,
             "failed_repairs": failed_repairs,
             "repair_pending": repair_pending,
             "completed_at": completed_at,
@@ -120,9 +120,9 @@ def apply_change(
     )
     downstream: list[AnyDownstreamEvent] = []
     # A replacement completes on what Meld says of its status, never on a completion alone (it may be a duplicate).
-    said = change.status is not None
     duplicate = (status, reason) == INACTIVE_DUPLICATE
-    if updated.replaces_connection_id is not None and said and (duplicate or completes_a_replacement(status, reason)):
+    replacing = updated.replaces_connection_id is not None and change.carries_status
+    if replacing and (duplicate or completes_a_replacement(status, reason)):
         # Announced once: the replacer deletes the old connection at Meld, or for a duplicate first finds which
         # connection Meld keeps (never deleting that one).
         downstream.append(
@@ -305,7 +305,7 @@ def silent_update(change: ConnectionChange, *, event_id: str, event_time: dateti
         if value is not None
     }
     key = event_order_key(event_time, event_id)
-    if change.status is None:
+    if not change.carries_status:
         return SilentUpdate(order_key=key, fields=fields, settled_status=True, ordered=False)
     fields |= {"last_event_at": event_time, "last_event_id": event_id}
     action = classify(change.status, change.status_reason)

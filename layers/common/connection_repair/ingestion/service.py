@@ -175,7 +175,7 @@ class WebhookIngestor:
 
     def _transition(self, stored: StoredEvent, change: ConnectionChange, current: Connection | None) -> IngestResult:
         """The full transition on ``current``; ``ConcurrentUpdate`` when the connection changed since it was read."""
-        if is_stale(current, stored.event_time, stored.event_id, completion=change.status is None):
+        if is_stale(current, stored.event_time, stored.event_id, completion=not change.carries_status):
             self._store.save_event(stored, lease_until=stored.received_at)
             return self._result(IngestOutcome.STALE, stored)
         if current is None and change.external_customer_id is None:
