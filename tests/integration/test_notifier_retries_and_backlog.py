@@ -121,8 +121,13 @@ def test_a_sweep_reads_from_the_oldest_day_that_still_holds_a_due_message(aws: L
     assert rig.notifier.sweep().items_read == 0
     assert queries == ["NOTIFY_DUE#2026-11-25", "NOTIFY_DUE#2026-11-26", "NOTIFY_DUE#2026-11-27"]
     queries.clear()
+    writes: list[str] = []
+    rig.store._client.meta.events.register(
+        "provide-client-params.dynamodb.PutItem", lambda params, **_: writes.append(params["Item"]["pk"]["S"])
+    )
     assert rig.notifier.sweep().oldest_due_seconds == 0
     assert queries == ["NOTIFY_DUE#2026-11-27"]
+    assert writes == []  # the watermark did not move: nothing written
 
 
 def test_a_late_event_about_an_old_break_is_due_now_never_on_a_past_day(aws: LocalResources) -> None:

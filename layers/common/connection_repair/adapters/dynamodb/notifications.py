@@ -117,7 +117,7 @@ class DynamoDBNotificationStore:
         notices: list[EpisodeNotice] = []
         self.last_read_count = 0
         today = due_day(now)
-        day = self._sweep_from(now)
+        day = start = self._sweep_from(now)
         oldest_with_items: date | None = None
         # Oldest first: overdue messages (an outage, a failed delivery) before today's.
         while day <= today and len(notices) < limit:
@@ -140,10 +140,12 @@ class DynamoDBNotificationStore:
                     break
                 query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             day += timedelta(days=1)
-        self._client.put_item(
-            TableName=self._table,
-            Item=SWEEP_WATERMARK_KEY | {"day": {"S": (oldest_with_items or min(day, today)).isoformat()}},
-        )
+        # What was read may stay due (a sweep short of time): the next sweep starts at the oldest day that had some.
+        watermark = oldest_with_items or today
+        if watermark != start:
+            self._client.put_item(
+                TableName=self._table, Item=SWEEP_WATERMARK_KEY | {"day": {"S": watermark.isoformat()}}
+            )
         return notices
 
     def _sweep_from(self, now: datetime) -> date:
