@@ -219,40 +219,37 @@ def duplicate_of(meld: MeldStandIn, new_id: str, kept: str | None) -> Connection
     )
 
 
-def test_an_inactive_duplicate_of_the_old_connection_deletes_nothing(webhook_env: LocalResources):
-    # The customer linked the same bank again and Meld keeps the old connection: it is not replaced, not deleted
+DUPLICATES = {
+    # The customer linked the same bank again and Meld keeps the old connection: not replaced, not deleted
+    "Meld keeps the old one": (CONNECTION_ID, ReplacementOutcome.KEPT, [], None),
+    # Meld keeps a third one: only the old connection is deleted, neither the kept one nor the duplicate
+    "Meld keeps another": (
+        "kept-active",
+        ReplacementOutcome.REPLACED,
+        [f"/bank-linking/connections/{CONNECTION_ID}"],
+        "kept-active",
+    ),
+    "Meld names none": (None, ReplacementOutcome.SKIPPED, [], None),
+}
+
+
+@pytest.mark.parametrize(("kept", "outcome", "deleted", "superseded_by"), DUPLICATES.values(), ids=DUPLICATES.keys())
+def test_an_inactive_duplicate_never_deletes_the_connection_meld_keeps(
+    webhook_env: LocalResources,
+    kept: str | None,
+    outcome: ReplacementOutcome,
+    deleted: list[str],
+    superseded_by: str | None,
+):
     store = store_for(webhook_env.table_name)
     store.save_connection(connection(), expected_version=None)
     meld = MeldStandIn()
-    replaced = duplicate_of(meld, "new-dup", kept=CONNECTION_ID)
-    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
-    assert outcome == ReplacementOutcome.KEPT
-    assert [request.method for request in meld.requests] == ["GET"]
-    assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
-
-
-def test_an_inactive_duplicate_replaces_the_old_connection_by_the_one_meld_keeps(webhook_env: LocalResources):
-    store = store_for(webhook_env.table_name)
-    store.save_connection(connection(), expected_version=None)
-    meld = MeldStandIn()
-    replaced = duplicate_of(meld, "new-dup", kept="kept-active")
-    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
-    assert outcome == ReplacementOutcome.REPLACED
-    # Only the old connection is deleted; neither the kept one nor the duplicate
-    deleted = [request.url.path for request in meld.requests if request.method == "DELETE"]
-    assert deleted == [f"/bank-linking/connections/{CONNECTION_ID}"]
-    assert store.get_connection(CONNECTION_ID).superseded_by == "kept-active"  # type: ignore[union-attr]
-
-
-def test_an_inactive_duplicate_meld_names_no_kept_connection_for_changes_nothing(webhook_env: LocalResources):
-    store = store_for(webhook_env.table_name)
-    store.save_connection(connection(), expected_version=None)
-    meld = MeldStandIn()
-    replaced = duplicate_of(meld, "new-dup", kept=None)
-    outcome = replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced)
-    assert outcome == ReplacementOutcome.SKIPPED
-    assert [request.method for request in meld.requests] == ["GET"]
-    assert store.get_connection(CONNECTION_ID).superseded_by is None  # type: ignore[union-attr]
+    replaced = duplicate_of(meld, "new-dup", kept=kept)
+    assert replacer(webhook_env.table_name, webhook_env.event_bus_name, meld).replace(replaced) == outcome
+    # Meld is asked which connection it keeps, and only then is anything deleted
+    assert [request.method for request in meld.requests] == ["GET"] + ["DELETE"] * len(deleted)
+    assert [request.url.path for request in meld.requests if request.method == "DELETE"] == deleted
+    assert store.get_connection(CONNECTION_ID).superseded_by == superseded_by  # type: ignore[union-attr]
 
 
 def test_meld_down_during_retirement_raises_so_the_invocation_is_retried(webhook_env: LocalResources):

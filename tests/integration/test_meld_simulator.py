@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -480,69 +481,57 @@ def test_reset_forgets_everything(stack: Stack) -> None:
     assert stack.control.events() == []
 
 
-def test_behind_a_tunnel_webhooks_are_signed_over_the_public_url_and_delivered_locally() -> None:
+@contextmanager
+def delivering_to_a_receiver(
+    signed_url: str | None = None, **options: Any
+) -> Iterator[tuple[Receiver, SimulatorClient]]:
+    """A simulator with ``options`` (SimulatorConfig's) delivering to a receiver that verifies every signature."""
     clock = FakeClock()
     receiver = Receiver(clock)
-    receiver.signed_url = "https://abc123.tunnel.example.com/webhooks/meld"
+    receiver.signed_url = signed_url
     config = SimulatorConfig(
         api_key=API_KEY,
         webhook_secret=SECRET,
         webhook_url=receiver.url,
-        signed_url=receiver.signed_url,
+        signed_url=signed_url,
         port=0,
-        retry_delays=(),
         clock=clock,
+        **options,
     )
     sim = MeldSimulator(config).start()
     control = SimulatorClient(sim.base_url)
     try:
-        response = control.http.post("/_sim/connections", json={"externalCustomerId": "customer-1", "status": "ACTIVE"})
-        assert response.status_code == 201
-        receiver.wait_for(2)
-        assert [item.signature_error for item in receiver.received] == [None, None]
+        yield receiver, control
     finally:
         control.close()
         sim.stop()
         receiver.stop()
 
 
+def test_behind_a_tunnel_webhooks_are_signed_over_the_public_url_and_delivered_locally() -> None:
+    with delivering_to_a_receiver("https://abc123.tunnel.example.com/webhooks/meld", retry_delays=()) as (
+        receiver,
+        control,
+    ):
+        response = control.http.post("/_sim/connections", json={"externalCustomerId": "customer-1", "status": "ACTIVE"})
+        assert response.status_code == 201
+        receiver.wait_for(2)
+        assert [item.signature_error for item in receiver.received] == [None, None]
+
+
 @pytest.mark.parametrize("order", ["before", "after"])
 def test_a_completion_and_its_status_change_are_stamped_in_the_configured_order(order: str) -> None:
-    clock = FakeClock()
-    receiver = Receiver(clock)
-    config = SimulatorConfig(
-        api_key=API_KEY, webhook_secret=SECRET, webhook_url=receiver.url, port=0, clock=clock, completed_stamped=order
-    )
-    sim = MeldSimulator(config).start()
-    control = SimulatorClient(sim.base_url)
-    try:
+    with delivering_to_a_receiver(completed_stamped=order) as (receiver, control):
         control.create_connection("customer-1", institution_name="Chase")
         receiver.wait_for(2)
         completed = receiver.events(COMPLETED)[0]["timestamp"]
         change = receiver.events(STATUS_CHANGE)[0]["timestamp"]
         assert (completed < change) == (order == "before")
         assert completed != change
-    finally:
-        control.close()
-        sim.stop()
-        receiver.stop()
 
 
 def test_deliveries_can_be_delayed_by_event_type_and_duplicated() -> None:
-    clock = FakeClock()
-    receiver = Receiver(clock)
-    config = SimulatorConfig(
-        api_key=API_KEY,
-        webhook_secret=SECRET,
-        webhook_url=receiver.url,
-        port=0,
-        clock=clock,
-        delivery_delays={STATUS_CHANGE: 0.3},
-        duplicate_deliveries=1,
-    )
-    sim = MeldSimulator(config).start()
-    control = SimulatorClient(sim.base_url)
-    try:
+    with delivering_to_a_receiver(delivery_delays={STATUS_CHANGE: 0.3}, duplicate_deliveries=1) as (receiver, control):
         control.create_connection("customer-1", institution_name="Chase")
         receiver.wait_for(4)
         # The status change, though sent second and stamped later, arrives after both copies of the completion
@@ -550,10 +539,6 @@ def test_deliveries_can_be_delayed_by_event_type_and_duplicated() -> None:
         assert types == [COMPLETED, COMPLETED, STATUS_CHANGE, STATUS_CHANGE]
         assert len({item.envelope["eventId"] for item in receiver.received}) == 2
         assert all(item.signature_error is None for item in receiver.received)
-    finally:
-        control.close()
-        sim.stop()
-        receiver.stop()
 
 
 def test_the_delivery_options_are_read_from_the_environment() -> None:
