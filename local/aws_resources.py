@@ -46,7 +46,7 @@ class LocalResources:
 class Provisioned:
     resolver: Resolver
     functions: list[FunctionSpec]
-    # One queue per function with EventBridge events: its rules deliver there, the local poller reads it.
+    # One queue per function that rules target directly: its rules deliver there, the local poller reads it.
     rule_queues: dict[str, str]
     email_identities: list[str]
 
@@ -179,15 +179,6 @@ def _create_rules(resolver: Resolver, specs: list[FunctionSpec], sqs: SQSClient,
     events = boto3.client("events", **client_args)
     queues: dict[str, str] = {}
     for spec in specs:
-        if not spec.rules:
-            continue
-        # Visibility past the function's timeout: a message is retried only after a failed (or timed-out) run.
-        visibility = str(spec.timeout + 5)
-        url = sqs.create_queue(
-            QueueName=f"{resolver.stack_name}-{spec.name}-events", Attributes={"VisibilityTimeout": visibility}
-        )
-        queues[spec.name] = url["QueueUrl"]
-        arn = _queue_arn(sqs, url["QueueUrl"])
         for rule in spec.rules:
             name = rule.name
             state: Literal["ENABLED", "DISABLED"] = "ENABLED" if rule.enabled else "DISABLED"
@@ -198,12 +189,26 @@ def _create_rules(resolver: Resolver, specs: list[FunctionSpec], sqs: SQSClient,
                 events.put_rule(
                     Name=name, EventBusName=rule.bus, EventPattern=json.dumps(rule.pattern or {}), State=state
                 )
-            target: dict[str, Any] = {"Id": "local-poller", "Arn": arn}
+            if rule.queue is not None:
+                arn = resolver.attributes[f"{rule.queue}.Arn"]
+            else:
+                if spec.name not in queues:
+                    queues[spec.name] = _function_queue(resolver, spec, sqs)
+                arn = _queue_arn(sqs, queues[spec.name])
+            target: dict[str, Any] = {"Id": "local-poller" if rule.queue is None else rule.queue, "Arn": arn}
             if rule.input is not None:
                 target["Input"] = rule.input
             bus = "default" if rule.kind == "schedule" else rule.bus
             events.put_targets(Rule=name, EventBusName=bus, Targets=[target])  # type: ignore[list-item]
     return queues
+
+
+def _function_queue(resolver: Resolver, spec: FunctionSpec, sqs: SQSClient) -> str:
+    """The queue standing in for a function target (moto cannot invoke Lambda), read by the local poller."""
+    # Visibility past the function's timeout: a message is retried only after a failed (or timed-out) run.
+    visibility = str(spec.timeout + 5)
+    name = f"{resolver.stack_name}-{spec.name}-events"
+    return sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": visibility})["QueueUrl"]
 
 
 def _create_email_identities(resolver: Resolver, specs: list[FunctionSpec], **client_args: Any) -> list[str]:

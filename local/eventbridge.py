@@ -1,24 +1,29 @@
-"""Delivers EventBridge to the functions: rule queue → function (moto cannot run Lambda targets), and the schedules.
+"""Delivers EventBridge and SQS to the functions, as Lambda would (moto cannot run Lambda targets); and the schedules.
 
-The template's rules route, in moto, to one SQS queue per function; each message body is the real EventBridge
-envelope. A poller invokes the function with it and deletes it on success. A failed event becomes visible again
-after the queue's visibility timeout and is dropped after 1 + the function's MaximumRetryAttempts tries (Lambda's
-asynchronous retries; default 2).
-Schedules are fired every ``LOCAL_SWEEP_SECONDS`` by putting a scheduled-event envelope on the same queue.
+A rule whose target is a function routes, in moto, to one SQS queue per function standing in for Lambda's
+asynchronous invocation; each message body is the real EventBridge envelope. ``FunctionTarget`` invokes the function
+with it and deletes it on success; a failed event becomes visible again after the queue's visibility timeout and is
+dropped after 1 + the function's MaximumRetryAttempts tries (Lambda's asynchronous retries; default 2).
+A rule whose target is one of the template's queues delivers there; ``QueueEventSource`` is the function's SQS event
+source mapping: batches of records, the ones the function reports failed (or all, if it raised) left to come back,
+and moto moves a message past the queue's maxReceiveCount to its dead-letter queue, as SQS does.
+Schedules are fired every ``LOCAL_SWEEP_SECONDS`` by putting a scheduled-event envelope on the function's queue.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from local.functions import FunctionPool, InvocationError
-from local.template import ACCOUNT_ID, REGION, RuleEvent
+from local.template import ACCOUNT_ID, REGION, QueueSource, RuleEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -42,18 +47,115 @@ def scheduled_event(rule_name: str, now: datetime | None = None) -> dict[str, An
     }
 
 
-class RuleQueuePoller:
-    """One thread per function queue; ``stop()`` returns within about a second (the long-poll wait)."""
+class Feed(Protocol):
+    name: str
 
-    def __init__(self, sqs: SQSClient, queues: Mapping[str, str], pools: Mapping[str, FunctionPool]) -> None:
-        self._sqs = sqs
+    def poll(self, wait_seconds: int) -> None:
+        """Receive once (waiting up to ``wait_seconds``) and deliver what came."""
+
+
+class FunctionTarget:
+    """A function as a rule's target: each event one asynchronous invocation."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str, pool: FunctionPool) -> None:
+        self.name = pool.spec.name
+        self._sqs, self._url, self._pool = sqs, queue_url, pool
+
+    def poll(self, wait_seconds: int) -> None:
+        response = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        for message in response.get("Messages", []):
+            self._deliver(message)
+
+    def _deliver(self, message: Any) -> None:
+        event = json.loads(message["Body"])
+        if isinstance(event, dict) and "detail-type" in event:
+            # moto 5.2.5 leaves "account" out of the envelope it sends to SQS; EventBridge always sends it.
+            event.setdefault("account", ACCOUNT_ID)
+        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        label = event.get("detail-type", "event") if isinstance(event, dict) else "event"
+        try:
+            invocation = self._pool.invoke(event)
+        except InvocationError as error:
+            if attempt < self._pool.spec.async_attempts:
+                logger.warning("%s failed on %r (attempt %d, will retry): %s", self.name, label, attempt, error)
+                return
+            logger.error("%s failed on %r %d times; dropped: %s", self.name, label, attempt, error)
+        else:
+            logger.info("%s ← %r (%.0f ms)", self.name, label, invocation.duration_ms)
+        self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class QueueEventSource:
+    """A function's SQS event source mapping: up to BatchSize records per invocation."""
+
+    def __init__(
+        self, sqs: SQSClient, queue_url: str, source: QueueSource, invoke: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        self.name = source.function
+        self._sqs, self._url, self._source, self._invoke = sqs, queue_url, source, invoke
+        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def poll(self, wait_seconds: int) -> None:
+        messages = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=min(self._source.batch_size, 10),
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return
+        try:
+            result = self._invoke({"Records": [self._record(message) for message in messages]})
+        except InvocationError as error:
+            # Lambda leaves the whole batch to come back after the visibility timeout.
+            logger.warning(
+                "%s failed on a batch of %d from %s: %s", self.name, len(messages), self._source.queue, error
+            )
+            return
+        failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
+        if failed and not self._source.reports_failures:
+            failed = {message["MessageId"] for message in messages}
+        done = [message for message in messages if message["MessageId"] not in failed]
+        if done:
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)]
+            self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[arg-type]
+        logger.info("%s ← %d records from %s (%d returned)", self.name, len(messages), self._source.queue, len(failed))
+
+    def _record(self, message: Any) -> dict[str, Any]:
+        body, event = message["Body"], None
+        with contextlib.suppress(ValueError):
+            event = json.loads(body)
+        if isinstance(event, dict) and "detail-type" in event and "account" not in event:
+            # moto 5.2.5 leaves "account" out of the envelope it sends to SQS; EventBridge always sends it.
+            body = json.dumps(event | {"account": ACCOUNT_ID})
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": body,
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": REGION,
+        }
+
+
+class Poller:
+    """One thread per feed; ``stop()`` returns within about a second (the long-poll wait)."""
+
+    def __init__(self, feeds: Sequence[Feed]) -> None:
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._poll, args=(url, pools[name]), name=f"poll-{name}", daemon=True)
-            for name, url in queues.items()
+            threading.Thread(target=self._poll, args=(feed,), name=f"poll-{feed.name}", daemon=True) for feed in feeds
         ]
 
-    def start(self) -> RuleQueuePoller:
+    def start(self) -> Poller:
         for thread in self._threads:
             thread.start()
         return self
@@ -63,42 +165,14 @@ class RuleQueuePoller:
         for thread in self._threads:
             thread.join(5)
 
-    def _poll(self, queue_url: str, pool: FunctionPool) -> None:
+    def _poll(self, feed: Feed) -> None:
         while not self._stop.is_set():
             try:
-                response = self._sqs.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=1,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                )
+                feed.poll(wait_seconds=1)
             except Exception:
                 # moto is going away (shutdown) or briefly busy: wait and try again.
                 if not self._stop.wait(1.0):
-                    logger.warning("receiving from %s failed; retrying", queue_url, exc_info=True)
-                continue
-            for message in response.get("Messages", []):
-                if self._stop.is_set():
-                    return
-                self._deliver(queue_url, pool, message)
-
-    def _deliver(self, queue_url: str, pool: FunctionPool, message: Any) -> None:
-        event = json.loads(message["Body"])
-        if isinstance(event, dict) and "detail-type" in event:
-            # moto 5.2.5 leaves "account" out of the envelope it sends to SQS; EventBridge always sends it.
-            event.setdefault("account", ACCOUNT_ID)
-        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        label = event.get("detail-type", "event") if isinstance(event, dict) else "event"
-        try:
-            invocation = pool.invoke(event)
-        except InvocationError as error:
-            if attempt < pool.spec.async_attempts:
-                logger.warning("%s failed on %r (attempt %d, will retry): %s", pool.spec.name, label, attempt, error)
-                return
-            logger.error("%s failed on %r %d times; dropped: %s", pool.spec.name, label, attempt, error)
-        else:
-            logger.info("%s ← %r (%.0f ms)", pool.spec.name, label, invocation.duration_ms)
-        self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    logger.warning("polling for %s failed; retrying", feed.name, exc_info=True)
 
 
 class Scheduler:

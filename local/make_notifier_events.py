@@ -1,4 +1,7 @@
-"""Writes events/notifier_*.json: complete EventBridge events for the notifier (tests and `sam local invoke -e`).
+"""Writes events/notifier_*.json: the notifier's events as Lambda receives them (tests and `sam local invoke -e`).
+
+Bus events come as the SQS batch the notifier's queue delivers, each body an EventBridge event; the sweep as the
+schedule's `Scheduled Event`.
 
 Run `PYTHONPATH=layers/common:. .venv/bin/python -m local.make_notifier_events` after changing a scenario. The
 connection is the one of the webhook events (local.make_events.CONNECTION), broken at 11:30 and repaired at 11:45.
@@ -6,6 +9,7 @@ connection is the one of the webhook events (local.make_events.CONNECTION), brok
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -42,6 +46,32 @@ def bus_event(event: AnyDownstreamEvent, *, source: str = "connection-repair") -
         "region": REGION,
         "resources": [],
         "detail": detail,
+    }
+
+
+def queued(*events: dict[str, Any], queue: str = "notifier-queue") -> dict[str, Any]:
+    """EventBridge events as the notifier's queue hands them to Lambda: one SQS batch, a record each."""
+    return {"Records": [_sqs_record(event, queue) for event in events]}
+
+
+def _sqs_record(event: dict[str, Any], queue: str) -> dict[str, Any]:
+    body = json.dumps(event)
+    sent = str(int(datetime.fromisoformat(event["time"]).timestamp() * 1000))
+    return {
+        "messageId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"message/{event['id']}")),
+        "receiptHandle": f"receipt-{event['id']}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": sent,
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+        "awsRegion": REGION,
     }
 
 
@@ -103,8 +133,8 @@ def repaired(attention: ConnectionNeedsAttention, *, at: datetime = REPAIRED_AT)
 def scenarios() -> dict[str, dict[str, Any]]:
     broken = needs_attention()
     return {
-        "notifier_connection_needs_attention": bus_event(broken),
-        "notifier_connection_repaired": bus_event(repaired(broken)),
+        "notifier_connection_needs_attention": queued(bus_event(broken)),
+        "notifier_connection_repaired": queued(bus_event(repaired(broken))),
         "notifier_reminder_sweep": scheduled_event(),
     }
 

@@ -16,14 +16,16 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
+from typing import Any
 
 import boto3
 
 from local.aws_resources import Provisioned, provision
 from local.config import HOST, LocalConfig
-from local.eventbridge import RuleQueuePoller, Scheduler
+from local.eventbridge import FunctionTarget, Poller, QueueEventSource, Scheduler
 from local.functions import FunctionPool, worker_environment
 from local.gateway import Gateway
 from local.jwt_tokens import JwtSettings, settings_for
@@ -88,7 +90,7 @@ class LocalStack:
         self._simulator: MeldSimulator | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._gateway: Gateway | None = None
-        self._poller: RuleQueuePoller | None = None
+        self._poller: Poller | None = None
         self._scheduler: Scheduler | None = None
         self.provisioned: Provisioned | None = None
 
@@ -162,9 +164,19 @@ class LocalStack:
         assert self.provisioned is not None
         sqs = boto3.client("sqs", **self.config.aws_client_args())
         queues = self.provisioned.rule_queues
-        self._poller = RuleQueuePoller(sqs, queues, self._pools).start()
+        targets = [FunctionTarget(sqs, url, self._pools[name]) for name, url in queues.items()]
+        sources = [
+            QueueEventSource(sqs, self.provisioned.resolver.refs[source.queue], source, self._invoker(source.function))
+            for spec in self.provisioned.functions
+            for source in spec.queues
+        ]
+        self._poller = Poller([*targets, *sources]).start()
         schedules = [rule for spec in self.provisioned.functions for rule in spec.rules if rule.kind == "schedule"]
         self._scheduler = Scheduler(sqs, schedules, queues, self.config.sweep_seconds).start()
+
+    def _invoker(self, function: str) -> Callable[[dict[str, Any]], Any]:
+        pool = self._pools[function]
+        return lambda event: pool.invoke(event).result
 
     @property
     def moto_alive(self) -> bool:
@@ -208,8 +220,8 @@ class LocalStack:
             for route in self._gateway.routes
         )
         rules = "\n".join(
-            f"    {rule.kind:<8} {rule.schedule or rule.bus:<40} → {spec.name}"
-            + (f"  (locally every {config.sweep_seconds:g} s)" if rule.kind == "schedule" else "")
+            f"    {rule.kind:<8} {rule.schedule or rule.bus:<40} → {'' if rule.queue is None else rule.queue + ' → '}"
+            f"{spec.name}" + (f"  (locally every {config.sweep_seconds:g} s)" if rule.kind == "schedule" else "")
             for spec in self.provisioned.functions
             for rule in spec.rules
         )

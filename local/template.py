@@ -11,7 +11,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,17 @@ class RuleEvent:
     schedule: str | None = None
     input: str | None = None  # a constant Input replaces the event, as EventBridge does
     enabled: bool = True
+    queue: str | None = None  # the template queue the rule delivers to (the function reads it), None: the function
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    """An SQS event source mapping: Lambda polls the queue and invokes the function with batches of records."""
+
+    function: str
+    queue: str  # the queue's logical id
+    batch_size: int = 10
+    reports_failures: bool = False  # ReportBatchItemFailures: only the records the function names return
 
 
 @dataclass(frozen=True)
@@ -264,6 +275,7 @@ class FunctionSpec:
     environment: dict[str, str]
     routes: tuple[HttpRoute, ...]
     rules: tuple[RuleEvent, ...]
+    queues: tuple[QueueSource, ...] = ()
     # Asynchronous invocations (EventBridge) are tried 1 + MaximumRetryAttempts times, as Lambda does.
     async_attempts: int = 3
 
@@ -288,13 +300,14 @@ def _merged(global_value: Any, own_value: Any) -> Any:
 
 
 def functions(template: Mapping[str, Any], resolver: Resolver) -> list[FunctionSpec]:
-    """Every ``AWS::Serverless::Function`` with its resolved environment, HTTP API routes and EventBridge rules.
+    """Every ``AWS::Serverless::Function`` with its resolved environment, HTTP API routes, rules and queues.
 
     Rules come from the function's own events (EventBridgeRule, CloudWatchEvent, Schedule, ScheduleV2) and from
-    ``AWS::Events::Rule`` resources whose targets are the function.
+    ``AWS::Events::Rule`` resources whose targets are the function or a queue the function reads (SQS events).
     """
     globals_ = template.get("Globals", {}).get("Function", {})
-    rule_resources = _rule_resources(template, resolver)
+    queue_sources = _queue_sources(template)
+    rule_resources = _rule_resources(template, resolver, queue_sources)
     specs: list[FunctionSpec] = []
     for name, own in resources_of_type(template, "AWS::Serverless::Function").items():
         properties = _merged(globals_, own)
@@ -321,6 +334,7 @@ def functions(template: Mapping[str, Any], resolver: Resolver) -> list[FunctionS
                 environment=environment,
                 routes=tuple(routes),
                 rules=tuple(rules),
+                queues=tuple(source for source in queue_sources if source.function == name),
                 async_attempts=1 + int(retries),
             )
         )
@@ -369,8 +383,8 @@ def _rule(function: str, name: str, kind: str, event: Mapping[str, Any]) -> Rule
     return RuleEvent(function, name, "pattern", bus, pattern=event.get("Pattern"), input=constant, enabled=enabled)
 
 
-def _target_function(arn: Any) -> str | None:
-    """The logical id of the function a rule target names (!GetAtt Fn.Arn or !Ref Fn), before resolution."""
+def _arn_of(arn: Any) -> str | None:
+    """The logical id of the resource an ARN names (!GetAtt X.Arn or !Ref X), before resolution."""
     if isinstance(arn, dict) and "Fn::GetAtt" in arn:
         attribute = arn["Fn::GetAtt"]
         parts = attribute.split(".", 1) if isinstance(attribute, str) else list(attribute)
@@ -380,12 +394,32 @@ def _target_function(arn: Any) -> str | None:
     return None
 
 
-def _rule_resources(template: Mapping[str, Any], resolver: Resolver) -> dict[str, list[RuleEvent]]:
-    """``AWS::Events::Rule`` resources by the function they target."""
+def _queue_sources(template: Mapping[str, Any]) -> list[QueueSource]:
+    """The functions' SQS events on the template's own queues."""
+    found: list[QueueSource] = []
+    for name, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in (function.get("Events") or {}).values():
+            properties = event.get("Properties") or {}
+            queue = _arn_of(properties.get("Queue"))
+            if event["Type"] != "SQS" or queue is None:
+                continue
+            responses = properties.get("FunctionResponseTypes") or ()
+            reports = "ReportBatchItemFailures" in responses
+            found.append(QueueSource(name, queue, int(properties.get("BatchSize", 10)), reports))
+    return found
+
+
+def _rule_resources(
+    template: Mapping[str, Any], resolver: Resolver, queue_sources: list[QueueSource]
+) -> dict[str, list[RuleEvent]]:
+    """``AWS::Events::Rule`` resources by the function they reach: as their target, or through a queue it reads."""
+    readers = {source.queue: source.function for source in queue_sources}
     found: dict[str, list[RuleEvent]] = {}
     for logical_id, properties in resources_of_type(template, "AWS::Events::Rule").items():
         for target in properties.get("Targets") or []:
-            function = _target_function(target.get("Arn"))
+            target_id = _arn_of(target.get("Arn"))
+            queue = target_id if target_id in readers else None
+            function = target_id if queue is None else readers[queue]
             if function is None or template["Resources"].get(function, {}).get("Type") != "AWS::Serverless::Function":
                 continue
             event = resolver.resolve({key: value for key, value in properties.items() if key != "Targets"})
@@ -393,7 +427,8 @@ def _rule_resources(template: Mapping[str, Any], resolver: Resolver) -> dict[str
             event["Input"] = resolver.resolve(target.get("Input"))
             name = str(event.get("Name") or resolver.physical_name(logical_id))
             kind = "Schedule" if event.get("ScheduleExpression") else "EventBridgeRule"
-            found.setdefault(function, []).append(_rule(function, name, kind, event))
+            rule = _rule(function, name, kind, event)
+            found.setdefault(function, []).append(replace(rule, queue=queue))
     return found
 
 

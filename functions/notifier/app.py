@@ -1,7 +1,8 @@
 """The notifier: `Connection Needs Attention` / `Connection Repaired` from the app's bus, and the reminder sweep.
 
-One handler for both EventBridge rules (the bus rule and the schedule). Async invocations: an exception makes Lambda
-retry the event (twice) and then park it in the notifier's dead-letter queue; other events are not held up.
+Bus events arrive through the notifier's SQS queue, in batches: a record that fails (a send that did not go out, an
+event that does not parse) is reported back alone and redelivered until the queue parks it in the dead-letter queue;
+the others are done. The schedule invokes the handler directly with its `Scheduled Event`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
 
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
@@ -19,6 +22,17 @@ from connection_repair.platform.observability import NAMESPACE, logger, metrics,
 from connection_repair.wiring.notifier import notifier
 
 SCHEDULED = "Scheduled Event"
+
+
+class QueuedBusEvent(SqsRecordModel):
+    """An SQS record whose body is the EventBridge event the bus rule delivered to the queue."""
+
+    body: Json[EventBridgeModel]
+
+
+# A batch whose every record fails is reported as such, not raised: the records return to the queue either way, and
+# the invocation's own errors stay a signal of a broken function.
+processor = BatchProcessor(event_type=EventType.SQS, model=QueuedBusEvent, raise_on_entire_batch_failure=False)
 
 
 def _dimensioned(name: str, dimension: str, value: str, count: float, unit: MetricUnit = MetricUnit.Count) -> None:
@@ -66,17 +80,14 @@ def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:
     return Outcome()
 
 
-@logger.inject_lambda_context(correlation_id_path="id")
-@metrics.log_metrics(capture_cold_start_metric=True)
-@trace_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed = parse(event=event, model=EventBridgeModel)
+def run(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+    """One bus or schedule event, its metrics and a summary line."""
     try:
-        outcome = handle(parsed, context)
+        outcome = handle(event, context)
     except DeliveryFailed as failed:
-        # Claims released; raising makes Lambda retry the event (the sweep would also pick the message up).
+        # Claims released; the event comes back (redelivery; the sweep would also pick the message up).
         record(failed.outcome)
-        logger.error("Notification not sent; the event will be retried", detail_type=parsed.detail_type)
+        logger.error("Notification not sent; the event will be retried", detail_type=event.detail_type)
         raise
     record(outcome)
     summary = {
@@ -86,5 +97,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "failures": outcome.failures,
         "itemsRead": outcome.items_read,
     }
-    logger.info("Notifier done", extra={"detail_type": parsed.detail_type, **summary})
+    logger.info("Notifier done", extra={"detail_type": event.detail_type, **summary})
     return summary
+
+
+def run_queued(record: QueuedBusEvent, lambda_context: LambdaContext) -> None:
+    logger.set_correlation_id(record.body.id)
+    run(record.body, lambda_context)
+
+
+@logger.inject_lambda_context(correlation_id_path="id")
+@metrics.log_metrics(capture_cold_start_metric=True)
+@trace_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" not in event:
+        return run(parse(event=event, model=EventBridgeModel), context)
+    response = process_partial_response(event=event, record_handler=run_queued, processor=processor, context=context)
+    for failure, (_, error, _) in zip(response["batchItemFailures"], processor.exceptions, strict=True):
+        message_id, reason = failure["itemIdentifier"], type(error).__name__
+        logger.warning("Queued event returned to the queue", message_id=message_id, error=reason)
+    logger.set_correlation_id(None)
+    return dict(response)

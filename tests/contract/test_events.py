@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
 
 from tests.support import EVENTS_DIR
 
@@ -28,5 +28,9 @@ def test_event_parses_as_the_kind_it_claims(path):
     elif "detail-type" in document:
         event = EventBridgeModel.model_validate(document)
         assert event.source
+    elif "Records" in document:
+        batch = SqsModel.model_validate(document)
+        assert batch.Records
+        assert all(record.eventSource == "aws:sqs" for record in batch.Records)
     else:
-        pytest.fail(f"{path.name} is neither an API Gateway HTTP API event nor an EventBridge event")
+        pytest.fail(f"{path.name} is neither an API Gateway HTTP API, an EventBridge nor an SQS event")

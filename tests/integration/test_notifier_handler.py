@@ -1,4 +1,4 @@
-"""functions/notifier: the committed EventBridge events through the handler, metrics, and the real wiring."""
+"""functions/notifier: the committed events (queued bus events, the sweep) through the handler, and the real wiring."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ValidationError
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
-from connection_repair.notify.outcome import DeliveryFailed
 from functions.notifier import app
 from local.aws_resources import LocalResources
-from local.make_notifier_events import BROKEN_AT, EPISODE_ID
+from local.make_notifier_events import BROKEN_AT, EPISODE_ID, queued
 from tests.notifier_support import Clock, FlakyChannel, NotifierRig, attention, build_notifier, sent_emails
 from tests.support import EVENTS_DIR, LambdaContext, load_event
 
 CONNECTION_ID = "WQ5RitxnrnggqcT8noLoZN"
 CUSTOMER = "customer-123"
+NO_FAILURES: dict[str, list[Any]] = {"batchItemFailures": []}
 
 
 @pytest.fixture
@@ -34,36 +34,56 @@ def rig(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notifi
     return rig
 
 
+def summaries(logs: str) -> list[dict[str, Any]]:
+    """The handler's `Notifier done` lines, one per event handled."""
+    lines = (json.loads(line) for line in logs.splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("message") == "Notifier done"]
+
+
+def bus_event(name: str) -> dict[str, Any]:
+    """The EventBridge event inside a committed notifier event."""
+    body: dict[str, Any] = json.loads(load_event(name)["Records"][0]["body"])
+    return body
+
+
 @pytest.mark.parametrize("path", sorted(EVENTS_DIR.glob("notifier_*.json")), ids=lambda path: Path(path).stem)
-def test_every_notifier_event_is_a_complete_eventbridge_event(path: Path) -> None:
-    event = EventBridgeModel.model_validate(json.loads(path.read_text()))
+def test_every_notifier_event_is_what_lambda_delivers(path: Path) -> None:
+    event = json.loads(path.read_text())
+    if "Records" not in event:
+        scheduled = EventBridgeModel.model_validate(event)
+        assert (scheduled.detail_type, scheduled.source) == ("Scheduled Event", "aws.events")
+        return
     models = {"Connection Needs Attention": ConnectionNeedsAttention, "Connection Repaired": ConnectionRepaired}
-    if event.detail_type in models:
-        models[event.detail_type].model_validate(event.detail)
-    else:
-        assert event.detail_type == "Scheduled Event"
-        assert event.source == "aws.events"
+    for record in SqsModel.model_validate(event).Records:
+        assert record.eventSource == "aws:sqs"
+        queued = app.QueuedBusEvent.model_validate(record.model_dump()).body
+        models[queued.detail_type].model_validate(queued.detail)
 
 
 def test_needs_attention_then_sweep_then_repaired_through_the_handler(
     rig: NotifierRig, captured_logs: Callable[[], str]
 ) -> None:
     # The event arrives within the digest window: registered, nothing sent yet
-    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())["sent"] == 0
+    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext()) == NO_FAILURES
+    assert sent_emails() == []
     # The scheduled sweep sends it
     rig.clock.at(BROKEN_AT + timedelta(minutes=6))
     assert app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 1
     # A duplicate delivery of the event sends nothing more
-    duplicate = app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
-    assert duplicate["sent"] == 0
-    assert duplicate["suppressed"] == {"DUPLICATE": 1}
+    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext()) == NO_FAILURES
     rig.repair(CONNECTION_ID, customer=CUSTOMER)
-    app.lambda_handler(load_event("notifier_connection_repaired"), LambdaContext())
+    assert app.lambda_handler(load_event("notifier_connection_repaired"), LambdaContext()) == NO_FAILURES
     rig.clock.at(BROKEN_AT + timedelta(days=5))
     assert app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 0
     assert len(sent_emails()) == 1
 
     logs = captured_logs()
+    queued = [line for line in summaries(logs) if line["detail_type"] != "Scheduled Event"]
+    assert [(line["sent"], line["suppressed"]) for line in queued] == [(0, {}), (0, {"DUPLICATE": 1}), (0, {})]
+    assert {line["correlation_id"] for line in queued} == {
+        bus_event("notifier_connection_needs_attention")["id"],
+        bus_event("notifier_connection_repaired")["id"],
+    }
     for metric in ("NotificationsSent", "NotificationsSentByChannel", "NotificationsSuppressedByReason"):
         assert f'"{metric}"' in logs
     assert '"EpisodeTimeToRepair"' in logs
@@ -71,33 +91,47 @@ def test_needs_attention_then_sweep_then_repaired_through_the_handler(
     assert '"Reminders":"0"' in logs.replace(" ", "")
 
 
-def test_a_failed_send_fails_the_invocation_so_it_is_retried(
-    aws: LocalResources, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_send_returns_its_record_to_the_queue(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> None:
     rig = build_notifier(aws.table_name, Clock(BROKEN_AT + timedelta(hours=1)), wrap=lambda c: FlakyChannel(c, 1))
     monkeypatch.setattr(app, "notifier", lambda: rig.notifier)
     rig.preferences(CUSTOMER)
     rig.connection(CONNECTION_ID, customer=CUSTOMER, episode_id=EPISODE_ID, since=BROKEN_AT)
-    with pytest.raises(DeliveryFailed):
-        app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
-    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())["sent"] == 1
+    event = load_event("notifier_connection_needs_attention")
+    [message_id] = [record["messageId"] for record in event["Records"]]
+
+    assert app.lambda_handler(event, LambdaContext()) == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert sent_emails() == []
+    # Redelivered, it goes out once
+    assert app.lambda_handler(event, LambdaContext()) == NO_FAILURES
     assert len(sent_emails()) == 1
 
 
-def test_a_poison_event_fails_alone(rig: NotifierRig) -> None:
-    poison = copy.deepcopy(load_event("notifier_connection_needs_attention"))
-    del poison["detail"]["episodeId"]
-    with pytest.raises(ValidationError):
-        app.lambda_handler(poison, LambdaContext())
-    # The next event is handled normally
+def test_only_the_records_that_fail_go_back_to_the_queue(rig: NotifierRig, captured_logs: Callable[[], str]) -> None:
     rig.clock.at(BROKEN_AT + timedelta(minutes=6))
-    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())["sent"] == 1
+    good = bus_event("notifier_connection_needs_attention")
+    incomplete = copy.deepcopy(good) | {"id": "incomplete"}
+    del incomplete["detail"]["episodeId"]
+    batch = queued(incomplete, good)
+    not_json = copy.deepcopy(batch["Records"][0]) | {"messageId": "not-json", "body": "{not json"}
+    batch["Records"].insert(0, not_json)
+
+    result = app.lambda_handler(batch, LambdaContext())
+
+    failed = [batch["Records"][0]["messageId"], batch["Records"][1]["messageId"]]
+    assert result == {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    assert len(sent_emails()) == 1
+    returned = [json.loads(line) for line in captured_logs().splitlines() if "returned to the queue" in line]
+    assert [(line["message_id"], line["error"]) for line in returned] == [
+        (failed[0], "ValidationError"),
+        (failed[1], "ValidationError"),
+    ]
 
 
 def test_other_detail_types_are_ignored(rig: NotifierRig) -> None:
-    event = copy.deepcopy(load_event("notifier_connection_needs_attention"))
-    event["detail-type"] = "Connection Replaced"
-    assert app.lambda_handler(event, LambdaContext())["sent"] == 0
+    event = bus_event("notifier_connection_needs_attention") | {"detail-type": "Connection Replaced"}
+    rig.clock.at(BROKEN_AT + timedelta(minutes=6))
+    assert app.lambda_handler(queued(event), LambdaContext()) == NO_FAILURES
+    assert sent_emails() == []
 
 
 def test_the_real_wiring_builds_from_the_template_environment(notifier_env: LocalResources) -> None:

@@ -25,7 +25,6 @@ import pytest
 from connection_repair.adapters.eventbridge import event_detail
 from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
-from connection_repair.notify.outcome import DeliveryFailed
 from connection_repair.outbox import outbox
 from connection_repair.preferences.model import Channel
 from connection_repair.repair.ports import MeldFailure
@@ -35,6 +34,7 @@ from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
 from local.make_events import LOCAL_WEBHOOK_SECRET, envelope
+from local.make_notifier_events import queued
 from tests.notifier_support import T0, Clock, attention, build_notifier, sent_emails
 from tests.repair_api_support import (
     CONNECTION_ID,
@@ -405,13 +405,12 @@ def test_notifier_and_replacer_log_no_secret(
             lambda code=code, **_: (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": code}}),
             unique_id=f"throttle-{operation}",
         )
-    with pytest.raises(DeliveryFailed):
-        notifier_app.lambda_handler(event, LambdaContext())
+    assert notifier_app.lambda_handler(queued(event), LambdaContext())["batchItemFailures"]
     for channel, operation in ((Channel.EMAIL, "sesv2.SendEmail"), (Channel.SMS, "sns.Publish")):
         rig.channels[channel]._client.meta.events.unregister(  # type: ignore[attr-defined]
             f"before-call.{operation}", unique_id=f"throttle-{operation}"
         )
-    notifier_app.lambda_handler(event, LambdaContext())
+    notifier_app.lambda_handler(queued(event), LambdaContext())
     sweep = dict(event, **{"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
     notifier_app.lambda_handler(sweep, LambdaContext())
     [email] = sent_emails()

@@ -22,7 +22,7 @@ from connection_repair.notify.service import Notifier
 from connection_repair.platform.settings import NotifierSettings
 from connection_repair.preferences.model import Channel
 
-# The notifier runs asynchronously (EventBridge, schedule): ordinary timeouts, standard retries for the table. Sends
+# No one waits on the notifier (its queue, its schedule): ordinary timeouts, standard retries for the table. Sends
 # are never retried by the SDK (SEND_CONFIG).
 NOTIFIER_AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 
