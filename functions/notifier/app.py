@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,11 +27,6 @@ class QueuedBusEvent(SqsRecordModel):
     """An SQS record whose body is the EventBridge event the bus rule delivered to the queue."""
 
     body: Json[EventBridgeModel]
-
-
-# A batch whose every record fails is reported as such, not raised: the records return to the queue either way, and
-# the invocation's own errors stay a signal of a broken function.
-processor = BatchProcessor(event_type=EventType.SQS, model=QueuedBusEvent, raise_on_entire_batch_failure=False)
 
 
 def _dimensioned(name: str, dimension: str, value: str, count: float, unit: MetricUnit = MetricUnit.Count) -> None:
@@ -101,20 +95,35 @@ def run(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
     return summary
 
 
-def run_queued(record: QueuedBusEvent, lambda_context: LambdaContext) -> None:
-    logger.set_correlation_id(record.body.id)
-    run(record.body, lambda_context)
+def run_queued(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """Lambda's partial batch response: the records that failed return to the queue, the others are done.
+
+    A batch whose every record fails is answered, not raised: the records return either way, and the function's own
+    errors stay a signal of the function failing.
+    """
+    failures: list[dict[str, str]] = []
+    for record in records:
+        message_id = str(record["messageId"])
+        try:
+            queued = QueuedBusEvent.model_validate(record)
+            logger.set_correlation_id(queued.body.id)
+            run(queued.body, context)
+        except Exception as error:  # one record's failure, whatever it is, must not fail its batch mates
+            # A send that did not go out is logged by run(); anything else gets its traceback.
+            unexpected = not isinstance(error, DeliveryFailed)
+            reason = type(error).__name__
+            logger.warning(
+                "Queued event returned to the queue", message_id=message_id, error=reason, exc_info=unexpected
+            )
+            failures.append({"itemIdentifier": message_id})
+    logger.set_correlation_id(None)
+    return {"batchItemFailures": failures}
 
 
 @logger.inject_lambda_context(correlation_id_path="id")
 @metrics.log_metrics(capture_cold_start_metric=True)
 @trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" not in event:
-        return run(parse(event=event, model=EventBridgeModel), context)
-    response = process_partial_response(event=event, record_handler=run_queued, processor=processor, context=context)
-    for failure, (_, error, _) in zip(response["batchItemFailures"], processor.exceptions, strict=True):
-        message_id, reason = failure["itemIdentifier"], type(error).__name__
-        logger.warning("Queued event returned to the queue", message_id=message_id, error=reason)
-    logger.set_correlation_id(None)
-    return dict(response)
+    if "Records" in event:
+        return run_queued(event["Records"], context)
+    return run(parse(event=event, model=EventBridgeModel), context)

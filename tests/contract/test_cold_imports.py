@@ -110,8 +110,15 @@ BUDGETS = [
             "adapters.sns",
             "wiring.notifier",
         ),
-        # Nothing of ingestion: the notifier reads connections, it never moves them.
-        never=("httpx", "aws_xray_sdk", "connection_repair.ingestion", "connection_repair.domain.transitions"),
+        # Nothing of ingestion: the notifier reads connections, it never moves them. Nor Powertools' batch utility
+        # (asyncio and every event source's data classes; its partial batch response is the handler's own loop).
+        never=(
+            "httpx",
+            "aws_xray_sdk",
+            "connection_repair.ingestion",
+            "connection_repair.domain.transitions",
+            "aws_lambda_powertools.utilities.batch",
+        ),
     ),
 ]
 
