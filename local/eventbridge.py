@@ -117,14 +117,20 @@ class QueueEventSource:
                 "%s failed on a batch of %d from %s: %s", self.name, len(messages), self._source.queue, error
             )
             return
-        failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
-        if failed and not self._source.reports_failures:
-            failed = {message["MessageId"] for message in messages}
+        failed = self._failed(result, {message["MessageId"] for message in messages})
         done = [message for message in messages if message["MessageId"] not in failed]
         if done:
             entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)]
             self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[arg-type]
         logger.info("%s ← %d records from %s (%d returned)", self.name, len(messages), self._source.queue, len(failed))
+
+    def _failed(self, result: Any, batch: set[str]) -> set[str]:
+        """The records to leave in the queue after a successful invocation, as Lambda reads its answer."""
+        if not self._source.reports_failures or not isinstance(result, dict):
+            return set()  # without ReportBatchItemFailures, a successful invocation is the whole batch done
+        named = {item.get("itemIdentifier") for item in result.get("batchItemFailures") or []}
+        # An identifier that is empty or not of this batch makes Lambda treat the whole batch as failed.
+        return named if named <= batch else batch
 
     def _record(self, message: Any) -> dict[str, Any]:
         body, event = message["Body"], None

@@ -8,7 +8,7 @@ hours happen in one test.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -141,3 +141,24 @@ def test_a_batch_whose_invocation_fails_comes_back_whole(queued: QueuedNotifier)
     assert len(batch["Records"]) == 2
     assert len(sent_emails()) == 1  # one customer: both connections in one message
     assert queued.waiting() == 0
+
+
+@pytest.mark.parametrize(
+    ("reports_failures", "answer", "left"),
+    [
+        (True, {"batchItemFailures": [{"itemIdentifier": "not-of-this-batch"}]}, 2),
+        (True, {"batchItemFailures": [{"itemIdentifier": ""}]}, 2),
+        (True, {"batchItemFailures": []}, 0),
+        (False, {"batchItemFailures": [{"itemIdentifier": "not-of-this-batch"}]}, 0),
+    ],
+    ids=["unknown-id", "empty-id", "none-failed", "answer-ignored-without-ReportBatchItemFailures"],
+)
+def test_the_local_event_source_reads_the_answer_as_lambda_does(
+    queued: QueuedNotifier, reports_failures: bool, answer: dict[str, Any], left: int
+) -> None:
+    queued.publish(needs_attention(queued.rig, "conn-1"), needs_attention(queued.rig, "conn-2"))
+    mapping = replace(queued.mapping, reports_failures=reports_failures)
+
+    QueueEventSource(boto3.client("sqs"), queued.queue_url, mapping, lambda event: answer).poll(wait_seconds=0)
+
+    assert queued.waiting() == left
