@@ -52,11 +52,13 @@ _ID = r"(?P<id>[^/]+)"
 
 
 class SimulatorApp:
-    def __init__(self, config: SimulatorConfig, backend: MeldBackend, webhooks: WebhookDispatcher) -> None:
+    def __init__(
+        self, config: SimulatorConfig, backend: MeldBackend, webhooks: WebhookDispatcher, faults: FaultPlan
+    ) -> None:
         self._config = config
         self._backend = backend
         self._webhooks = webhooks
-        self._faults = FaultPlan()
+        self._faults = faults
         # Set on shutdown so a "timeout" fault does not hold the server open.
         self.stopping = threading.Event()
         # (method, path pattern, fault endpoint name, handler); Meld routes have an endpoint name, control routes None.
@@ -165,6 +167,8 @@ class SimulatorApp:
             case "timeout":
                 self.stopping.wait(self._config.fault_timeout_seconds)
                 return self.error_response(ApiError(504, "GATEWAY_TIMEOUT", "Simulated timeout"))
+            case "drop":  # parse_fault allows it on webhooks only, never on an API route
+                raise AssertionError("a drop fault applies to webhook deliveries")
 
     # --- Meld routes ----------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import threading
 import uuid
@@ -30,6 +31,9 @@ LIST_DEFAULT_LIMIT = 50
 LIST_MAX_LIMIT = 100
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+_KEYS = itertools.count(1)
 
 
 def new_id() -> str:
@@ -89,6 +93,17 @@ class Connection:
     regions: list[str] = field(default_factory=lambda: ["US"])
     successfully_aggregated_at: datetime | None = None
 
+    # Meld's listing cursor: opaque, in creation order.
+    key: str = field(default_factory=lambda: f"{next(_KEYS):016d}")
+
+    def filterable(self, name: str) -> str | None:
+        """A filterable field by its name in Meld's API."""
+        return {
+            "customerId": self.customer_id,
+            "externalCustomerId": self.external_customer_id,
+            "institutionId": self.institution_id,
+        }[name]
+
     def provider_details(self) -> dict[str, Any]:
         return {"serviceProvider": "SIMULATED", "serviceProviderConnectionId": self.provider_connection_id}
 
@@ -96,6 +111,7 @@ class Connection:
         aggregated = self.successfully_aggregated_at
         return {
             "id": self.id,
+            "key": self.key,
             "accountId": account_id,
             "customerId": self.customer_id,
             "externalCustomerId": self.external_customer_id,
@@ -222,32 +238,32 @@ class MeldBackend:
             return self._get(connection_id).to_json(self._config.account_id)
 
     def list_connections(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        external_id = _query_value(query, "externalCustomerId")
+        """Meld's search: filters, then a page of ``limit`` after or before a connection's ``key`` (creation order)."""
+        filters = {name: _query_value(query, name) for name in ("customerId", "externalCustomerId", "institutionId")}
         statuses_text = _query_value(query, "statuses")
         statuses = {part.strip() for part in statuses_text.split(",") if part.strip()} if statuses_text else None
         limit_text = _query_value(query, "limit")
-        after = _query_value(query, "after")
+        after, before = _query_value(query, "after"), _query_value(query, "before")
         try:
             limit = int(limit_text) if limit_text else LIST_DEFAULT_LIMIT
         except ValueError:
             raise bad_request("limit must be an integer") from None
         if not 1 <= limit <= LIST_MAX_LIMIT:
             raise bad_request(f"limit must be between 1 and {LIST_MAX_LIMIT}")
+        if after and before:
+            raise bad_request("use one cursor, after or before, not both")
         with self._lock:
             self._expire_stale()
             matching = [
                 connection
                 for connection in self._connections.values()
-                if (external_id is None or connection.external_customer_id == external_id)
+                if all(value is None or connection.filterable(name) == value for name, value in filters.items())
                 and (statuses is None or connection.status in statuses)
+                and (not after or connection.key > after)
+                and (not before or connection.key < before)
             ]
-            if after:
-                # `after` is the id of the last connection of the previous page.
-                ids = [connection.id for connection in matching]
-                if after not in ids:
-                    raise bad_request("after is not the id of a connection in this listing")
-                matching = matching[ids.index(after) + 1 :]
-            page = matching[:limit]
+            # Before a cursor, the page is the one just before it; what remains lies further back.
+            page = matching[-limit:] if before else matching[:limit]
             return {
                 "connections": [connection.to_json(self._config.account_id) for connection in page],
                 "count": len(page),

@@ -1,4 +1,8 @@
-"""Scripted failures: the next N calls of an endpoint fail in a chosen way, to rehearse the client's error paths."""
+"""Scripted failures: the next N calls of an endpoint fail in a chosen way, to rehearse the client's error paths.
+
+The ``webhooks`` endpoint has one mode, ``drop``: the next N webhook events are lost (never attempted, never retried),
+to rehearse what reconciliation must find.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-type Endpoint = Literal["repair", "start", "get", "list", "delete"]
-type Mode = Literal["500", "429", "timeout", "409", "invalid_json", "html"]
+type Endpoint = Literal["repair", "start", "get", "list", "delete", "webhooks"]
+type Mode = Literal["500", "429", "timeout", "409", "invalid_json", "html", "drop"]
 
-ENDPOINTS: frozenset[str] = frozenset({"repair", "start", "get", "list", "delete"})
-MODES: frozenset[str] = frozenset({"500", "429", "timeout", "409", "invalid_json", "html"})
+WEBHOOKS = "webhooks"
+DROP = "drop"
+ENDPOINTS: frozenset[str] = frozenset({"repair", "start", "get", "list", "delete", WEBHOOKS})
+MODES: frozenset[str] = frozenset({"500", "429", "timeout", "409", "invalid_json", "html", DROP})
 
 
 @dataclass(slots=True)
@@ -39,6 +45,8 @@ def parse_fault(body: dict[str, Any]) -> Fault:
     mode = str(mode) if isinstance(mode, int) else mode
     if mode not in MODES:
         raise FaultError(f"mode must be one of {sorted(MODES)}")
+    if (endpoint == WEBHOOKS) != (mode == DROP):
+        raise FaultError(f"the {WEBHOOKS} endpoint takes the mode {DROP!r}, and only it does")
     if not _is_int(count) or count < 1:
         raise FaultError("count must be a positive integer")
     if retry_after is not None and (not _is_int(retry_after) or retry_after < 0):

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from local.meld_simulator.api import Request, Response, SimulatorApp
 from local.meld_simulator.backend import MeldBackend
 from local.meld_simulator.config import SimulatorConfig
+from local.meld_simulator.faults import FaultPlan
 from local.meld_simulator.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ class MeldSimulator:
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
-        self.webhooks = WebhookDispatcher(self.config)
+        self.faults = FaultPlan()
+        self.webhooks = WebhookDispatcher(self.config, self.faults)
         self.backend = MeldBackend(self.config, self.webhooks)
-        self.app = SimulatorApp(self.config, self.backend, self.webhooks)
+        self.app = SimulatorApp(self.config, self.backend, self.webhooks, self.faults)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -15,6 +15,7 @@ import httpx
 
 from connection_repair.ingestion.signature import sign
 from local.meld_simulator.config import SimulatorConfig
+from local.meld_simulator.faults import WEBHOOKS, FaultPlan
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class DeliveryAttempt:
     status: int | None
     error: str | None
     at: datetime
+    dropped: bool = False  # lost on purpose (a ``drop`` fault): never attempted
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,14 +47,16 @@ class DeliveryAttempt:
             "status": self.status,
             "error": self.error,
             "at": iso_timestamp(self.at),
+            "dropped": self.dropped,
         }
 
 
 class WebhookDispatcher:
     """Sends each event on its own thread, so events are independent and may arrive out of order, as with Meld."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, faults: FaultPlan | None = None) -> None:
         self._config = config
+        self._faults = faults or FaultPlan()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # Bumped by reset(): retries of events sent before a reset must not leak into the next test.
@@ -74,6 +78,23 @@ class WebhookDispatcher:
         }
         raw_body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
         delay = self._config.delivery_delays.get(event_type, 0.0)
+        if self._faults.take(WEBHOOKS) is not None:
+            lost = DeliveryAttempt(
+                event_id=envelope["eventId"],
+                event_type=event_type,
+                connection_id=payload.get("connectionId"),
+                attempt=0,
+                retry_count=0,
+                status=None,
+                error="DROPPED",
+                at=self._config.clock(),
+                dropped=True,
+            )
+            with self._lock:
+                self._events.append(envelope)
+                self._attempts.append(lost)
+            logger.info("webhook %s (%s) dropped, as a fault asked", envelope["eventId"], event_type)
+            return envelope
         with self._lock:
             self._events.append(envelope)
             generation = self._generation

@@ -218,23 +218,38 @@ def test_start_creates_an_in_progress_connection_with_a_token(stack: Stack) -> N
 
 
 def test_list_filters_and_pages(stack: Stack) -> None:
-    first = stack.create("ACTIVE")
+    first = stack.create("ACTIVE", institutionId="ins_chase")
     second = stack.create("RECONNECT_REQUIRED", "LOGIN_REQUIRED")
-    stack.create("ACTIVE", externalCustomerId="someone-else")
-    page = stack.meld.get(
-        "/bank-linking/connections",
-        params={"externalCustomerId": "customer-1", "statuses": "ACTIVE,RECONNECT_REQUIRED"},
-    ).json()
-    assert [c["id"] for c in page["connections"]] == [first["id"], second["id"]]
+    other = stack.create("ACTIVE", externalCustomerId="someone-else", institutionId="ins_chase")
+
+    def listing(**params: Any) -> dict[str, Any]:
+        response = stack.meld.get("/bank-linking/connections", params=params)
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    def ids(page: dict[str, Any]) -> list[str]:
+        return [c["id"] for c in page["connections"]]
+
+    page = listing(externalCustomerId="customer-1", statuses="ACTIVE,RECONNECT_REQUIRED")
+    assert ids(page) == [first["id"], second["id"]]
     assert (page["count"], page["remaining"]) == (2, 0)
-    one = stack.meld.get("/bank-linking/connections", params={"externalCustomerId": "customer-1", "limit": 1}).json()
-    assert (one["count"], one["remaining"]) == (1, 1)
-    rest = stack.meld.get(
-        "/bank-linking/connections", params={"externalCustomerId": "customer-1", "after": first["id"]}
-    ).json()
-    assert [c["id"] for c in rest["connections"]] == [second["id"]]
-    only_broken = stack.meld.get("/bank-linking/connections", params={"statuses": "RECONNECT_REQUIRED"}).json()
-    assert [c["id"] for c in only_broken["connections"]] == [second["id"]]
+    assert ids(listing(statuses="RECONNECT_REQUIRED")) == [second["id"]]
+    assert ids(listing(institutionId="ins_chase")) == [first["id"], other["id"]]
+    assert ids(listing(customerId=other["customerId"])) == [other["id"]]
+    # Pages by each connection's key, forwards and backwards
+    keys = [c["key"] for c in listing()["connections"]]
+    assert keys == sorted(keys)
+    assert len(set(keys)) == 3
+    one = listing(limit=1)
+    assert (ids(one), one["count"], one["remaining"]) == ([first["id"]], 1, 2)
+    after = listing(limit=1, after=one["connections"][0]["key"])
+    assert (ids(after), after["remaining"]) == ([second["id"]], 1)
+    before = listing(limit=1, before=keys[2])
+    assert (ids(before), before["remaining"]) == ([second["id"]], 1)
+    assert ids(listing(before=keys[1])) == [first["id"]]
+    both = stack.meld.get("/bank-linking/connections", params={"after": keys[0], "before": keys[2]})
+    assert_meld_error(both, 400)
 
 
 def test_created_connection_sends_signed_completed_and_status_change(stack: Stack) -> None:
@@ -457,6 +472,47 @@ def test_faults_fail_the_next_calls_then_clear(stack: Stack) -> None:
     assert stack.meld.get(f"/bank-linking/connections/{connection['id']}").status_code == 200
     bad = stack.control.http.post("/_sim/faults", json={"endpoint": "refresh", "mode": "500"})
     assert_meld_error(bad, 400)
+
+
+def test_a_drop_fault_loses_the_next_webhooks_without_an_attempt_or_a_retry(stack: Stack) -> None:
+    connection = stack.create("ACTIVE")
+    stack.settle()
+    stack.control.add_fault("webhooks", "drop", count=2)
+    assert stack.control.http.get("/_sim/faults").json() == [
+        {"endpoint": "webhooks", "mode": "drop", "count": 2, "retryAfter": None}
+    ]
+
+    stack.control.set_status(connection["id"], "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    stack.control.set_status(connection["id"], "ACTIVE", None)
+    stack.control.set_status(connection["id"], "DEGRADED", "INSTITUTION_CURRENTLY_UNAVAILABLE")
+    stack.control.wait_for_deliveries(lambda found: any(a["status"] == 200 for a in found))
+    stack.control.wait_until_idle()
+
+    attempts = stack.control.deliveries()
+    assert [(a["dropped"], a["attempt"], a["status"], a["error"]) for a in attempts] == [
+        (True, 0, None, "DROPPED"),
+        (True, 0, None, "DROPPED"),
+        (False, 1, 200, None),
+    ]
+    [received] = stack.receiver.received
+    assert json.loads(received.body)["payload"]["newStatus"] == "DEGRADED"
+    # The lost events are still Meld's events (its state moved), and the fault is used up
+    sent = [event["payload"].get("newStatus") for event in stack.control.events()[-3:]]
+    assert sent == ["RECONNECT_REQUIRED", "ACTIVE", "DEGRADED"]
+    assert stack.control.http.get("/_sim/faults").json() == []
+    assert stack.meld.get(f"/bank-linking/connections/{connection['id']}").json()["status"] == "DEGRADED"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"endpoint": "webhooks", "mode": "500"}, {"endpoint": "repair", "mode": "drop"}],
+    ids=["webhooks-only-drop", "drop-only-webhooks"],
+)
+def test_drop_is_the_webhooks_mode_and_only_theirs(stack: Stack, body: dict[str, Any]) -> None:
+    refused = stack.control.http.post("/_sim/faults", json=body)
+    assert_meld_error(refused, 400)
+    assert "drop" in refused.json()["message"]
+    assert stack.control.http.get("/_sim/faults").json() == []
 
 
 def test_delete_sends_a_deleted_webhook_and_refuses_a_second_delete(stack: Stack) -> None:
