@@ -146,7 +146,7 @@ def _create_queues(resolver: Resolver, sqs: SQSClient) -> None:
         resolver.refs[logical_id] = url
         resolver.attributes[f"{logical_id}.QueueUrl"] = url
         resolver.attributes[f"{logical_id}.QueueName"] = name
-        resolver.attributes[f"{logical_id}.Arn"] = _queue_arn(sqs, url)
+        resolver.attributes[f"{logical_id}.Arn"] = queue_arn(sqs, url)
         redrives[url] = {key: properties[key] for key in ("RedrivePolicy", "RedriveAllowPolicy") if key in properties}
     # Second pass: a redrive policy names another queue's ARN, known only once every queue exists.
     for url, policies in redrives.items():
@@ -161,7 +161,7 @@ def _attribute(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
-def _queue_arn(sqs: SQSClient, url: str) -> str:
+def queue_arn(sqs: SQSClient, url: str) -> str:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
@@ -178,6 +178,7 @@ def _create_topics(resolver: Resolver, **client_args: Any) -> None:
 def _create_rules(resolver: Resolver, specs: list[FunctionSpec], sqs: SQSClient, **client_args: Any) -> dict[str, str]:
     events = boto3.client("events", **client_args)
     queues: dict[str, str] = {}
+    arns: dict[str, str] = {}
     for spec in specs:
         for rule in spec.rules:
             name = rule.name
@@ -194,7 +195,8 @@ def _create_rules(resolver: Resolver, specs: list[FunctionSpec], sqs: SQSClient,
             else:
                 if spec.name not in queues:
                     queues[spec.name] = _function_queue(resolver, spec, sqs)
-                arn = _queue_arn(sqs, queues[spec.name])
+                    arns[spec.name] = queue_arn(sqs, queues[spec.name])
+                arn = arns[spec.name]
             target: dict[str, Any] = {"Id": "local-poller" if rule.queue is None else rule.queue, "Arn": arn}
             if rule.input is not None:
                 target["Input"] = rule.input

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from local.aws_resources import queue_arn
 from local.functions import FunctionPool, InvocationError
 from local.template import ACCOUNT_ID, REGION, QueueSource, RuleEvent
 
@@ -44,6 +45,30 @@ def scheduled_event(rule_name: str, now: datetime | None = None) -> dict[str, An
         "region": REGION,
         "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{rule_name}"],
         "detail": {},
+    }
+
+
+def completed(event: Any) -> Any:
+    """The EventBridge envelope as EventBridge sends it: moto 5.2.5 leaves "account" out of what it puts on SQS."""
+    if isinstance(event, dict) and "detail-type" in event and "account" not in event:
+        return event | {"account": ACCOUNT_ID}
+    return event
+
+
+def sqs_record(
+    *, message_id: str, receipt_handle: str, body: str, attributes: Mapping[str, str], queue_arn: str
+) -> dict[str, Any]:
+    """One record of the batch Lambda's SQS event source hands a function."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": receipt_handle,
+        "body": body,
+        "attributes": dict(attributes),
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
     }
 
 
@@ -72,10 +97,7 @@ class FunctionTarget:
             self._deliver(message)
 
     def _deliver(self, message: Any) -> None:
-        event = json.loads(message["Body"])
-        if isinstance(event, dict) and "detail-type" in event:
-            # moto 5.2.5 leaves "account" out of the envelope it sends to SQS; EventBridge always sends it.
-            event.setdefault("account", ACCOUNT_ID)
+        event = completed(json.loads(message["Body"]))
         attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         label = event.get("detail-type", "event") if isinstance(event, dict) else "event"
         try:
@@ -98,7 +120,7 @@ class QueueEventSource:
     ) -> None:
         self.name = source.function
         self._sqs, self._url, self._source, self._invoke = sqs, queue_url, source, invoke
-        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self._arn = queue_arn(sqs, queue_url)
 
     def poll(self, wait_seconds: int) -> None:
         messages = self._sqs.receive_message(
@@ -133,23 +155,19 @@ class QueueEventSource:
         return named if named <= batch else batch
 
     def _record(self, message: Any) -> dict[str, Any]:
-        body, event = message["Body"], None
+        body = message["Body"]
         with contextlib.suppress(ValueError):
             event = json.loads(body)
-        if isinstance(event, dict) and "detail-type" in event and "account" not in event:
-            # moto 5.2.5 leaves "account" out of the envelope it sends to SQS; EventBridge always sends it.
-            body = json.dumps(event | {"account": ACCOUNT_ID})
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": body,
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self._arn,
-            "awsRegion": REGION,
-        }
+            envelope = completed(event)
+            if envelope is not event:
+                body = json.dumps(envelope)
+        return sqs_record(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=body,
+            attributes=message.get("Attributes", {}),
+            queue_arn=self._arn,
+        )
 
 
 class Poller:

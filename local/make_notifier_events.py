@@ -9,7 +9,6 @@ connection is the one of the webhook events (local.make_events.CONNECTION), brok
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import Any
 from connection_repair.adapters.eventbridge import event_detail
 from connection_repair.domain.bus_events import AnyDownstreamEvent, ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.domain.status_policy import Action
+from local.eventbridge import sqs_record
 from local.make_events import CONNECTION
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -55,24 +55,19 @@ def queued(*events: dict[str, Any], queue: str = "notifier-queue") -> dict[str, 
 
 
 def _sqs_record(event: dict[str, Any], queue: str) -> dict[str, Any]:
-    body = json.dumps(event)
     sent = str(int(datetime.fromisoformat(event["time"]).timestamp() * 1000))
-    return {
-        "messageId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"message/{event['id']}")),
-        "receiptHandle": f"receipt-{event['id']}",
-        "body": body,
-        "attributes": {
+    return sqs_record(
+        message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"message/{event['id']}")),
+        receipt_handle=f"receipt-{event['id']}",
+        body=json.dumps(event),
+        attributes={
             "ApproximateReceiveCount": "1",
             "SentTimestamp": sent,
             "SenderId": "AIDAIENQZJOLO23YVJ4VO",
             "ApproximateFirstReceiveTimestamp": sent,
         },
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-        "awsRegion": REGION,
-    }
+        queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+    )
 
 
 def scheduled_event(time: str = SWEEP_AT, rule: str = "notifier-sweep") -> dict[str, Any]:

@@ -102,10 +102,10 @@ def run_queued(records: list[dict[str, Any]], context: LambdaContext) -> dict[st
     errors stay a signal of the function failing.
     """
     failures: list[dict[str, str]] = []
-    for record in records:
-        message_id = str(record["messageId"])
+    for message in records:
+        message_id = str(message["messageId"])
         try:
-            queued = QueuedBusEvent.model_validate(record)
+            queued = QueuedBusEvent.model_validate(message)
             logger.set_correlation_id(queued.body.id)
             run(queued.body, context)
         except Exception as error:  # one record's failure, whatever it is, must not fail its batch mates
