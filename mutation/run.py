@@ -54,7 +54,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "ingestion": (
-        ["ingestion/service.py", "outbox/outbox.py"],
+        ["ingestion/service.py", "ingestion/ingest.py", "outbox/outbox.py"],
         [
             "tests/unit/ingestion/test_ordered_at.py",
             "tests/integration/test_ingest_guarantees.py",

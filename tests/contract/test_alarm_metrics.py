@@ -112,7 +112,7 @@ def webhook_errors(request: pytest.FixtureRequest) -> None:
     from connection_repair.wiring.webhook import webhook_ingestor
 
     request.getfixturevalue("webhook_env")
-    fail(webhook_ingestor()._store._client, "dynamodb.TransactWriteItems", "ValidationException")  # type: ignore[attr-defined]
+    fail(webhook_ingestor()._events._store._client, "dynamodb.TransactWriteItems", "ValidationException")  # type: ignore[attr-defined]
     assert _webhook(request, "webhook_status_change_reconnect_required") == [500]
 
 
@@ -120,7 +120,7 @@ def publish_failures(request: pytest.FixtureRequest) -> None:
     from connection_repair.wiring.webhook import webhook_ingestor
 
     request.getfixturevalue("webhook_env")
-    fail(webhook_ingestor()._publisher._client, "events.PutEvents", "AccessDeniedException")  # type: ignore[attr-defined]
+    fail(webhook_ingestor()._events._outbox._publisher._client, "events.PutEvents", "AccessDeniedException")  # type: ignore[attr-defined]
     assert _webhook(request, "webhook_status_change_reconnect_required") == [503]
 
 

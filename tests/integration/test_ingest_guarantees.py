@@ -362,7 +362,7 @@ def test_a_transition_that_loses_a_race_reads_the_connection_again_and_applies_o
         store.save_connection(changed, expected_version=current.version)
 
     racing = make_ingestor(aws)
-    racing._store = InterleavedStore(aws, races=2, meanwhile=another_writer)  # type: ignore[attr-defined]
+    racing._events._store = InterleavedStore(aws, races=2, meanwhile=another_writer)  # type: ignore[attr-defined]
     body = status_change("evt-2", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
     del body["payload"]["institutionName"]
     result = racing.receive(signed_delivery(body, now=NOW))
@@ -388,7 +388,7 @@ def test_a_transition_that_keeps_losing_gives_up_and_writes_nothing(aws):
 
     make_ingestor(aws).receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))
     racing = make_ingestor(aws)
-    racing._store = InterleavedStore(aws, races=99, meanwhile=another_writer)  # type: ignore[attr-defined]
+    racing._events._store = InterleavedStore(aws, races=99, meanwhile=another_writer)  # type: ignore[attr-defined]
     body = status_change("evt-2", "2026-11-25T11:05:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
     with pytest.raises(ConcurrentUpdate, match=r"^conn-1$"):
         racing.receive(signed_delivery(body, now=NOW))

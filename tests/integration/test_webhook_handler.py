@@ -210,7 +210,7 @@ def test_signed_but_invalid_body_is_400_with_a_clear_message(webhook_env, raw, m
 def test_failing_transaction_answers_non_200_and_writes_nothing(webhook_env, downstream):
     from connection_repair.wiring.webhook import webhook_ingestor
 
-    client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
+    client = webhook_ingestor()._events._store._client  # type: ignore[attr-defined]
 
     def refuse(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "TransactWriteItems")
@@ -228,7 +228,7 @@ def test_failing_transaction_answers_non_200_and_writes_nothing(webhook_env, dow
 def test_failing_eventbridge_put_still_delivers_on_meld_retry(webhook_env, downstream):
     from connection_repair.wiring.webhook import webhook_ingestor
 
-    events_client = webhook_ingestor()._publisher._client  # type: ignore[attr-defined]
+    events_client = webhook_ingestor()._events._outbox._publisher._client  # type: ignore[attr-defined]
 
     def reject_all(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         # A before-call handler that answers stands in for the service's reply: EventBridge accepted nothing.
@@ -291,7 +291,7 @@ def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(we
     downstream()
     episode_before = item(webhook_env.table_name, connection_key(CONNECTION_ID))["episodeId"]  # type: ignore[index]
     calls: list[str] = []
-    client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
+    client = webhook_ingestor()._events._store._client  # type: ignore[attr-defined]
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
 
     status, body, _ = invoke(load_event("webhook_status_change_still_broken"))  # another reason, same episode
@@ -311,7 +311,7 @@ def test_a_transition_reads_the_connection_from_the_failed_silent_write_not_a_se
 
     invoke(load_event("webhook_status_change_reconnect_required"))
     calls: list[str] = []
-    client = webhook_ingestor()._store._client  # type: ignore[attr-defined]
+    client = webhook_ingestor()._events._store._client  # type: ignore[attr-defined]
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
 
     status, body, _ = invoke(load_event("webhook_status_change_active"))  # ends the episode: downstream is due

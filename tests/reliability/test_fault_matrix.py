@@ -95,7 +95,7 @@ def ingestor_client(kind: str) -> Any:
     from connection_repair.wiring.webhook import webhook_ingestor
 
     ingestor = webhook_ingestor()
-    return ingestor._store._client if kind == "dynamodb" else ingestor._publisher._client  # type: ignore[attr-defined]
+    return ingestor._events._store._client if kind == "dynamodb" else ingestor._events._outbox._publisher._client  # type: ignore[attr-defined]
 
 
 @dataclass

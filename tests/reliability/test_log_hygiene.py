@@ -321,11 +321,17 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     outcomes.append(deliver(broken("evt-2", 2), secret="not-the-secret-" + secrets.token_hex(8)))  # 401
     outcomes.append(deliver(json.dumps({"eventId": provider_secret}).encode()))  # 400, the body quoted nowhere
     outcomes.append(deliver(envelope("TEST", "evt-3", "2026-11-25T11:03:00Z", {"secret": provider_secret})))
-    fail_once(ingestor._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
+    fail_once(
+        ingestor._events._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "ThrottlingException"}}
+    )  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-4", 4, "ACTIVE")))  # 503 STORE_BUSY
-    fail_once(ingestor._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "InternalServerError"}})  # type: ignore[attr-defined]
+    fail_once(
+        ingestor._events._store._client, "dynamodb.TransactWriteItems", {"Error": {"Code": "InternalServerError"}}
+    )  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-4", 4, "ACTIVE")))  # 500
-    fail_once(ingestor._publisher._client, "events.PutEvents", {"Error": {"Code": "ThrottlingException"}})  # type: ignore[attr-defined]
+    fail_once(
+        ingestor._events._outbox._publisher._client, "events.PutEvents", {"Error": {"Code": "ThrottlingException"}}
+    )  # type: ignore[attr-defined]
     outcomes.append(deliver(broken("evt-5", 5, "ACTIVE")))  # 503, its outbox left for the retry
     # Meld's retry while the first delivery still holds the outbox's lease: 503 IN_PROGRESS
     monkeypatch.setattr(outbox, "HOLDER_WAIT_SECONDS", 0.05)
@@ -352,7 +358,7 @@ def test_webhook_ingest_logs_no_secret_signature_or_provider_detail_whatever_hap
     client = MeldClient(
         "https://meld.invalid", lambda: API_KEY, transport=httpx.MockTransport(meld_answers), sleep=lambda _: None
     )
-    monkeypatch.setattr(ingestor, "_directory", lambda: MeldConnectionDirectory(client))
+    monkeypatch.setattr(ingestor._events, "_directory", lambda: MeldConnectionDirectory(client))
     for connection_id in ("conn-unknown", "conn-meld-down"):
         unattributed = broken(f"evt-{connection_id}", 7)
         unattributed["payload"] |= {"connectionId": connection_id}

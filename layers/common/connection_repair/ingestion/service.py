@@ -1,12 +1,8 @@
-"""Webhook ingestion: verify, store once, apply in order, announce — the use case behind POST /webhooks/meld.
+"""Webhook ingestion: verify, then store once, apply in order, announce — the use case behind POST /webhooks/meld.
 
-Exactly once: the event is inserted under its ``eventId`` with a condition, in the same transaction as the
-connection's new state, so a retry or a concurrent duplicate can neither apply nor announce twice.
-
-Nothing acknowledged is lost downstream: the downstream events are written into the stored event (the outbox,
-``connection_repair.outbox``) in that same transaction and removed only after EventBridge accepted them. A 200 is
-answered only once the outbox is empty; if publishing fails, or the process dies first, Meld retries and the
-duplicate delivery publishes what is still pending.
+Verification and parsing are here; storing and applying are ``ingestion.ingest`` (the path reconciliation takes too).
+A 200 is answered only once the event's outbox is empty; if publishing fails, or the process dies first, Meld retries
+and the duplicate delivery publishes what is still pending.
 """
 
 from __future__ import annotations
@@ -16,30 +12,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
-from connection_repair.domain.connection import Connection, ConnectionChange
-from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
-from connection_repair.domain.status_policy import is_known
-from connection_repair.domain.transitions import DEFAULT_MAX_FAILED_REPAIRS, apply_change, is_stale, silent_update
+from connection_repair.domain.transitions import DEFAULT_MAX_FAILED_REPAIRS
 from connection_repair.ingestion import signature
-from connection_repair.ingestion.ports import ConnectionDirectory, ConnectionStore, ExpectationUnmet
+from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome, IngestResult
+from connection_repair.ingestion.ports import ConnectionDirectory, ConnectionStore
 from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook, stored_body
-from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import EventPublisher, StoredEvent
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
-from connection_repair.platform.retry import retry_on_conflict
 
-# Optimistic-concurrency retries when the connection changes under us.
-MAX_APPLY_ATTEMPTS = 5
-
-
-class IngestOutcome(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    IGNORED = "ignored"
+__all__ = ["IngestOutcome", "IngestResult", "WebhookDelivery", "WebhookIngestor", "ordered_at"]
 
 
 @dataclass(frozen=True)
@@ -54,21 +37,6 @@ class WebhookDelivery:
     def retry_count(self) -> int:
         value = self.headers.get("meld-retry-count", "0").strip()
         return int(value) if value.isdigit() else 0
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    outcome: IngestOutcome
-    event_id: str
-    event_type: str
-    connection_id: str | None = None
-    published: int = 0
-    # The connection's status and reason after the event, and whether Meld documents them.
-    status: str | None = None
-    status_reason: str | None = None
-    unknown_state: bool = False
-    # Stamped further in the future than the tolerance: ordered at its receipt instead (see ``ordered_at``).
-    future_stamped: bool = False
 
 
 class PayloadTooLarge(Exception):
@@ -97,13 +65,16 @@ class WebhookIngestor:
         max_failed_repairs: int = DEFAULT_MAX_FAILED_REPAIRS,
     ) -> None:
         self._policy = policy
-        self._max_failed_repairs = max_failed_repairs
-        self._store = store
-        self._publisher = publisher
-        self._outbox = Outbox(store, publisher, clock=clock, sleep=sleep)
-        self._directory = directory
         self._clock = clock
-        self._new_id = new_id
+        self._events = EventIngestor(
+            store=store,
+            publisher=publisher,
+            directory=directory,
+            clock=clock,
+            new_id=new_id,
+            sleep=sleep,
+            max_failed_repairs=max_failed_repairs,
+        )
 
     def receive(self, delivery: WebhookDelivery) -> IngestResult:
         """Verify and ingest one delivery. Raises SignatureError, PayloadTooLarge, InvalidWebhook,
@@ -139,101 +110,8 @@ class WebhookIngestor:
             retry_count=delivery.retry_count,
             raw_body=stored_body(delivery.raw_body),
         )
-        result = self._ingest(stored, change)
+        result = self._events.ingest(stored, change)
         return replace(result, future_stamped=True) if future_stamped else result
-
-    def _ingest(self, stored: StoredEvent, change: ConnectionChange | None) -> IngestResult:
-        try:
-            if change is None:
-                self._store.save_event(stored, lease_until=stored.received_at)
-                return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type)
-            return self._apply(stored, change)
-        except DuplicateEvent:
-            # Acknowledge a duplicate only once its downstream events went out.
-            published = self._outbox.flush(stored.event_id)
-            return IngestResult(
-                IngestOutcome.DUPLICATE, stored.event_id, stored.event_type, stored.connection_id, published
-            )
-
-    def _apply(self, stored: StoredEvent, change: ConnectionChange) -> IngestResult:
-        # Most events change nothing downstream: try that in one write, without reading first. When the
-        # expectation fails, the store hands back the connection as it is, and the full transition runs on it.
-        silent = silent_update(change, event_id=stored.event_id, event_time=stored.event_time)
-        try:
-            self._store.save_silent_update(stored, silent)
-        except ExpectationUnmet as unmet:
-            current = unmet.current
-        else:
-            return self._result(IngestOutcome.ACCEPTED, stored, change.status, change.status_reason)
-        return retry_on_conflict(
-            current,
-            read=lambda: self._store.get_connection(change.connection_id),
-            attempt=lambda current: self._transition(stored, change, current),
-            conflict=ConcurrentUpdate,
-            attempts=MAX_APPLY_ATTEMPTS,
-        )
-
-    def _transition(self, stored: StoredEvent, change: ConnectionChange, current: Connection | None) -> IngestResult:
-        """The full transition on ``current``; ``ConcurrentUpdate`` when the connection changed since it was read."""
-        if is_stale(current, stored.event_time, stored.event_id, completion=not change.carries_status):
-            self._store.save_event(stored, lease_until=stored.received_at)
-            return self._result(IngestOutcome.STALE, stored)
-        if current is None and change.external_customer_id is None:
-            change = self._attribute(change)
-            if change.external_customer_id is None:
-                logger.warning("Connection unknown to Meld: unattributed", connection_id=change.connection_id)
-        transition = apply_change(
-            current,
-            change,
-            event_id=stored.event_id,
-            event_time=stored.event_time,
-            new_episode_id=self._new_id(),
-            max_failed_repairs=self._max_failed_repairs,
-        )
-        self._store.save_event(
-            stored.model_copy(update={"pending": transition.downstream}),
-            lease_until=self._outbox.lease_until(),
-            connection=transition.connection,
-            expected_version=current.version if current else None,
-        )
-        published = self._outbox.publish(stored.event_id, transition.downstream)
-        connection = transition.connection
-        return self._result(
-            IngestOutcome.ACCEPTED, stored, connection.status, connection.status_reason, published=published
-        )
-
-    @staticmethod
-    def _result(
-        outcome: IngestOutcome,
-        stored: StoredEvent,
-        status: str | None = None,
-        reason: str | None = None,
-        published: int = 0,
-    ) -> IngestResult:
-        return IngestResult(
-            outcome,
-            stored.event_id,
-            stored.event_type,
-            stored.connection_id,
-            published=published,
-            status=status,
-            status_reason=reason,
-            unknown_state=not is_known(status, reason),
-        )
-
-    def _attribute(self, change: ConnectionChange) -> ConnectionChange:
-        """Fill in whose connection this is from Meld, the source of truth, for a connection never seen before."""
-        found = self._directory().get_connection(change.connection_id)
-        if found is None:
-            return change
-        return change.model_copy(
-            update={
-                "external_customer_id": found.external_customer_id,
-                "customer_id": change.customer_id or found.customer_id,
-                "institution_id": change.institution_id or found.institution_id,
-                "institution_name": change.institution_name or found.institution_name,
-            }
-        )
 
 
 def ordered_at(stamped: datetime, *, received_at: datetime, tolerance_seconds: int) -> datetime:
