@@ -45,8 +45,15 @@ FACTORIES = {
     "RepairApiFunction": "repair_api.repair_service",
     "ConnectionReplacerFunction": "replacer.connection_replacer",
     "NotifierFunction": "notifier.notifier",
+    "ReconcilerFunction": "reconciler.reconciler",
 }
-TARGETS = {"WebhookFunction": 1.5, "NotifierFunction": 1.5, "RepairApiFunction": 1.8, "ConnectionReplacerFunction": 1.8}
+TARGETS = {
+    "WebhookFunction": 1.5,
+    "NotifierFunction": 1.5,
+    "RepairApiFunction": 1.8,
+    "ConnectionReplacerFunction": 1.8,
+    "ReconcilerFunction": 1.8,
+}
 # Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
 PARAMETERS = {
     "JwtIssuer": "https://issuer.example.com",

@@ -166,6 +166,17 @@ def oldest_due_message_age(request: pytest.FixtureRequest) -> None:
     assert notifier_app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 1
 
 
+def reconciliation_drift(request: pytest.FixtureRequest) -> None:
+    from functions.reconciler import app as reconciler_app
+    from tests.reconcile_support import install_reconciler, meld_connection, meld_with
+
+    aws: LocalResources = request.getfixturevalue("aws")
+    meld = meld_with(meld_connection("adopted-1", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"))
+    install_reconciler(aws.table_name, aws.event_bus_name, request.getfixturevalue("monkeypatch"), meld)
+    result = reconciler_app.lambda_handler(load_event("reconciler_scheduled"), LambdaContext(remaining_ms=900_000))
+    assert result["drift"] == {"UnknownConnection": 1}
+
+
 FLOWS: dict[str, Flow] = {
     "WebhooksAccepted": webhooks_accepted,
     "WebhooksDuplicate": webhooks_duplicate,
@@ -179,6 +190,7 @@ FLOWS: dict[str, Flow] = {
     "MeldConfigurationErrors": meld_configuration_errors,
     "NotificationSendFailures": notification_send_failures,
     "OldestDueMessageAge": oldest_due_message_age,
+    "ReconciliationDrift": reconciliation_drift,
 }
 
 

@@ -120,6 +120,30 @@ BUDGETS = [
             "aws_lambda_powertools.utilities.batch",
         ),
     ),
+    Budget(
+        "reconciler",
+        "reconciler.reconciler",
+        {"TABLE_NAME": "table", "EVENT_BUS_NAME": "bus", "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld"},
+        layer=(
+            "domain",
+            "reconcile",
+            "ingestion.ingest",
+            "ingestion.ports",
+            "repair.ports",
+            "outbox",
+            "platform",
+            "adapters",
+            "wiring.reconciler",
+            "wiring.meld",
+        ),
+        # Nothing of the webhook's verification, nor of the notifier: it moves connections as ingestion does.
+        never=(
+            "aws_xray_sdk",
+            "aws_lambda_powertools.event_handler",
+            "connection_repair.ingestion.signature",
+            "connection_repair.notify",
+        ),
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
 
+from functions.reconciler.app import ReconcileRequest
 from tests.support import EVENTS_DIR
 
 FILES = sorted(EVENTS_DIR.glob("*.json"))
@@ -32,5 +33,8 @@ def test_event_parses_as_the_kind_it_claims(path):
         batch = SqsModel.model_validate(document)
         assert batch.Records
         assert all(record.eventSource == "aws:sqs" for record in batch.Records)
+    elif set(document) == {"mode"}:
+        # A direct invocation (`sam local invoke` / `sam remote invoke --event-file`): the reconciler's request.
+        assert ReconcileRequest.model_validate(document).mode == document["mode"]
     else:
-        pytest.fail(f"{path.name} is neither an API Gateway HTTP API, an EventBridge nor an SQS event")
+        pytest.fail(f"{path.name} is neither an API Gateway HTTP API, an EventBridge, an SQS event nor a request")

@@ -178,11 +178,30 @@ def replacer_flows(request: pytest.FixtureRequest) -> None:
     replacer(env.table_name, env.event_bus_name, MeldStandIn()).replace(event)
 
 
+def reconciler_flows(request: pytest.FixtureRequest) -> None:
+    from functions.reconciler import app
+    from functions.webhook_ingest import app as webhook_app
+    from tests.reconcile_support import install_reconciler, meld_connection, meld_with
+
+    env: LocalResources = request.getfixturevalue("webhook_env")
+    # One episode open here that Meld has healed, one broken connection we never heard of.
+    assert webhook_app.lambda_handler(load_event("webhook_status_change_reconnect_required"), LambdaContext())
+    meld = meld_with(
+        meld_connection("WQ5RitxnrnggqcT8noLoZN", "ACTIVE"), meld_connection("adopted-1", "RECONNECT_REQUIRED")
+    )
+    install_reconciler(env.table_name, env.event_bus_name, request.getfixturevalue("monkeypatch"), meld)
+    out_of_time = LambdaContext(remaining_ms=1000)
+    assert app.lambda_handler({"mode": "backfill"}, out_of_time)["stopped"] == "TIME_BUDGET"  # stores progress
+    assert app.lambda_handler({"mode": "backfill"}, LambdaContext(remaining_ms=900_000))["complete"]
+    assert app.lambda_handler(load_event("reconciler_scheduled"), LambdaContext(remaining_ms=900_000))["complete"]
+
+
 FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
     "WebhookFunction": webhook_flows,
     "RepairApiFunction": repair_api_flows,
     "NotifierFunction": notifier_flows,
     "ConnectionReplacerFunction": replacer_flows,
+    "ReconcilerFunction": reconciler_flows,
 }
 
 

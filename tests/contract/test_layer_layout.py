@@ -7,7 +7,7 @@ from pathlib import Path
 
 LAYER = Path(__file__).resolve().parents[2] / "layers" / "common"
 PACKAGE = LAYER / "connection_repair"
-CAPABILITIES = ("ingestion", "outbox", "repair", "replacement", "notify", "preferences")
+CAPABILITIES = ("ingestion", "outbox", "repair", "replacement", "notify", "preferences", "reconcile")
 MAX_LINES = 350
 
 
@@ -102,5 +102,5 @@ def test_every_module_is_short_enough_to_read_in_one_sitting():
 def test_the_graph_is_the_layer():
     # A walk that found nothing would pass every rule above.
     assert len(GRAPH) > 40
-    assert "connection_repair.domain.connection" in GRAPH["connection_repair.ingestion.service"]
+    assert "connection_repair.domain.connection" in GRAPH["connection_repair.ingestion.ingest"]
     assert sum(len(imported) for imported in GRAPH.values()) > 100

@@ -13,6 +13,8 @@ from botocore.exceptions import ClientError
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore
+from connection_repair.adapters.dynamodb.keys import OPEN_SHARDS, connection_key
+from connection_repair.adapters.dynamodb.reconciliation import DynamoDBKnownConnections
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
@@ -275,3 +277,55 @@ def test_a_silent_update_needs_its_connection_and_is_a_duplicate_the_second_time
         store.save_silent_update(event, change)
     with pytest.raises(ValueError, match=r"^a silent update needs the event's connection$"):
         store.save_silent_update(event.model_copy(update={"connection_id": None}), change)
+
+
+def test_connections_with_an_episode_open_or_a_repair_pending_are_indexed_while_they_are(
+    aws: LocalResources, connections: DynamoDBCustomerConnections
+) -> None:
+    known = DynamoDBKnownConnections(boto3.client("dynamodb"), aws.table_name)
+    fine = connection("conn-fine")
+    broken = connection("conn-broken").model_copy(update={"episode_id": "ep-1", "attention_since": NOW})
+    pending = connection("conn-pending").model_copy(update={"repair_pending": True})
+    for each in (fine, broken, pending):
+        connections.save_connection(each, expected_version=None)
+
+    assert sorted(c.connection_id for _, c in known.open_connections(None)) == ["conn-broken", "conn-pending"]
+
+    repaired = broken.model_copy(update={"episode_id": None, "attention_since": None, "version": 2})
+    connections.save_connection(repaired, expected_version=1)
+    item = boto3.client("dynamodb").get_item(TableName=aws.table_name, Key=connection_key("conn-broken"))["Item"]
+    assert not {"gsi2pk", "gsi2sk"} & item.keys()
+    assert [c.connection_id for _, c in known.open_connections(None)] == ["conn-pending"]
+
+
+def test_the_open_connections_resume_after_any_cursor_each_exactly_once(
+    aws: LocalResources, connections: DynamoDBCustomerConnections
+) -> None:
+    known = DynamoDBKnownConnections(boto3.client("dynamodb"), aws.table_name)
+    ids = [f"conn-{n:02d}" for n in range(40)]  # spread over every shard
+    for connection_id in ids:
+        connections.save_connection(
+            connection(connection_id).model_copy(update={"episode_id": "ep", "attention_since": NOW}),
+            expected_version=None,
+        )
+    listed = list(known.open_connections(None))
+    assert sorted(c.connection_id for _, c in listed) == ids
+    assert len({cursor.partition("#")[0] for cursor, _ in listed}) == OPEN_SHARDS
+
+    for position in (0, 7, 23, 39):
+        cursor = listed[position][0]
+        rest = [c.connection_id for _, c in known.open_connections(cursor)]
+        assert rest == [c.connection_id for _, c in listed[position + 1 :]]
+
+
+def test_connections_are_read_in_batches_beyond_dynamodbs_limit(
+    aws: LocalResources, connections: DynamoDBCustomerConnections
+) -> None:
+    known = DynamoDBKnownConnections(boto3.client("dynamodb"), aws.table_name)
+    ids = [f"conn-{n:03d}" for n in range(130)]
+    for connection_id in ids[:120]:
+        connections.save_connection(connection(connection_id), expected_version=None)
+
+    found = known.get_connections([*ids, ids[0]])
+
+    assert sorted(found) == ids[:120]

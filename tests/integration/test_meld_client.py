@@ -292,6 +292,37 @@ def test_list_connections_sends_only_the_customer_when_unfiltered() -> None:
     assert (page.connections, page.count, page.remaining) == ([], None, None)
 
 
+def test_list_connections_pages_by_status_alone_with_the_key_cursors() -> None:
+    # Given: the reconciler's listing names no customer
+    body = {**CONNECTION_BODY, "key": "0000000000000042"}
+    meld = MeldStandIn(reply(200, {"connections": [body], "count": 1, "remaining": 0}), reply(200, {"connections": []}))
+    client = make_client(meld)
+
+    # When
+    page = client.list_connections(institution_id="inst-1", statuses=["RECONNECT_REQUIRED"], limit=100, after="41")
+    client.list_connections(before="0000000000000042")
+
+    # Then
+    first, second = meld.requests
+    assert dict(first.url.params) == {
+        "institutionId": "inst-1",
+        "statuses": "RECONNECT_REQUIRED",
+        "limit": "100",
+        "after": "41",
+    }
+    assert dict(second.url.params) == {"before": "0000000000000042"}
+    assert page.connections[0].key == "0000000000000042"
+
+
+def test_list_connections_refuses_both_cursors_without_calling_meld() -> None:
+    meld = MeldStandIn(reply(200, {"connections": []}))
+
+    with pytest.raises(ValueError, match="one cursor"):
+        make_client(meld).list_connections(after="1", before="2")
+
+    assert meld.requests == []
+
+
 def test_list_connections_takes_one_status_as_a_plain_string() -> None:
     meld = MeldStandIn(reply(200, {"connections": []}))
 

@@ -77,6 +77,14 @@ class ReplacerSettings(MeldApiSettings, TableSettings, BusSettings):
     """The connection replacer (functions/connection_replacer), invoked asynchronously by EventBridge."""
 
 
+class ReconcilerSettings(MeldApiSettings, TableSettings, BusSettings):
+    """The reconciler (functions/reconciler): on a schedule, or invoked for a backfill. No one waits on it."""
+
+    meld_deadline_seconds: float = Field(30.0, alias="MELD_DEADLINE_SECONDS", gt=0, le=120)
+    meld_max_attempts: int = Field(5, alias="MELD_MAX_ATTEMPTS", ge=1, le=10)
+    max_failed_repairs: int = Field(3, alias="MAX_FAILED_REPAIRS", ge=1)
+
+
 class NotifierSettings(TableSettings):
     """The notifier (functions/notifier): customer email/SMS for episodes, with reminders (docs/decisions.md §17-21)."""
 

@@ -13,6 +13,7 @@ from connection_repair.adapters.dynamodb.keys import (
     customer_index,
     customer_partition,
     from_item,
+    open_index,
     to_item,
 )
 from connection_repair.domain.connection import Connection, event_order_key
@@ -32,6 +33,8 @@ def connection_item(connection: Connection) -> dict[str, Any]:
     item = to_item(values) | connection_key(connection.connection_id)
     if connection.external_customer_id:
         item |= customer_index(connection.external_customer_id, connection.connection_id)
+    if connection.episode_id is not None or connection.repair_pending:
+        item |= open_index(connection.connection_id)
     if connection.last_event_at is not None:
         item["lastEventKey"] = {"S": event_order_key(connection.last_event_at, connection.last_event_id or "")}
     return item
@@ -39,7 +42,8 @@ def connection_item(connection: Connection) -> dict[str, Any]:
 
 # The attributes this version writes on a connection item (besides its key).
 KNOWN_ATTRIBUTES: frozenset[str] = frozenset(
-    {field.alias or name for name, field in Connection.model_fields.items()} | {"gsi1pk", "gsi1sk", "lastEventKey"}
+    {field.alias or name for name, field in Connection.model_fields.items()}
+    | {"gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "lastEventKey"}
 )
 
 

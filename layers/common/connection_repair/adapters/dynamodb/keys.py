@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from typing import Any, cast
 
@@ -15,6 +16,10 @@ EVENT_SK = "EVENT"
 PREFERENCES_SK = "PREFERENCES"
 # A customer's connections, and a connection's events in time order.
 GSI1 = "gsi1"
+# Sparse work lists: what is due (the notifier's sweep), the connections with something open (reconciliation).
+GSI2 = "gsi2"
+# Open connections are spread over this many partitions: a bank's outage opens thousands at once.
+OPEN_SHARDS = 8
 
 
 def connection_key(connection_id: str) -> dict[str, Any]:
@@ -37,6 +42,16 @@ def preferences_key(external_customer_id: str) -> dict[str, Any]:
 def customer_index(external_customer_id: str, connection_id: str) -> dict[str, Any]:
     """GSI1 attributes that list a connection under its customer."""
     return {"gsi1pk": customer_partition(external_customer_id), "gsi1sk": {"S": f"CONN#{connection_id}"}}
+
+
+def open_partition(shard: int) -> dict[str, Any]:
+    return {"S": f"OPEN#{shard}"}
+
+
+def open_index(connection_id: str) -> dict[str, Any]:
+    """GSI2 attributes that list a connection with an open episode or a repair pending (sparse)."""
+    shard = zlib.crc32(connection_id.encode()) % OPEN_SHARDS
+    return {"gsi2pk": open_partition(shard), "gsi2sk": {"S": f"CONN#{connection_id}"}}
 
 
 def serialize(value: Any) -> dict[str, Any]:

@@ -97,18 +97,30 @@ class MeldClient:
 
     def list_connections(
         self,
-        external_customer_id: str,
+        external_customer_id: str | None = None,
+        *,
+        institution_id: str | None = None,
         statuses: Sequence[str] | None = None,
         limit: int | None = None,
         after: str | None = None,
+        before: str | None = None,
     ) -> ConnectionPage:
-        params = {"externalCustomerId": external_customer_id}
+        """Meld's search: every filter given, one page of ``limit`` after (or before) a connection's ``key``."""
+        if after is not None and before is not None:
+            raise ValueError("Meld takes one cursor: after or before, not both")
+        params: dict[str, str] = {}
+        if external_customer_id is not None:
+            params["externalCustomerId"] = external_customer_id
+        if institution_id is not None:
+            params["institutionId"] = institution_id
         if statuses:
             params["statuses"] = ",".join(_names(statuses))
         if limit is not None:
             params["limit"] = str(limit)
         if after is not None:
             params["after"] = after
+        if before is not None:
+            params["before"] = before
         response = self._call("GET", "/bank-linking/connections", params=params)
         return parse(response, ConnectionPage)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.errors import MeldNotFound
-from connection_repair.adapters.meld.models import MeldConnectionInfo, NewConnectionGrant, RepairGrant
+from connection_repair.adapters.meld.models import ConnectionPage, MeldConnectionInfo, NewConnectionGrant, RepairGrant
 
 
 class MeldConnectGateway:
@@ -36,3 +36,10 @@ class MeldConnectionDirectory:
             return self._client.get_connection(connection_id)
         except MeldNotFound:
             return None
+
+
+class MeldConnectionListing(MeldConnectionDirectory):
+    """``reconcile.ports.MeldConnections``: Meld's search across every customer, and single connections."""
+
+    def list_connections(self, *, statuses: Sequence[str] | None, limit: int, after: str | None) -> ConnectionPage:
+        return self._client.list_connections(statuses=statuses, limit=limit, after=after)

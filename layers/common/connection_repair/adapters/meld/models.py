@@ -23,6 +23,8 @@ class MeldConnectionInfo(MeldResponse):
     """GET /bank-linking/connections/{id}; satisfies ``ports.MeldConnection``."""
 
     connection_id: str = Field(alias="id", min_length=1)
+    # The listing's cursor: opaque, in Meld's order.
+    key: str | None = None
     account_id: str | None = None
     customer_id: str | None = None
     external_customer_id: str | None = None

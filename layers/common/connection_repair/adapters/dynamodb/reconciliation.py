@@ -1,0 +1,95 @@
+"""What reconciliation reads and keeps in the single table: connections by id, the open ones, where a run stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from connection_repair.adapters.dynamodb.connections import connection_from_item
+from connection_repair.adapters.dynamodb.keys import GSI2, OPEN_SHARDS, connection_key, from_item, open_partition
+from connection_repair.domain.connection import Connection
+from connection_repair.reconcile.ports import Mode, Progress
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+# BatchGetItem's limit.
+BATCH_GET_KEYS = 100
+# UnprocessedKeys are asked for again this many times before giving up (throttling that lasts is an error).
+BATCH_GET_ROUNDS = 5
+
+
+def progress_key(mode: Mode) -> dict[str, Any]:
+    return {"pk": {"S": f"RECONCILE#{mode}"}, "sk": {"S": "PROGRESS"}}
+
+
+class DynamoDBKnownConnections:
+    """``KnownConnections``: connections in batches, read consistently, and the sparse index of open ones."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get_connections(self, connection_ids: Sequence[str]) -> dict[str, Connection]:
+        found: dict[str, Connection] = {}
+        unique = list(dict.fromkeys(connection_ids))
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            keys = [connection_key(connection_id) for connection_id in unique[start : start + BATCH_GET_KEYS]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(BATCH_GET_ROUNDS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    connection = connection_from_item(item)
+                    found[connection.connection_id] = connection
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after every retry")
+        return found
+
+    def open_connections(self, after: str | None) -> Iterator[tuple[str, Connection]]:
+        """Shard by shard, in connection id order; the cursor is ``<shard>#<connectionId>``."""
+        first_shard, _, after_id = (after or "0#").partition("#")
+        for shard in range(int(first_shard), OPEN_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": GSI2,
+                "KeyConditionExpression": "gsi2pk = :shard",
+                "ExpressionAttributeValues": {":shard": open_partition(shard)},
+            }
+            if after_id and shard == int(first_shard):
+                query["KeyConditionExpression"] += " AND gsi2sk > :after"
+                query["ExpressionAttributeValues"][":after"] = {"S": f"CONN#{after_id}"}
+            while True:
+                response = self._client.query(**query)
+                for item in response.get("Items", []):
+                    connection = connection_from_item(item)
+                    yield f"{shard}#{connection.connection_id}", connection
+                if "LastEvaluatedKey" not in response:
+                    break
+                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class DynamoDBProgressStore:
+    """``ProgressStore``: one item per mode, ``RECONCILE#<mode>`` / ``PROGRESS``."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load_progress(self, mode: Mode) -> Progress | None:
+        response = self._client.get_item(TableName=self._table, Key=progress_key(mode), ConsistentRead=True)
+        item = response.get("Item")
+        return Progress.model_validate_json(from_item(item)["progress"]) if item else None
+
+    def save_progress(self, progress: Progress) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={**progress_key(progress.mode), "progress": {"S": progress.model_dump_json()}},
+        )
+
+    def clear_progress(self, mode: Mode) -> None:
+        self._client.delete_item(TableName=self._table, Key=progress_key(mode))
