@@ -89,7 +89,7 @@ openapi: $(VENV)/.installed ## Regenerate docs/openapi.json from the Repair API'
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
 
-.PHONY: run token outbox demo
+.PHONY: run token outbox demo backfill
 
 # The local stack: ports and secrets come from the environment (README, "Run it locally").
 run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
@@ -102,13 +102,19 @@ token: $(VENV)/.installed ## Print a JWT for the local API: make token CUSTOMER=
 outbox: $(VENV)/.installed ## Print the email the local stack sent (moto's SES)
 	@$(PY) -m local.outbox
 
+backfill: $(VENV)/.installed ## Import every connection Meld has into a running `make run` (the reconciler's backfill mode)
+	@$(PY) -m local.invoke ReconcilerFunction '{"mode": "backfill"}'
+
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
 
-.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report
+.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile
 
 bench-sweep: $(VENV)/.installed ## Reminder sweep: items read vs due, and time at 100 000 vs 10 000 connections (moto)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_sweep
+
+bench-reconcile: $(VENV)/.installed ## Reconciliation of 10 000 connections at the simulator: drift found = injected, Meld requests vs needed
+	PYTHONPATH=layers/common:. $(PY) -m bench.bench_reconcile
 
 bench-cold-start: $(VENV)/.installed $(TOOLS)/.installed ## Each function's import + wiring in a fresh Lambda-like interpreter vs boto3 + its clients
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_cold_start

@@ -54,6 +54,14 @@ def table(results: dict[str, Any]) -> list[str]:
             f"{throughput['downstream_published']}; stored once + newest state: {_verdict(proved)} "
             "(moto, per-item transaction journal)"
         )
+    reconcile = results.get("reconcile")
+    if reconcile:
+        lines.append(
+            f"reconcile: drift found = injected {_verdict(reconcile['drift_exact'])} ({reconcile['drift_found']}); "
+            f"Meld requests / needed {reconcile['requests_over_needed']} (<= {reconcile['requests_target']}) "
+            f"{_verdict(reconcile['requests_over_needed'] <= reconcile['requests_target'])}; "
+            f"{reconcile['seconds']} s for {reconcile['connections']} connections (moto + simulator)"
+        )
     layer = results.get("layer_size")
     if layer:
         lines.append(

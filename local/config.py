@@ -26,6 +26,8 @@ class LocalConfig:
     aws_port: int = 5000
     api_port: int = 3000
     meld_port: int = 3001
+    # Lambda's Invoke API for the functions (as `sam local start-lambda`): `make backfill`, `aws lambda invoke`.
+    lambda_port: int = 3002
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_issuer: str = DEFAULT_JWT_ISSUER
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
@@ -49,6 +51,10 @@ class LocalConfig:
         return f"http://{HOST}:{self.api_port}"
 
     @property
+    def lambda_url(self) -> str:
+        return f"http://{HOST}:{self.lambda_port}"
+
+    @property
     def meld_url(self) -> str:
         return f"http://{HOST}:{self.meld_port}"
 
@@ -70,6 +76,7 @@ class LocalConfig:
             aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
             api_port=int(env.get("LOCAL_API_PORT") or 3000),
             meld_port=int(env.get("LOCAL_MELD_PORT") or 3001),
+            lambda_port=int(env.get("LOCAL_LAMBDA_PORT") or 3002),
             jwt_secret=env.get("LOCAL_JWT_SECRET") or DEFAULT_JWT_SECRET,
             jwt_issuer=env.get("LOCAL_JWT_ISSUER") or DEFAULT_JWT_ISSUER,
             jwt_audience=env.get("LOCAL_JWT_AUDIENCE") or DEFAULT_JWT_AUDIENCE,

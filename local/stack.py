@@ -29,6 +29,7 @@ from local.eventbridge import FunctionTarget, Poller, QueueEventSource, Schedule
 from local.functions import FunctionPool, worker_environment
 from local.gateway import Gateway
 from local.jwt_tokens import JwtSettings, settings_for
+from local.lambda_api import LambdaApi
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.template import ROOT, Cors, Resolver, cors_configuration, jwt_authorizers, load_template
 
@@ -90,6 +91,7 @@ class LocalStack:
         self._simulator: MeldSimulator | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._gateway: Gateway | None = None
+        self._lambda_api: LambdaApi | None = None
         self._poller: Poller | None = None
         self._scheduler: Scheduler | None = None
         self.provisioned: Provisioned | None = None
@@ -100,6 +102,7 @@ class LocalStack:
             (config.aws_port, "LOCAL_AWS_PORT"),
             (config.api_port, "LOCAL_API_PORT"),
             (config.meld_port, "LOCAL_MELD_PORT"),
+            (config.lambda_port, "LOCAL_LAMBDA_PORT"),
         ):
             _check_port_free(port, variable)
         self._start_moto()
@@ -113,6 +116,7 @@ class LocalStack:
             name: settings_for(authorizer, config) for name, authorizer in jwt_authorizers(template, resolver).items()
         }
         self._start_gateway(authorizers, cors_configuration(template, resolver))
+        self._lambda_api = LambdaApi(self._pools, config.lambda_port).start()
         self._start_eventbridge()
 
     def _start_moto(self) -> None:
@@ -188,6 +192,7 @@ class LocalStack:
             lambda: self._scheduler.stop() if self._scheduler else None,
             lambda: self._poller.stop() if self._poller else None,
             lambda: self._gateway.stop() if self._gateway else None,
+            lambda: self._lambda_api.stop() if self._lambda_api else None,
             *[pool.stop for pool in self._pools.values()],
             lambda: self._simulator.stop() if self._simulator else None,
             self._stop_moto,
@@ -231,6 +236,7 @@ class LocalStack:
             routes or "    (no HttpApi routes in template.yaml)",
             f"  Meld simulator      {config.meld_url}   (widget pages, /_sim/... control endpoints)",
             f"  AWS (moto)          {config.aws_url}   (AWS_ENDPOINT_URL; make outbox shows sent email)",
+            f"  Lambda Invoke API   {config.lambda_url}   (functions by logical id; make backfill)",
             "  EventBridge rules:",
             rules or "    (no EventBridge or schedule events in template.yaml)",
             "  JWT: HS256 with LOCAL_JWT_SECRET; make token CUSTOMER=<externalCustomerId>",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -64,6 +65,10 @@ class RunningStack:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.config.api_url, timeout=35.0, trust_env=False)
 
+    def lambda_client(self) -> Any:
+        """boto3's Lambda client on the stack's Invoke API."""
+        return boto3.client("lambda", **(self.config.aws_client_args() | {"endpoint_url": self.config.lambda_url}))
+
     def simulator(self) -> SimulatorClient:
         return SimulatorClient(self.config.meld_url, timeout=10.0)
 
@@ -81,11 +86,12 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    aws_port, api_port, meld_port = _free_ports(3)
+    aws_port, api_port, meld_port, lambda_port = _free_ports(4)
     environment = {
         "LOCAL_AWS_PORT": str(aws_port),
         "LOCAL_API_PORT": str(api_port),
         "LOCAL_MELD_PORT": str(meld_port),
+        "LOCAL_LAMBDA_PORT": str(lambda_port),
         "LOCAL_SWEEP_SECONDS": "1",
         "LOCAL_MELD_TOKEN_LIFETIME_SECONDS": str(TOKEN_LIFETIME_SECONDS),
         "LOCAL_MELD_RETRY_DELAYS": "0.5,1,2",

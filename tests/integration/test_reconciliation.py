@@ -270,12 +270,27 @@ def test_a_run_out_of_time_stores_where_it_stopped_and_the_next_continues(rig: R
     assert all(rig.ours(connection_id).needs_attention for connection_id in lost)
 
 
+class _FailingAfterFirstPage(httpx.BaseTransport):
+    """Real HTTP to the simulator; once the first page is answered, Meld's next answers are ``arm``'s fault."""
+
+    def __init__(self, arm: Callable[[], None]) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._arm: Callable[[], None] | None = arm
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if self._arm is not None:
+            self._arm()
+            self._arm = None
+        return response
+
+
 @pytest.mark.parametrize(
     ("mode", "extra"),
     [("429", {"retry_after": 7}), ("500", {}), ("timeout", {})],
     ids=["rate-limited", "server-error", "timeout"],
 )
-def test_meld_failing_mid_run_stops_it_where_it_was_and_the_next_run_finishes(
+def test_meld_failing_mid_run_stops_it_after_the_last_page_done_and_the_next_run_goes_on_from_there(
     rig: Rig, mode: str, extra: dict[str, Any]
 ) -> None:
     lost = [rig.link() for _ in range(4)]
@@ -283,21 +298,33 @@ def test_meld_failing_mid_run_stops_it_where_it_was_and_the_next_run_finishes(
     for connection_id in lost:
         rig.set_status(connection_id, "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
     waited: list[float] = []
-    client = MeldClient(
-        rig.base_url, lambda: SIM_KEY, max_attempts=2, timeout=0.3, deadline_seconds=30, sleep=waited.append
+
+    def client(transport: httpx.BaseTransport | None = None) -> MeldClient:
+        # Two attempts per call, each given 0.3 s; waits recorded instead of slept.
+        return MeldClient(
+            rig.base_url, lambda: SIM_KEY, max_attempts=2, timeout=0.3, transport=transport, sleep=waited.append
+        )
+
+    # Both attempts at the second page fail.
+    failing = _FailingAfterFirstPage(lambda: rig.sim.add_fault("list", mode, count=2, **extra))
+    stopped = rig.reconciler(page_size=2, client=client(failing)).run(Mode.DRIFT, remaining_seconds=lambda: 900)
+    finished = rig.reconciler(page_size=2, client=client()).run(Mode.DRIFT, remaining_seconds=lambda: 900)
+
+    assert (stopped.complete, stopped.stopped, stopped.pages, sum(stopped.drift.values())) == (
+        False,
+        "MELD_UNAVAILABLE",
+        1,
+        2,
     )
-    first_page_then_fail = rig.reconciler(page_size=2, client=client)
-    rig.sim.add_fault("list", mode, count=3, **extra)
-
-    # The first page fails twice (both attempts); the run stops before doing anything.
-    stopped = first_page_then_fail.run(Mode.DRIFT, remaining_seconds=lambda: 900)
-    # The third failure is retried, then the listing goes on.
-    finished = rig.reconciler(page_size=2, client=client).run(Mode.DRIFT, remaining_seconds=lambda: 900)
-
-    assert (stopped.complete, stopped.stopped, sum(stopped.drift.values())) == (False, "MELD_UNAVAILABLE", 0)
-    assert (finished.complete, finished.run_id, sum(finished.drift.values())) == (True, stopped.run_id, 4)
+    assert (finished.complete, finished.run_id, finished.pages, sum(finished.drift.values())) == (
+        True,
+        stopped.run_id,
+        1,
+        2,
+    )
+    assert all(rig.ours(connection_id).needs_attention for connection_id in lost)
     if mode == "429":
-        assert waited[0] == 7  # Meld's Retry-After, not our backoff
+        assert waited == [7]  # Meld's Retry-After, not our backoff
 
 
 def test_backfill_imports_every_connection_meld_has_once(rig: Rig) -> None:
