@@ -46,6 +46,7 @@ FACTORIES = {
     "ConnectionReplacerFunction": "replacer.connection_replacer",
     "NotifierFunction": "notifier.notifier",
     "ReconcilerFunction": "reconciler.reconciler",
+    "OutboxSweeperFunction": "outbox_sweeper.outbox_sweep",
 }
 TARGETS = {
     "WebhookFunction": 1.5,
@@ -53,6 +54,7 @@ TARGETS = {
     "RepairApiFunction": 1.8,
     "ConnectionReplacerFunction": 1.8,
     "ReconcilerFunction": 1.8,
+    "OutboxSweeperFunction": 1.8,
 }
 # Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
 PARAMETERS = {

@@ -177,6 +177,19 @@ def reconciliation_drift(request: pytest.FixtureRequest) -> None:
     assert result["drift"] == {"UnknownConnection": 1}
 
 
+def oldest_pending_outbox_age(request: pytest.FixtureRequest) -> None:
+    from functions.outbox_sweeper import app as sweeper_app
+
+    aws: LocalResources = request.getfixturevalue("aws")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("TABLE_NAME", aws.table_name)
+    monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
+    sweeper_app.outbox_sweep.cache_clear()
+    result = sweeper_app.lambda_handler(load_event("outbox_sweeper_scheduled"), LambdaContext(remaining_ms=120_000))
+    sweeper_app.outbox_sweep.cache_clear()
+    assert result["pending"] == 0  # reported on every run, nothing pending or not
+
+
 FLOWS: dict[str, Flow] = {
     "WebhooksAccepted": webhooks_accepted,
     "WebhooksDuplicate": webhooks_duplicate,
@@ -191,6 +204,7 @@ FLOWS: dict[str, Flow] = {
     "NotificationSendFailures": notification_send_failures,
     "OldestDueMessageAge": oldest_due_message_age,
     "ReconciliationDrift": reconciliation_drift,
+    "OldestPendingOutboxAge": oldest_pending_outbox_age,
 }
 
 

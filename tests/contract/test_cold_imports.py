@@ -144,6 +144,22 @@ BUDGETS = [
             "connection_repair.notify",
         ),
     ),
+    Budget(
+        "outbox_sweeper",
+        "outbox_sweeper.outbox_sweep",
+        {"TABLE_NAME": "table", "EVENT_BUS_NAME": "bus"},
+        layer=(
+            "domain",
+            "outbox",
+            "ingestion.ports",
+            "platform",
+            "adapters.dynamodb",
+            "adapters.eventbridge",
+            "wiring.outbox_sweeper",
+        ),
+        # It publishes what is stored: no Meld, no transitions' callers.
+        never=("httpx", "aws_xray_sdk", "connection_repair.ingestion.ingest", "connection_repair.notify"),
+    ),
 ]
 
 

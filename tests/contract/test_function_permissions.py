@@ -196,12 +196,40 @@ def reconciler_flows(request: pytest.FixtureRequest) -> None:
     assert app.lambda_handler(load_event("reconciler_scheduled"), LambdaContext(remaining_ms=900_000))["complete"]
 
 
+def outbox_sweeper_flows(request: pytest.FixtureRequest) -> None:
+    import boto3
+
+    from connection_repair.adapters.dynamodb.events import event_item
+    from connection_repair.outbox.ports import StoredEvent
+    from functions.outbox_sweeper import app
+    from tests.integration.test_outbox_sweep import NOW, announcement
+
+    env: LocalResources = request.getfixturevalue("webhook_env")
+    # Written by the test itself (not recorded): an outbox its delivery never published.
+    event = StoredEvent(
+        event_id="evt-1",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=NOW,
+        connection_id="conn-1",
+        received_at=NOW,
+        retry_count=0,
+        raw_body="{}",
+        pending=[announcement("conn-1")],
+    )
+    item = event_item(event, ttl=timedelta(days=90), lease_until=NOW - timedelta(minutes=1))
+    boto3.client("dynamodb").put_item(TableName=env.table_name, Item=item)
+    app.outbox_sweep.cache_clear()
+    assert app.lambda_handler(load_event("outbox_sweeper_scheduled"), LambdaContext(remaining_ms=120_000))["flushed"]
+    app.outbox_sweep.cache_clear()
+
+
 FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
     "WebhookFunction": webhook_flows,
     "RepairApiFunction": repair_api_flows,
     "NotifierFunction": notifier_flows,
     "ConnectionReplacerFunction": replacer_flows,
     "ReconcilerFunction": reconciler_flows,
+    "OutboxSweeperFunction": outbox_sweeper_flows,
 }
 
 

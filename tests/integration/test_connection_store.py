@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore
-from connection_repair.adapters.dynamodb.keys import OPEN_SHARDS, connection_key
+from connection_repair.adapters.dynamodb.keys import SHARDS, connection_key
 from connection_repair.adapters.dynamodb.reconciliation import DynamoDBKnownConnections
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection, ConnectionChange
@@ -258,10 +258,36 @@ def test_the_outbox_store_alone_reads_takes_and_clears_an_outbox(aws: LocalResou
     assert outbox.get_event("evt-1").pending == []  # type: ignore[union-attr]
 
 
-def test_a_stored_event_expires_its_retention_after_it_was_received(store: DynamoDBConnectionStore) -> None:
+def test_a_stored_event_expires_its_retention_after_it_was_received_once_its_outbox_is_published(
+    store: DynamoDBConnectionStore,
+) -> None:
     event = pending_event(store, lease_until=NOW)
-    item = store._client.get_item(TableName=store._table, Key={"pk": {"S": "EVENT#evt-1"}, "sk": {"S": "EVENT"}})
-    assert item["Item"]["expiresAt"] == {"N": str(int((event.received_at + timedelta(days=90)).timestamp()))}
+    key = {"pk": {"S": "EVENT#evt-1"}, "sk": {"S": "EVENT"}}
+    pending = store._client.get_item(TableName=store._table, Key=key)["Item"]
+    assert "expiresAt" not in pending  # an unpublished announcement never expires
+    assert pending["gsi2pk"]["S"].startswith("OUTBOX#")
+
+    store.clear_pending("evt-1")
+
+    cleared = store._client.get_item(TableName=store._table, Key=key)["Item"]
+    assert cleared["expiresAt"] == {"N": str(int((event.received_at + timedelta(days=90)).timestamp()))}
+    assert not {"gsi2pk", "gsi2sk", "expiresOncePublished", "pending", "leaseUntil"} & cleared.keys()
+    assert list(store.pending_outboxes()) == []
+
+
+def test_an_outbox_stored_by_an_earlier_version_keeps_its_expiry_when_cleared(store: DynamoDBConnectionStore) -> None:
+    event = pending_event(store, lease_until=NOW)
+    key = {"pk": {"S": "EVENT#evt-1"}, "sk": {"S": "EVENT"}}
+    store._client.update_item(
+        TableName=store._table,
+        Key=key,
+        UpdateExpression="SET expiresAt = :e REMOVE expiresOncePublished",
+        ExpressionAttributeValues={":e": {"N": "1234"}},
+    )
+
+    store.clear_pending(event.event_id)
+
+    assert store._client.get_item(TableName=store._table, Key=key)["Item"]["expiresAt"] == {"N": "1234"}
 
 
 def test_a_silent_update_needs_its_connection_and_is_a_duplicate_the_second_time(
@@ -310,7 +336,7 @@ def test_the_open_connections_resume_after_any_cursor_each_exactly_once(
         )
     listed = list(known.open_connections(None))
     assert sorted(c.connection_id for _, c in listed) == ids
-    assert len({cursor.partition("#")[0] for cursor, _ in listed}) == OPEN_SHARDS
+    assert len({cursor.partition("#")[0] for cursor, _ in listed}) == SHARDS
 
     for position in (0, 7, 23, 39):
         cursor = listed[position][0]

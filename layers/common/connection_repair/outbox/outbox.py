@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from connection_repair.domain.bus_events import AnyDownstreamEvent
-from connection_repair.ingestion.ports import ConnectionStore
-from connection_repair.outbox.ports import EventPublisher
+from connection_repair.outbox.ports import EventPublisher, OutboxStore
 
 # How long a delivery may take to publish its outbox before another delivery may take over.
 PUBLISH_LEASE = timedelta(seconds=15)
@@ -28,7 +27,7 @@ class DeliveryInProgress(Exception):
 class Outbox:
     def __init__(
         self,
-        store: ConnectionStore,
+        store: OutboxStore,
         publisher: EventPublisher,
         *,
         clock: Callable[[], datetime],

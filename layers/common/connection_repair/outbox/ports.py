@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -38,6 +38,21 @@ class OutboxStore(Protocol):
         ...
 
     def clear_pending(self, event_id: str) -> None: ...
+
+
+class PendingOutbox(BaseModel):
+    """A stored event whose outbox is not published yet."""
+
+    event_id: str
+    received_at: datetime
+    # Someone is publishing it until then (a delivery, a retry, a sweep).
+    lease_until: datetime
+
+
+class PendingOutboxes(OutboxStore, Protocol):
+    def pending_outboxes(self) -> Iterator[PendingOutbox]:
+        """Every stored event whose outbox is not cleared (a sparse index: nothing else is read)."""
+        ...
 
 
 class EventPublisher(Protocol):

@@ -85,6 +85,10 @@ class ReconcilerSettings(MeldApiSettings, TableSettings, BusSettings):
     max_failed_repairs: int = Field(3, alias="MAX_FAILED_REPAIRS", ge=1)
 
 
+class OutboxSweeperSettings(TableSettings, BusSettings):
+    """The outbox sweeper (functions/outbox_sweeper), on a schedule."""
+
+
 class NotifierSettings(TableSettings):
     """The notifier (functions/notifier): customer email/SMS for episodes, with reminders (docs/decisions.md §17-21)."""
 

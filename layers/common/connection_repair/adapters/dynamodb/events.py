@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,18 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
-from connection_repair.adapters.dynamodb.keys import epoch, event_key, from_item
+from connection_repair.adapters.dynamodb.keys import (
+    GSI2,
+    SHARDS,
+    epoch,
+    event_key,
+    from_item,
+    outbox_index,
+    outbox_partition,
+)
 from connection_repair.domain.bus_events import AnyDownstreamEvent
 from connection_repair.domain.connection import event_order_key
-from connection_repair.outbox.ports import StoredEvent
+from connection_repair.outbox.ports import PendingOutbox, StoredEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,8 +45,8 @@ def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> 
         "receivedAt": {"S": event.received_at.isoformat()},
         "retryCount": {"N": str(event.retry_count)},
         "rawBody": {"S": event.raw_body},
-        "expiresAt": {"N": str(epoch(event.received_at + ttl))},
     }
+    expires = {"N": str(epoch(event.received_at + ttl))}
     if event.connection_id:
         # GSI1: a connection's events in time order (fixed-width UTC: Meld's offset and precision vary).
         item["connectionId"] = {"S": event.connection_id}
@@ -46,6 +55,12 @@ def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> 
     if event.pending:
         item["pending"] = {"S": _pending_adapter().dump_json(event.pending).decode()}
         item["leaseUntil"] = {"N": str(epoch(lease_until))}
+        # Listed in GSI2 until published (the outbox sweep's list), and never expiring meanwhile: an event expiring
+        # unpublished would lose its announcement. Its expiry is set when the outbox is cleared.
+        item["expiresOncePublished"] = expires
+        item |= outbox_index(event.event_id, event.received_at)
+    else:
+        item["expiresAt"] = expires
     return item
 
 
@@ -65,7 +80,8 @@ def event_from_item(item: dict[str, Any]) -> StoredEvent:
 
 
 class DynamoDBOutboxStore:
-    """``OutboxStore``: reads a stored event, takes its publishing lease, clears its outbox."""
+    """``OutboxStore`` and ``PendingOutboxes``: reads a stored event, takes its publishing lease, clears its outbox;
+    lists what is still pending."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -93,8 +109,35 @@ class DynamoDBOutboxStore:
         return event_from_item(response["Attributes"]).pending
 
     def clear_pending(self, event_id: str) -> None:
+        # An event stored by an earlier version carries its expiresAt already (and no expiresOncePublished).
         self._client.update_item(
             TableName=self._table,
             Key=event_key(event_id),
-            UpdateExpression="REMOVE pending, leaseUntil",
+            UpdateExpression=(
+                "SET expiresAt = if_not_exists(expiresOncePublished, expiresAt) "
+                "REMOVE pending, leaseUntil, expiresOncePublished, gsi2pk, gsi2sk"
+            ),
         )
+
+    def pending_outboxes(self) -> Iterator[PendingOutbox]:
+        """Every stored event whose outbox is not cleared, shard by shard, oldest first within a shard."""
+        for shard in range(SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": GSI2,
+                "KeyConditionExpression": "gsi2pk = :shard",
+                "ExpressionAttributeValues": {":shard": outbox_partition(shard)},
+                "ProjectionExpression": "eventId, receivedAt, leaseUntil",
+            }
+            while True:
+                response = self._client.query(**query)
+                for item in response.get("Items", []):
+                    values = from_item(item)
+                    yield PendingOutbox(
+                        event_id=values["eventId"],
+                        received_at=datetime.fromisoformat(values["receivedAt"]),
+                        lease_until=datetime.fromtimestamp(int(values.get("leaseUntil", 0)), UTC),
+                    )
+                if "LastEvaluatedKey" not in response:
+                    break
+                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

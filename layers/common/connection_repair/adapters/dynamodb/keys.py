@@ -8,6 +8,8 @@ from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from connection_repair.platform.clock import utc_stamp
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -18,8 +20,8 @@ PREFERENCES_SK = "PREFERENCES"
 GSI1 = "gsi1"
 # Sparse work lists: what is due (the notifier's sweep), the connections with something open (reconciliation).
 GSI2 = "gsi2"
-# Open connections are spread over this many partitions: a bank's outage opens thousands at once.
-OPEN_SHARDS = 8
+# Open connections and pending outboxes are spread over this many partitions: a bank's outage opens thousands at once.
+SHARDS = 8
 
 
 def connection_key(connection_id: str) -> dict[str, Any]:
@@ -44,14 +46,26 @@ def customer_index(external_customer_id: str, connection_id: str) -> dict[str, A
     return {"gsi1pk": customer_partition(external_customer_id), "gsi1sk": {"S": f"CONN#{connection_id}"}}
 
 
+def shard_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % SHARDS
+
+
 def open_partition(shard: int) -> dict[str, Any]:
     return {"S": f"OPEN#{shard}"}
 
 
 def open_index(connection_id: str) -> dict[str, Any]:
     """GSI2 attributes that list a connection with an open episode or a repair pending (sparse)."""
-    shard = zlib.crc32(connection_id.encode()) % OPEN_SHARDS
-    return {"gsi2pk": open_partition(shard), "gsi2sk": {"S": f"CONN#{connection_id}"}}
+    return {"gsi2pk": open_partition(shard_of(connection_id)), "gsi2sk": {"S": f"CONN#{connection_id}"}}
+
+
+def outbox_partition(shard: int) -> dict[str, Any]:
+    return {"S": f"OUTBOX#{shard}"}
+
+
+def outbox_index(event_id: str, received_at: datetime) -> dict[str, Any]:
+    """GSI2 attributes that list a stored event whose outbox is not yet published (sparse), oldest first."""
+    return {"gsi2pk": outbox_partition(shard_of(event_id)), "gsi2sk": {"S": f"{utc_stamp(received_at)}#{event_id}"}}
 
 
 def serialize(value: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item
-from connection_repair.adapters.dynamodb.keys import GSI2, OPEN_SHARDS, connection_key, from_item, open_partition
+from connection_repair.adapters.dynamodb.keys import GSI2, SHARDS, connection_key, from_item, open_partition
 from connection_repair.domain.connection import Connection
 from connection_repair.reconcile.ports import Mode, Progress
 
@@ -53,7 +53,7 @@ class DynamoDBKnownConnections:
     def open_connections(self, after: str | None) -> Iterator[tuple[str, Connection]]:
         """Shard by shard, in connection id order; the cursor is ``<shard>#<connectionId>``."""
         first_shard, _, after_id = (after or "0#").partition("#")
-        for shard in range(int(first_shard), OPEN_SHARDS):
+        for shard in range(int(first_shard), SHARDS):
             query: dict[str, Any] = {
                 "TableName": self._table,
                 "IndexName": GSI2,
