@@ -114,11 +114,13 @@ class Reconciler:
 
     def _page(self, progress: Progress, outcome: Reconciliation, listed: set[str]) -> Progress:
         statuses = LISTED_STATUSES if progress.mode == Mode.DRIFT else None
+        # Stamped before asking: a change Meld makes while answering is then newer than the observation, and its
+        # webhook still applies when it arrives.
+        observed_at = self._clock()
         try:
             page = self._meld.list_connections(statuses=statuses, limit=self._page_size, after=progress.listed_after)
         except MeldFailure as failure:
             raise _Stop("MELD_UNAVAILABLE") from failure
-        observed_at = self._clock()
         outcome.pages += 1
         theirs = page.connections
         ours = self._known.get_connections([connection.connection_id for connection in theirs])
@@ -132,6 +134,7 @@ class Reconciler:
         return progress.model_copy(update={"listed_after": last_key or progress.listed_after, "listing_done": done})
 
     def _check_one(self, ours: Connection, progress: Progress, outcome: Reconciliation) -> None:
+        observed_at = self._clock()
         try:
             theirs = self._meld.get_connection(ours.connection_id)
         except MeldFailure as failure:
@@ -145,7 +148,7 @@ class Reconciler:
         if find_drift(ours, theirs.status, theirs.status_reason) is not None:
             # The index may lag: compare with the connection as it is now.
             fresh = self._known.get_connections([ours.connection_id]).get(ours.connection_id)
-            self._compare(fresh, theirs, self._clock(), progress, outcome)
+            self._compare(fresh, theirs, observed_at, progress, outcome)
 
     def _compare(
         self,
