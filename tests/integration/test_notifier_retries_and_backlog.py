@@ -3,11 +3,13 @@ messages (a notifier outage) is caught up however old, and its age reported."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from connection_repair.adapters.dynamodb.keys import SHARDS
+from connection_repair.adapters.dynamodb.notification_items import due_partitions
 from connection_repair.notify.outcome import DeliveryFailed
 from connection_repair.notify.schedule import MAX_DELIVERY_ATTEMPTS, retry_delay
 from local.aws_resources import LocalResources
@@ -102,6 +104,14 @@ def test_messages_due_during_a_notifier_outage_of_days_are_all_sent_by_the_first
     assert outcome.oldest_due_seconds == (timedelta(days=6) - timedelta(minutes=5)).total_seconds()
 
 
+# A day's due partitions: the unsharded one earlier versions wrote, then the shards.
+PER_DAY = 1 + SHARDS
+
+
+def days(*names: str) -> list[str]:
+    return [partition for name in names for partition in due_partitions(date.fromisoformat(name))]
+
+
 def test_a_sweep_reads_from_the_oldest_day_that_still_holds_a_due_message(aws: LocalResources) -> None:
     rig = build_notifier(aws.table_name, Clock(T0))
     rig.preferences()
@@ -114,19 +124,19 @@ def test_a_sweep_reads_from_the_oldest_day_that_still_holds_a_due_message(aws: L
     # Two days later: every day up to now is read (the message due on the first is found and sent)
     rig.clock.at(T0 + timedelta(days=2))
     assert rig.notifier.sweep().messages_sent == 1
-    assert queries[-3:] == ["NOTIFY_DUE#2026-11-25", "NOTIFY_DUE#2026-11-26", "NOTIFY_DUE#2026-11-27"]
+    assert queries[-3 * PER_DAY :] == days("2026-11-25", "2026-11-26", "2026-11-27")
     # The next sweep reads from that day again (what a sweep reads may stay due: its time ran out) and finds the
     # past days empty; from then on, past days are empty for good and only today is read
     queries.clear()
     assert rig.notifier.sweep().items_read == 0
-    assert queries == ["NOTIFY_DUE#2026-11-25", "NOTIFY_DUE#2026-11-26", "NOTIFY_DUE#2026-11-27"]
+    assert queries == days("2026-11-25", "2026-11-26", "2026-11-27")
     queries.clear()
     writes: list[str] = []
     rig.store._client.meta.events.register(
         "provide-client-params.dynamodb.PutItem", lambda params, **_: writes.append(params["Item"]["pk"]["S"])
     )
     assert rig.notifier.sweep().oldest_due_seconds == 0
-    assert queries == ["NOTIFY_DUE#2026-11-27"]
+    assert queries == days("2026-11-27")
     assert writes == []  # the watermark did not move: nothing written
 
 
@@ -141,7 +151,7 @@ def test_a_late_event_about_an_old_break_is_due_now_never_on_a_past_day(aws: Loc
     )
     rig.notifier.on_needs_attention(attention(rig.connection(since=T0), at=T0))
     # The first message was registered due now, in today's partition, not on the day of the break
-    assert written == ["NOTIFY_DUE#2026-11-28"]
+    assert [partition.rpartition("#")[0] for partition in written] == ["NOTIFY_DUE#2026-11-28"]
     # And, suppressed (no contact), its first reminder (due a day after the break) is due now too
     notice = rig.episode()
     assert notice is not None

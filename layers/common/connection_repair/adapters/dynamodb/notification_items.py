@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connection_repair.adapters.dynamodb.keys import customer_partition, from_item, serialize
+from connection_repair.adapters.dynamodb.keys import SHARDS, customer_partition, from_item, serialize, shard_of
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.platform.clock import utc_stamp
 
 DUE_INDEX = "gsi2"
-# The due list is partitioned by the UTC day a message is due: no partition grows without bound. The notifier never
+# The due list is partitioned by the UTC day a message is due (and sharded within it): no partition grows without
+# bound, none takes a whole burst of writes. The notifier never
 # writes a due time before its own "now", so a past day only empties; the sweep reads every day from the oldest that
 # still held a due message (the watermark item) up to now, and so leaves nothing behind (docs/decisions.md §20).
 DUE_PARTITION_PREFIX = "NOTIFY_DUE#"
@@ -47,9 +48,18 @@ def due_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def due_partition(due_at: datetime | date) -> str:
-    day = due_at if not isinstance(due_at, datetime) else due_day(due_at)
-    return f"{DUE_PARTITION_PREFIX}{day:%Y-%m-%d}"
+def due_partition(due_at: datetime, episode_id: str) -> str:
+    """The day's shard an episode's message is listed in while due: a burst of breaks (a bank's outage) due at once
+    is spread over ``SHARDS`` partitions, not written to one."""
+    return f"{DUE_PARTITION_PREFIX}{due_day(due_at):%Y-%m-%d}#{shard_of(episode_id)}"
+
+
+def due_partitions(day: date) -> list[str]:
+    """Every partition a message due on ``day`` can be in: its shards, and the day's unsharded partition, where a
+    version before the shards listed it."""
+    return [f"{DUE_PARTITION_PREFIX}{day:%Y-%m-%d}"] + [
+        f"{DUE_PARTITION_PREFIX}{day:%Y-%m-%d}#{shard}" for shard in range(SHARDS)
+    ]
 
 
 def due_key(due_at: datetime, episode_id: str) -> str:
@@ -64,7 +74,7 @@ def episode_item(notice: EpisodeNotice) -> dict[str, Any]:
     item["expiresAt"] = expires_at(notice.attention_since)
     if notice.due_at is not None:
         item["dueAt"] = {"S": utc_stamp(notice.due_at)}
-        item["gsi2pk"] = {"S": due_partition(notice.due_at)}
+        item["gsi2pk"] = {"S": due_partition(notice.due_at, notice.episode_id)}
         item["gsi2sk"] = {"S": due_key(notice.due_at, notice.episode_id)}
     return item
 

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from connection_repair.adapters.dynamodb.due_list import DueList
 from connection_repair.adapters.dynamodb.errors import failed_condition, is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import customer_partition
 from connection_repair.adapters.dynamodb.notification_items import (
-    DUE_INDEX,
     EPISODE_PREFIX,
-    RETENTION,
-    SWEEP_WATERMARK_KEY,
     claim_item,
     claim_key,
     customer_key,
-    due_day,
     due_key,
     due_partition,
     episode_item,
@@ -114,46 +111,10 @@ class DynamoDBNotificationStore:
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
-        notices: list[EpisodeNotice] = []
-        self.last_read_count = 0
-        today = due_day(now)
-        day = start = self._sweep_from(now)
-        oldest_with_items: date | None = None
-        # Oldest first: overdue messages (an outage, a failed delivery) before today's.
-        while day <= today and len(notices) < limit:
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                # '~' sorts after '#': every key due at or before now, whatever the episode id.
-                "KeyConditionExpression": "gsi2pk = :due AND gsi2sk <= :now",
-                "ExpressionAttributeValues": {":due": {"S": due_partition(day)}, ":now": {"S": f"{utc_stamp(now)}~"}},
-            }
-            while len(notices) < limit:
-                query["Limit"] = limit - len(notices)
-                response = self._client.query(**query)
-                self.last_read_count += response.get("ScannedCount", 0)
-                items = response.get("Items", [])
-                if items and oldest_with_items is None:
-                    oldest_with_items = day
-                notices.extend(notice_from_item(item) for item in items)
-                if "LastEvaluatedKey" not in response:
-                    break
-                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            day += timedelta(days=1)
-        # What was read may stay due (a sweep short of time): the next sweep starts at the oldest day that had some.
-        watermark = oldest_with_items or today
-        if watermark != start:
-            self._client.put_item(
-                TableName=self._table, Item=SWEEP_WATERMARK_KEY | {"day": {"S": watermark.isoformat()}}
-            )
+        due = DueList(self._client, self._table)
+        notices = due.read(now, limit=limit)
+        self.last_read_count = due.read_count
         return notices
-
-    def _sweep_from(self, now: datetime) -> date:
-        """The oldest day that may hold a due message; every day before it is empty for good."""
-        item = self._client.get_item(TableName=self._table, Key=SWEEP_WATERMARK_KEY, ConsistentRead=True).get("Item")
-        if item is None:
-            return due_day(now - RETENTION)
-        return date.fromisoformat(item["day"]["S"])
 
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState:
         response = self._client.get_item(
@@ -190,7 +151,7 @@ class DynamoDBNotificationStore:
     def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None) -> None:
         values: dict[str, Any] = {
             ":due": {"S": utc_stamp(due_at)},
-            ":partition": {"S": due_partition(due_at)},
+            ":partition": {"S": due_partition(due_at, notice.episode_id)},
             ":sort": {"S": due_key(due_at, notice.episode_id)},
             ":number": {"N": str(notice.next_message)},
         }
@@ -312,7 +273,7 @@ class DynamoDBNotificationStore:
             expression = f"{progress}, dueAt = :due, gsi2pk = :partition, gsi2sk = :sort"
             values |= {
                 ":due": {"S": utc_stamp(updated.due_at)},
-                ":partition": {"S": due_partition(updated.due_at)},
+                ":partition": {"S": due_partition(updated.due_at, notice.episode_id)},
                 ":sort": {"S": due_key(updated.due_at, notice.episode_id)},
             }
         episode_update: dict[str, Any] = {

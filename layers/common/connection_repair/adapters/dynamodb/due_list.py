@@ -1,0 +1,85 @@
+"""The notifier's due list (``gsi2``, ``NOTIFY_DUE#<day>#<shard>``): what is due now, from the oldest day that may
+hold a message (docs/decisions.md §20)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from connection_repair.adapters.dynamodb.notification_items import (
+    DUE_INDEX,
+    RETENTION,
+    SWEEP_WATERMARK_KEY,
+    due_day,
+    due_partitions,
+    notice_from_item,
+)
+from connection_repair.notify.records import EpisodeNotice
+from connection_repair.platform.clock import utc_stamp
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+
+class DueList:
+    """One sweep's read of the due list; ``read_count`` is what it read from the index (ScannedCount)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+        self.read_count = 0
+
+    def read(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
+        notices: list[EpisodeNotice] = []
+        today = due_day(now)
+        day = start = self._sweep_from(now)
+        oldest_with_items: date | None = None
+        # Oldest day first: overdue messages (an outage, a failed delivery) before today's. Within a day the shards
+        # are read in turn and what was read is put in due order; a day holding more than one sweep takes is drained
+        # shard by shard, the rest staying due for the next sweep.
+        while day <= today and len(notices) < limit:
+            found: list[EpisodeNotice] = []
+            for partition in due_partitions(day):
+                if len(notices) + len(found) >= limit:
+                    break
+                found.extend(self._due_in(partition, now, limit - len(notices) - len(found)))
+            if found and oldest_with_items is None:
+                oldest_with_items = day
+            notices.extend(sorted(found, key=lambda notice: (notice.due_at or now, notice.episode_id)))
+            day += timedelta(days=1)
+        # What was read may stay due (a sweep short of time): the next sweep starts at the oldest day that had some.
+        watermark = oldest_with_items or today
+        if watermark != start:
+            self._client.put_item(
+                TableName=self._table, Item=SWEEP_WATERMARK_KEY | {"day": {"S": watermark.isoformat()}}
+            )
+        return notices
+
+    def _due_in(self, partition: str, now: datetime, limit: int) -> list[EpisodeNotice]:
+        """Up to ``limit`` notices of one due partition whose time has come, oldest first."""
+        found: list[EpisodeNotice] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            # '~' sorts after '#': every key due at or before now, whatever the episode id.
+            "KeyConditionExpression": "gsi2pk = :due AND gsi2sk <= :now",
+            "ExpressionAttributeValues": {":due": {"S": partition}, ":now": {"S": f"{utc_stamp(now)}~"}},
+        }
+        while len(found) < limit:
+            query["Limit"] = limit - len(found)
+            response = self._client.query(**query)
+            self.read_count += response.get("ScannedCount", 0)
+            found.extend(notice_from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
+    def _sweep_from(self, now: datetime) -> date:
+        """The oldest day that may hold a due message; every day before it is empty for good."""
+        item = self._client.get_item(TableName=self._table, Key=SWEEP_WATERMARK_KEY, ConsistentRead=True).get("Item")
+        if item is None:
+            return due_day(now - RETENTION)
+        return date.fromisoformat(item["day"]["S"])
