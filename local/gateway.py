@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from local.apigw import http_api_event
 from local.config import HOST
 from local.functions import FunctionPool, InvocationError
 from local.jwt_tokens import JwtSettings, Unauthorized, api_gateway_claims, verify
+from local.serving import ServedInBackground
 from local.template import Cors, HttpRoute
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def lambda_response(result: Any) -> HttpResponse:
     return HttpResponse(status, headers, body)
 
 
-class Gateway:
+class Gateway(ServedInBackground):
     """Serves ``routes`` on 127.0.0.1:``port`` from a background thread; ``stop()`` ends it."""
 
     def __init__(
@@ -121,25 +121,13 @@ class Gateway:
         self._cors = cors
         self._pools = pools
         self._authorizers = authorizers
-        self._server = _Server((HOST, port), _Handler)
-        self._server.gateway = self
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="gateway", daemon=True
-        )
+        server = _Server((HOST, port), _Handler)
+        server.gateway = self
+        self._serve(server, "gateway")
 
     @property
     def domain_name(self) -> str:
         return f"{HOST}:{self.port}"
-
-    def start(self) -> Gateway:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> HttpResponse:
         origin = next((value for name, value in headers if name.lower() == "origin"), None)

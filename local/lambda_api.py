@@ -18,6 +18,7 @@ from typing import Any
 
 from local.config import HOST
 from local.functions import FunctionPool, InvocationError
+from local.serving import ServedInBackground
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ INVOCATION_TYPES = frozenset({"RequestResponse", "Event", "DryRun"})
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
-class LambdaApi:
+class LambdaApi(ServedInBackground):
     """Serves ``pools`` on 127.0.0.1:``port`` from a background thread; ``stop()`` ends it."""
 
     def __init__(self, pools: Mapping[str, FunctionPool], port: int) -> None:
@@ -52,25 +53,13 @@ class LambdaApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((HOST, port), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="lambda-api", daemon=True
-        )
+        server = ThreadingHTTPServer((HOST, port), Handler)
+        server.daemon_threads = True
+        self._serve(server, "lambda-api")
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    def start(self) -> LambdaApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
     def invoke(self, path: str, kind: str, body: bytes, length: int) -> tuple[int, dict[str, str], Any]:
         """The answer to one Invoke request: status, headers, JSON body (None: empty)."""

@@ -101,7 +101,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "notify-store": (
-        ["adapters/dynamodb/notifications.py", "adapters/dynamodb/notification_items.py", "adapters/sending.py"],
+        [
+            "adapters/dynamodb/notifications.py",
+            "adapters/dynamodb/notification_items.py",
+            "adapters/dynamodb/due_list.py",
+            "adapters/sending.py",
+        ],
         [
             "tests/integration/test_notification_store.py",
             "tests/integration/test_notifier.py",
@@ -109,6 +114,20 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_notifier_retries_and_backlog.py",
             "tests/unit/adapters/test_sending.py",
             "tests/reliability/test_notifier_fault_matrix.py",
+        ],
+    ),
+    "reconcile": (
+        [
+            "reconcile/service.py",
+            "reconcile/drift.py",
+            "outbox/sweep.py",
+            "adapters/dynamodb/reconciliation.py",
+        ],
+        [
+            "tests/unit/reconcile",
+            "tests/integration/test_reconciliation.py",
+            "tests/integration/test_outbox_sweep.py",
+            "tests/integration/test_connection_store.py",
         ],
     ),
     "repair": (

@@ -104,6 +104,7 @@ BUDGETS = [
             "adapters.dynamodb.errors",
             "adapters.dynamodb.notifications",
             "adapters.dynamodb.notification_items",
+            "adapters.dynamodb.due_list",
             "adapters.dynamodb.preferences",
             "adapters.sending",
             "adapters.ses",

@@ -23,6 +23,7 @@ from connection_repair.adapters.meld.errors import MeldUnavailable
 from connection_repair.adapters.meld.gateway import MeldConnectionDirectory
 from connection_repair.domain.bus_events import AnyDownstreamEvent
 from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.ingestion.ingest import EventIngestor
 from connection_repair.ingestion.service import (
     IngestOutcome,
     PayloadTooLarge,
@@ -57,12 +58,16 @@ def make_ingestor(
         policy=VerificationPolicy(
             url=None, secrets=lambda: [LOCAL_WEBHOOK_SECRET], tolerance_seconds=300, max_body_bytes=256 * 1024
         ),
-        store=DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90)),
-        publisher=publisher or EventBridgePublisher(boto3.client("events"), aws.event_bus_name, "connection-repair"),
-        directory=directory,
+        events=EventIngestor(
+            store=DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90)),
+            publisher=publisher
+            or EventBridgePublisher(boto3.client("events"), aws.event_bus_name, "connection-repair"),
+            directory=directory,
+            clock=lambda: now,
+            sleep=lambda seconds: None,
+            max_failed_repairs=max_failed_repairs,
+        ),
         clock=lambda: now,
-        sleep=lambda seconds: None,
-        max_failed_repairs=max_failed_repairs,
     )
 
 

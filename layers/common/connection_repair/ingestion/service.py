@@ -7,18 +7,14 @@ and the duplicate delivery publishes what is still pending.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from connection_repair.domain.transitions import DEFAULT_MAX_FAILED_REPAIRS
 from connection_repair.ingestion import signature
 from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome, IngestResult
-from connection_repair.ingestion.ports import ConnectionDirectory, ConnectionStore
 from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook, stored_body
-from connection_repair.outbox.ports import EventPublisher, StoredEvent
+from connection_repair.outbox.ports import StoredEvent
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
 
@@ -56,25 +52,12 @@ class WebhookIngestor:
         self,
         *,
         policy: VerificationPolicy,
-        store: ConnectionStore,
-        publisher: EventPublisher,
-        directory: Callable[[], ConnectionDirectory],
+        events: EventIngestor,
         clock: Clock = lambda: datetime.now(UTC),
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-        sleep: Callable[[float], None] = time.sleep,
-        max_failed_repairs: int = DEFAULT_MAX_FAILED_REPAIRS,
     ) -> None:
         self._policy = policy
+        self._events = events
         self._clock = clock
-        self._events = EventIngestor(
-            store=store,
-            publisher=publisher,
-            directory=directory,
-            clock=clock,
-            new_id=new_id,
-            sleep=sleep,
-            max_failed_repairs=max_failed_repairs,
-        )
 
     def receive(self, delivery: WebhookDelivery) -> IngestResult:
         """Verify and ingest one delivery. Raises SignatureError, PayloadTooLarge, InvalidWebhook,

@@ -11,6 +11,7 @@ from botocore.config import Config
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.secrets import secret_source
+from connection_repair.ingestion.ingest import EventIngestor
 from connection_repair.ingestion.ports import ConnectionDirectory
 from connection_repair.ingestion.service import VerificationPolicy, WebhookIngestor
 from connection_repair.platform.settings import WebhookSettings
@@ -49,10 +50,10 @@ def webhook_ingestor() -> WebhookIngestor:
         tolerance_seconds=settings.tolerance_seconds,
         max_body_bytes=settings.max_body_bytes,
     )
-    return WebhookIngestor(
-        policy=policy,
+    events = EventIngestor(
         store=store,
         publisher=publisher,
         directory=cache(lambda: _meld_directory(settings)),
         max_failed_repairs=settings.max_failed_repairs,
     )
+    return WebhookIngestor(policy=policy, events=events)
