@@ -121,7 +121,9 @@ def seed_background(client: Any, table: str, total: int) -> None:
         if episode:
             items.append(episode_item(_notice(index, episode, since=since, due=NOW + timedelta(days=1), number=1)))
     # A stack that has swept before: the sweep reads from today (a first sweep ever reads 180 days back, once).
-    items.append(SWEEP_WATERMARK_KEY | {"day": {"S": due_day(NOW).isoformat()}})
+    items.append(
+        SWEEP_WATERMARK_KEY | {"day": {"S": due_day(NOW).isoformat()}, "shardedFrom": {"S": due_day(NOW).isoformat()}}
+    )
     _write(client, table, items)
 
 

@@ -50,9 +50,9 @@ def downstream(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
     events = boto3.client("events")
     queue_url = sqs.create_queue(QueueName="downstream-capture")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="capture-all", EventBusName=aws.event_bus_name, EventPattern=json.dumps({"source": ["connection-repair"]})
-    )
+    # Meld's forwarded webhooks are caught by the `forwarded` fixture, not here.
+    pattern = {"source": ["connection-repair"], "detail-type": [{"anything-but": "Meld Webhook Received"}]}
+    events.put_rule(Name="capture-all", EventBusName=aws.event_bus_name, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="capture-all", EventBusName=aws.event_bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
 
     def drain() -> list[dict[str, Any]]:

@@ -288,3 +288,20 @@ def test_a_message_listed_by_a_version_before_the_shards_is_still_found(store: D
     )
 
     assert [n.episode_id for n in store.due_episodes(T0 + timedelta(hours=1), limit=10)] == ["episode-1"]
+
+
+def test_a_first_sweep_reads_far_back_only_where_earlier_versions_listed_messages(
+    store: DynamoDBNotificationStore,
+) -> None:
+    store.register_episode(notice())  # the first message listed in a shard: today's
+    queried: list[str] = []
+    store._client.meta.events.register(
+        "provide-client-params.dynamodb.Query",
+        lambda params, **_: queried.append(params["ExpressionAttributeValues"][":due"]["S"]),
+    )
+
+    assert [n.episode_id for n in store.due_episodes(T0 + timedelta(hours=1), limit=10)] == ["episode-1"]
+
+    # 180 days back in the unsharded partitions, then today's nine: not nine a day for half a year
+    assert len(queried) == 180 + 1 + SHARDS
+    assert all(partition.count("#") == 1 for partition in queried[:180])

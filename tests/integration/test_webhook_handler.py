@@ -284,20 +284,34 @@ def test_logs_never_carry_secrets_signatures_or_provider_details(webhook_env, ca
         assert forbidden not in logged
 
 
-def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(webhook_env, downstream):
+@pytest.mark.parametrize(
+    ("forward", "writes"),
+    [("false", ["TransactWriteItems"]), ("true", ["TransactWriteItems", "UpdateItem"])],
+    ids=["alone", "forwarded"],
+)
+def test_an_event_with_nothing_downstream_costs_one_write_request_and_no_read(
+    webhook_env, downstream, monkeypatch, forward, writes
+):
     from connection_repair.wiring.webhook import webhook_ingestor
 
+    monkeypatch.setenv("FORWARD_MELD_WEBHOOKS", forward)
+    webhook_ingestor.cache_clear()
     invoke(load_event("webhook_status_change_reconnect_required"))  # opens the episode (announced)
     downstream()
     episode_before = item(webhook_env.table_name, connection_key(CONNECTION_ID))["episodeId"]  # type: ignore[index]
     calls: list[str] = []
     client = webhook_ingestor()._events._store._client  # type: ignore[attr-defined]
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    published: list[str] = []
+    bus = webhook_ingestor()._events._outbox._publisher._client  # type: ignore[attr-defined]
+    bus.meta.events.register("before-call.events.PutEvents", lambda params, **_: published.append("PutEvents"))
 
     status, body, _ = invoke(load_event("webhook_status_change_still_broken"))  # another reason, same episode
 
     assert (status, body["status"]) == (200, "accepted")
-    assert calls == ["TransactWriteItems"]
+    # Forwarded, the webhook's own outbox is cleared once it is on the bus: one more write, still no read.
+    assert calls == writes
+    assert len(published) == (1 if forward == "true" else 0)
     connection = item(webhook_env.table_name, connection_key(CONNECTION_ID))
     assert connection is not None
     assert (connection["statusReason"]["S"], connection["lastEventId"]["S"]) == ("TOKEN_EXPIRED", "evt-status-0005")

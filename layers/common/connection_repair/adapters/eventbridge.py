@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connection_repair.domain.bus_events import AnyDownstreamEvent
+from connection_repair.domain.bus_events import AnyDownstreamEvent, MeldWebhookReceived
 from connection_repair.outbox.ports import PublishFailed
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ _RESEND_PAUSE_SECONDS = 0.1
 
 
 def event_detail(event: AnyDownstreamEvent) -> str:
+    if isinstance(event, MeldWebhookReceived):
+        return json.dumps(event.envelope, separators=(",", ":"))
     return json.dumps(event.model_dump(mode="json", by_alias=True, exclude={"kind"}), separators=(",", ":"))
 
 

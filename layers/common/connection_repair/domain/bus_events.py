@@ -1,9 +1,11 @@
-"""The events put on the app's EventBridge bus: an episode starts, an episode ends, a connection replaced."""
+"""The events put on the app's EventBridge bus: an episode starts, an episode ends, a connection replaced, and every
+webhook Meld sent (forwarded for the app's own consumers)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from connection_repair.domain.base import CamelModel
 from connection_repair.domain.status_policy import Action
@@ -65,4 +67,42 @@ class ConnectionReplaced(CamelModel):
         return self.DETAIL_TYPE
 
 
-AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionReplaced
+# EventBridge takes entries up to 256 KB; an envelope larger than this is forwarded without its payload.
+MAX_FORWARDED_BYTES = 200 * 1024
+
+
+class MeldWebhookReceived(CamelModel):
+    """A verified Meld webhook of any type, forwarded as Meld sent it but without ``serviceProviderDetails`` (it can
+    hold the provider's access tokens): the detail on the bus is the envelope itself."""
+
+    DETAIL_TYPE: ClassVar[str] = "Meld Webhook Received"
+    kind: Literal["meld_webhook"] = "meld_webhook"
+
+    event_time: datetime
+    envelope: dict[str, Any]
+
+    @property
+    def detail_type(self) -> str:
+        return self.DETAIL_TYPE
+
+    @classmethod
+    def of(cls, envelope: dict[str, Any], event_time: datetime) -> MeldWebhookReceived:
+        forwarded = _without_provider_details(envelope)
+        if len(json.dumps(forwarded, separators=(",", ":")).encode()) > MAX_FORWARDED_BYTES:
+            forwarded = {name: value for name, value in forwarded.items() if name != "payload"} | {
+                "payloadOmitted": True
+            }
+        return cls(event_time=event_time, envelope=forwarded)
+
+
+def _without_provider_details(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {name: _without_provider_details(inner) for name, inner in value.items() if name != PROVIDER_DETAILS}
+    if isinstance(value, list):
+        return [_without_provider_details(inner) for inner in value]
+    return value
+
+
+PROVIDER_DETAILS = "serviceProviderDetails"
+
+AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionReplaced | MeldWebhookReceived

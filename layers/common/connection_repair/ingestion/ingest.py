@@ -81,8 +81,9 @@ class EventIngestor:
         """
         try:
             if change is None:
-                self._store.save_event(stored, lease_until=stored.received_at)
-                return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type)
+                self._store.save_event(stored, lease_until=self._lease(stored))
+                published = self._outbox.publish(stored.event_id, stored.pending)
+                return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type, published=published)
             return self._apply(stored, change)
         except DuplicateEvent:
             # A duplicate is done only once its downstream events went out.
@@ -96,11 +97,12 @@ class EventIngestor:
         # expectation fails, the store hands back the connection as it is, and the full transition runs on it.
         silent = silent_update(change, event_id=stored.event_id, event_time=stored.event_time)
         try:
-            self._store.save_silent_update(stored, silent)
+            self._store.save_silent_update(stored, silent, lease_until=self._lease(stored))
         except ExpectationUnmet as unmet:
             current = unmet.current
         else:
-            return self._result(IngestOutcome.ACCEPTED, stored, change.status, change.status_reason)
+            published = self._outbox.publish(stored.event_id, stored.pending)
+            return self._result(IngestOutcome.ACCEPTED, stored, change.status, change.status_reason, published)
         return retry_on_conflict(
             current,
             read=lambda: self._store.get_connection(change.connection_id),
@@ -112,8 +114,9 @@ class EventIngestor:
     def _transition(self, stored: StoredEvent, change: ConnectionChange, current: Connection | None) -> IngestResult:
         """The full transition on ``current``; ``ConcurrentUpdate`` when the connection changed since it was read."""
         if is_stale(current, stored.event_time, stored.event_id, completion=not change.carries_status):
-            self._store.save_event(stored, lease_until=stored.received_at)
-            return self._result(IngestOutcome.STALE, stored)
+            self._store.save_event(stored, lease_until=self._lease(stored))
+            published = self._outbox.publish(stored.event_id, stored.pending)
+            return self._result(IngestOutcome.STALE, stored, published=published)
         if current is None and change.external_customer_id is None:
             change = self._attribute(change)
             if change.external_customer_id is None:
@@ -126,17 +129,22 @@ class EventIngestor:
             new_episode_id=self._new_id(),
             max_failed_repairs=self._max_failed_repairs,
         )
+        pending = [*stored.pending, *transition.downstream]
         self._store.save_event(
-            stored.model_copy(update={"pending": transition.downstream}),
+            stored.model_copy(update={"pending": pending}),
             lease_until=self._outbox.lease_until(),
             connection=transition.connection,
             expected_version=current.version if current else None,
         )
-        published = self._outbox.publish(stored.event_id, transition.downstream)
+        published = self._outbox.publish(stored.event_id, pending)
         connection = transition.connection
         return self._result(
             IngestOutcome.ACCEPTED, stored, connection.status, connection.status_reason, published=published
         )
+
+    def _lease(self, stored: StoredEvent) -> datetime:
+        """The publishing lease of a stored event: taken while it carries something to publish, lapsed otherwise."""
+        return self._outbox.lease_until() if stored.pending else stored.received_at
 
     @staticmethod
     def _result(

@@ -38,8 +38,11 @@ class ConnectionStore(OutboxStore, Protocol):
         """
         ...
 
-    def save_silent_update(self, event: StoredEvent, change: SilentUpdate) -> None:
-        """Store ``event`` and apply ``change`` to its connection in one write request, if ``change.holds``.
+    def save_silent_update(
+        self, event: StoredEvent, change: SilentUpdate, *, lease_until: datetime | None = None
+    ) -> None:
+        """Store ``event`` (its outbox leased until ``lease_until``, None: lapsed) and apply ``change`` to its
+        connection in one write request, if ``change.holds``.
 
         Raises ``DuplicateEvent``, or ``ExpectationUnmet`` with the stored connection; then writes nothing.
         """

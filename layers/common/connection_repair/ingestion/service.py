@@ -7,10 +7,12 @@ and the duplicate delivery publishes what is still pending.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from connection_repair.domain.bus_events import MeldWebhookReceived
 from connection_repair.ingestion import signature
 from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome, IngestResult
 from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook, stored_body
@@ -53,10 +55,13 @@ class WebhookIngestor:
         *,
         policy: VerificationPolicy,
         events: EventIngestor,
+        forward: bool = False,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._policy = policy
         self._events = events
+        # Every verified webhook also goes to the bus as `Meld Webhook Received`, through the event's outbox.
+        self._forward = forward
         self._clock = clock
 
     def receive(self, delivery: WebhookDelivery) -> IngestResult:
@@ -92,6 +97,7 @@ class WebhookIngestor:
             received_at=now,
             retry_count=delivery.retry_count,
             raw_body=stored_body(delivery.raw_body),
+            pending=[MeldWebhookReceived.of(json.loads(delivery.raw_body), event_time)] if self._forward else [],
         )
         result = self._events.ingest(stored, change)
         return replace(result, future_stamped=True) if future_stamped else result

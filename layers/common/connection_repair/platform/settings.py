@@ -61,6 +61,8 @@ class WebhookSettings(MeldApiSettings, TableSettings, BusSettings):
     # Meld's own timeout is 10 s: a lookup of an unknown connection must fit well inside it.
     meld_timeout_seconds: float = Field(3.0, alias="MELD_TIMEOUT_SECONDS", gt=0)
     max_failed_repairs: int = Field(3, alias="MAX_FAILED_REPAIRS", ge=1)
+    # Every verified webhook, of every type, also goes to the bus as `Meld Webhook Received`.
+    forward_webhooks: bool = Field(True, alias="FORWARD_MELD_WEBHOOKS")
 
 
 class RepairApiSettings(MeldApiSettings, TableSettings):

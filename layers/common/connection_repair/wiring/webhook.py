@@ -56,4 +56,4 @@ def webhook_ingestor() -> WebhookIngestor:
         directory=cache(lambda: _meld_directory(settings)),
         max_failed_repairs=settings.max_failed_repairs,
     )
-    return WebhookIngestor(policy=policy, events=events)
+    return WebhookIngestor(policy=policy, events=events, forward=settings.forward_webhooks)

@@ -136,12 +136,14 @@ class DynamoDBConnectionStore(DynamoDBConnectionReader, DynamoDBOutboxStore):
                 raise ConcurrentUpdate(connection.connection_id) from None
             raise
 
-    def save_silent_update(self, event: StoredEvent, change: SilentUpdate) -> None:
+    def save_silent_update(
+        self, event: StoredEvent, change: SilentUpdate, *, lease_until: datetime | None = None
+    ) -> None:
         if event.connection_id is None:
             raise ValueError("a silent update needs the event's connection")
         put_event = {
             "TableName": self._table,
-            "Item": event_item(event, ttl=self._event_ttl, lease_until=event.received_at),
+            "Item": event_item(event, ttl=self._event_ttl, lease_until=lease_until or event.received_at),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
         update = {"TableName": self._table, **silent_update_request(event.connection_id, change)}

@@ -47,10 +47,13 @@ class DynamoDBNotificationStore:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        self._due = DueList(client, table_name)
         # Items the last ``due_episodes`` call read from the index (ScannedCount), for the sweep's metric and bench.
         self.last_read_count = 0
 
     def register_episode(self, notice: EpisodeNotice) -> bool:
+        if notice.due_at is not None:
+            self._due.listing(notice.due_at)
         try:
             self._client.put_item(
                 TableName=self._table, Item=episode_item(notice), ConditionExpression="attribute_not_exists(pk)"
@@ -111,9 +114,8 @@ class DynamoDBNotificationStore:
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
-        due = DueList(self._client, self._table)
-        notices = due.read(now, limit=limit)
-        self.last_read_count = due.read_count
+        notices = self._due.read(now, limit=limit)
+        self.last_read_count = self._due.read_count
         return notices
 
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState:
@@ -149,6 +151,7 @@ class DynamoDBNotificationStore:
         self._move(notice, due_at, attempts=notice.delivery_attempts + 1)
 
     def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None) -> None:
+        self._due.listing(due_at)
         values: dict[str, Any] = {
             ":due": {"S": utc_stamp(due_at)},
             ":partition": {"S": due_partition(due_at, notice.episode_id)},
@@ -270,6 +273,7 @@ class DynamoDBNotificationStore:
         if updated.due_at is None:
             expression = f"{progress} REMOVE dueAt, gsi2pk, gsi2sk"
         else:
+            self._due.listing(updated.due_at)
             expression = f"{progress}, dueAt = :due, gsi2pk = :partition, gsi2sk = :sort"
             values |= {
                 ":due": {"S": utc_stamp(updated.due_at)},
