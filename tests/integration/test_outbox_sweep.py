@@ -71,14 +71,16 @@ def test_a_stranded_outbox_is_published_once_and_then_expires_like_any_event(
     aws: LocalResources, store: DynamoDBConnectionStore, downstream: Callable[[], list[dict[str, Any]]]
 ) -> None:
     stranded(store, "evt-old", received=NOW - timedelta(days=4), lease_until=NOW - timedelta(days=4))
+    stranded(store, "evt-older", received=NOW - timedelta(days=5), lease_until=NOW - timedelta(days=5))
 
     first = sweep(aws, store).run(remaining_seconds=lambda: 100)
     second = sweep(aws, store).run(remaining_seconds=lambda: 100)
 
-    assert (first.flushed, first.published, first.pending, first.oldest_pending_seconds) == (1, 1, 0, 0)
+    assert (first.flushed, first.published, first.pending, first.oldest_pending_seconds) == (2, 2, 0, 0)
     assert (second.flushed, second.published) == (0, 0)
-    assert [(e["detail-type"], e["detail"]["connectionId"]) for e in downstream()] == [
-        ("Connection Needs Attention", "conn-evt-old")
+    assert sorted((e["detail-type"], e["detail"]["connectionId"]) for e in downstream()) == [
+        ("Connection Needs Attention", "conn-evt-old"),
+        ("Connection Needs Attention", "conn-evt-older"),
     ]
     assert store.get_event("evt-old").pending == []  # type: ignore[union-attr]
 
@@ -93,6 +95,16 @@ def test_an_outbox_being_published_is_left_to_its_holder_and_its_age_reported(
 
     assert (outcome.flushed, outcome.pending, outcome.oldest_pending_seconds) == (1, 1, 30)
     assert [e["detail"]["connectionId"] for e in downstream()] == ["conn-evt-lapsed"]
+
+
+def test_an_outbox_written_this_very_moment_is_pending_for_no_time_at_all(
+    aws: LocalResources, store: DynamoDBConnectionStore
+) -> None:
+    stranded(store, "evt-now", received=NOW, lease_until=NOW + timedelta(seconds=15))
+
+    outcome = sweep(aws, store).run(remaining_seconds=lambda: 100)
+
+    assert (outcome.flushed, outcome.pending, outcome.oldest_pending_seconds) == (0, 1, 0)
 
 
 def test_with_the_bus_refusing_everything_stays_pending_and_the_oldest_age_is_reported(

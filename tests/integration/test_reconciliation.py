@@ -374,3 +374,103 @@ def test_drift_is_counted_by_kind_and_in_total(rig: Rig, capsys: pytest.CaptureF
             value = document["ReconciliationDrift"]
             counted[document.get("Kind", "total")] = value[0] if isinstance(value, list) else value
     assert counted == {"total": 2, "MissedBreak": 1, "MissedRepair": 1}
+
+
+def test_a_run_out_of_time_among_the_open_connections_goes_on_after_the_last_one_read(rig: Rig) -> None:
+    healed = [rig.link("RECONNECT_REQUIRED", "LOGIN_REQUIRED") for _ in range(4)]
+    rig.lose_next(4)
+    for connection_id in healed:
+        rig.set_status(connection_id, "ACTIVE")
+    budget = iter([900.0, 900.0, 900.0, 1.0])  # the listing, then time for two single reads
+    paths: list[str] = []
+    client = MeldClient(
+        rig.base_url, lambda: SIM_KEY, max_attempts=1, transport=_Recording(httpx.HTTPTransport(), paths)
+    )
+
+    cut = rig.reconciler(client=client).run(Mode.DRIFT, remaining_seconds=lambda: next(budget, 1.0))
+    read_first = [path for path in paths if path != "/bank-linking/connections"]
+    paths.clear()
+    rest = rig.reconciler(client=client).run(Mode.DRIFT, remaining_seconds=lambda: 900)
+    read_then = [path for path in paths if path != "/bank-linking/connections"]
+
+    assert (cut.stopped, cut.checked, rest.complete, rest.checked) == ("TIME_BUDGET", 2, True, 2)
+    assert not set(read_first) & set(read_then)  # each open connection read once across the two runs
+    assert sorted(p.rsplit("/", 1)[1] for p in read_first + read_then) == sorted(healed)
+    stored = boto3.client("dynamodb").get_item(
+        TableName=rig.aws.table_name, Key={"pk": {"S": "RECONCILE#drift"}, "sk": {"S": "PROGRESS"}}
+    )
+    assert "Item" not in stored  # the finished run cleared where it had stopped
+
+
+def test_meld_failing_on_a_single_read_stops_the_run_there(rig: Rig) -> None:
+    healed = rig.link("RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    rig.lose_next(1)
+    rig.set_status(healed, "ACTIVE")
+    rig.sim.add_fault("get", "500", count=1)
+
+    outcome = rig.reconciler().run(Mode.DRIFT, remaining_seconds=lambda: 900)
+
+    assert (outcome.complete, outcome.stopped, outcome.checked) == (False, "MELD_UNAVAILABLE", 0)
+    stored = boto3.client("dynamodb").get_item(
+        TableName=rig.aws.table_name, Key={"pk": {"S": "RECONCILE#drift"}, "sk": {"S": "PROGRESS"}}
+    )["Item"]
+    assert json.loads(stored["progress"]["S"])["listing_done"] is True  # it stopped among the single reads
+    assert rig.ours(healed).needs_attention  # unchanged until the next run reads it
+
+
+def test_open_connections_meld_does_not_know_are_counted_and_left_as_they_are(rig: Rig) -> None:
+    known = DynamoDBKnownConnections(boto3.client("dynamodb"), rig.aws.table_name)
+    for connection_id in ("gone-1", "gone-2"):
+        DynamoDBConnectionStore(boto3.client("dynamodb"), rig.aws.table_name, event_ttl=timedelta(days=1)).save_event(
+            _observed(connection_id),
+            lease_until=datetime.now(UTC),
+            connection=Connection(
+                connection_id=connection_id,
+                external_customer_id=CUSTOMER,
+                status="RECONNECT_REQUIRED",
+                episode_id=f"ep-{connection_id}",
+                attention_since=datetime.now(UTC),
+            ),
+        )
+
+    outcome = rig.reconciler().run(Mode.DRIFT, remaining_seconds=lambda: 900)
+
+    assert (outcome.unknown_to_meld, outcome.drift, outcome.complete) == (2, Counter(), True)
+    assert all(c.needs_attention for c in known.get_connections(["gone-1", "gone-2"]).values())
+
+
+def _observed(connection_id: str) -> Any:
+    from connection_repair.outbox.ports import StoredEvent
+
+    return StoredEvent(
+        event_id=f"seed-{connection_id}",
+        event_type="BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        event_time=datetime.now(UTC) - timedelta(hours=1),
+        connection_id=connection_id,
+        received_at=datetime.now(UTC),
+        retry_count=0,
+        raw_body="{}",
+    )
+
+
+def test_a_listing_that_does_not_say_what_remains_is_paged_until_a_short_page(
+    aws: LocalResources, downstream: Callable[[], list[dict[str, Any]]]
+) -> None:
+    from tests.reconcile_support import meld_connection
+    from tests.repair_api_support import MeldStandIn, meld_json
+
+    broken = [meld_connection(f"adopted-{n}", "RECONNECT_REQUIRED", "LOGIN_REQUIRED") for n in range(3)]
+    meld = MeldStandIn()
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        after = request.url.params.get("after")
+        rest = [c for c in broken if after is None or c["key"] > after]
+        return meld_json(200, {"connections": rest[:2]})  # no count, no remaining
+
+    meld.respond("GET", "/bank-linking/connections", listing)
+    client = MeldClient("https://meld.invalid", lambda: "key", transport=httpx.MockTransport(meld))
+    rig = Rig(aws, SimulatorClient("http://127.0.0.1:9"), "https://meld.invalid", downstream)
+
+    outcome = rig.reconciler(client=client, page_size=2).run(Mode.DRIFT, remaining_seconds=lambda: 900)
+
+    assert (outcome.pages, outcome.drift[DriftKind.UNKNOWN_CONNECTION], outcome.complete) == (2, 3, True)

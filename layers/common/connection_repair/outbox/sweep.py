@@ -51,7 +51,8 @@ class OutboxSweep:
         oldest: datetime | None = None
         bus_refusing = False
         for pending in self._store.pending_outboxes():
-            stays = bus_refusing or pending.lease_until > now or remaining_seconds() < self._reserve_seconds
+            # A lease still running at "now" cannot be taken (the claim needs it lapsed): its holder publishes.
+            stays = bus_refusing or pending.lease_until >= now or remaining_seconds() < self._reserve_seconds
             if not stays:
                 try:
                     published = self._outbox.flush(pending.event_id)
