@@ -46,6 +46,7 @@ from connection_repair.reconcile.ports import Mode
 from connection_repair.reconcile.service import PAGE_SIZE, Reconciler
 from local.aws_resources import create_resources
 from local.meld_simulator import MeldSimulator, SimulatorConfig
+from local.meld_simulator.faults import parse_fault
 
 CONNECTIONS = 10_000
 SHARE = 0.01
@@ -87,7 +88,7 @@ def seed(simulator: MeldSimulator, dynamodb: Any, table: str) -> dict[str, int]:
     """Meld's connections and ours; returns the drift injected by kind and what the design needs to read."""
     drifted = int(CONNECTIONS * SHARE)
     # Every webhook of the seeding is lost: 2 per connection created (COMPLETED and its STATUS_CHANGE).
-    simulator.faults.add(simulator_fault(2 * (CONNECTIONS + UNKNOWN)))
+    simulator.faults.add(parse_fault({"endpoint": "webhooks", "mode": "drop", "count": 2 * (CONNECTIONS + UNKNOWN)}))
     items: list[dict[str, Any]] = []
     listed = open_not_listed = 0
     for index in range(CONNECTIONS + UNKNOWN):
@@ -117,12 +118,6 @@ def seed(simulator: MeldSimulator, dynamodb: Any, table: str) -> dict[str, int]:
         "pages": math.ceil(listed / PAGE_SIZE),
         "reads": open_not_listed,
     }
-
-
-def simulator_fault(count: int) -> Any:
-    from local.meld_simulator.faults import parse_fault
-
-    return parse_fault({"endpoint": "webhooks", "mode": "drop", "count": count})
 
 
 def main() -> None:

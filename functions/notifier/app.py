@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,7 +17,7 @@ from pydantic import Json
 
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
-from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.platform.observability import dimensioned_metric, logger, metrics, trace_handler
 from connection_repair.wiring.notifier import notifier
 
 SCHEDULED = "Scheduled Event"
@@ -29,32 +29,27 @@ class QueuedBusEvent(SqsRecordModel):
     body: Json[EventBridgeModel]
 
 
-def _dimensioned(name: str, dimension: str, value: str, count: float, unit: MetricUnit = MetricUnit.Count) -> None:
-    with single_metric(name=name, unit=unit, value=count, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name=dimension, value=value)
-
-
 def record(outcome: Outcome) -> None:
     """Metrics of one invocation: sent, suppressed and deferred by reason, and how episodes ended."""
     if outcome.messages_sent:
         metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=outcome.messages_sent)
     for channel, count in outcome.sent_by_channel.items():
-        _dimensioned("NotificationsSentByChannel", "Channel", channel, count)
+        dimensioned_metric("NotificationsSentByChannel", count, Channel=channel)
     if outcome.suppressed:
         metrics.add_metric(name="NotificationsSuppressed", unit=MetricUnit.Count, value=outcome.suppressed.total())
     for reason, count in outcome.suppressed.items():
-        _dimensioned("NotificationsSuppressedByReason", "Reason", reason, count)
+        dimensioned_metric("NotificationsSuppressedByReason", count, Reason=reason)
     for reason, count in outcome.deferred.items():
-        _dimensioned("NotificationsDeferredByReason", "Reason", reason, count)
+        dimensioned_metric("NotificationsDeferredByReason", count, Reason=reason)
     if outcome.channel_failures:
         metrics.add_metric(name="NotificationChannelFailures", unit=MetricUnit.Count, value=outcome.channel_failures)
     if outcome.failures:
         metrics.add_metric(name="NotificationSendFailures", unit=MetricUnit.Count, value=outcome.failures)
     for resolution, seconds, reminders in outcome.ended:
-        _dimensioned("EpisodesEnded", "Resolution", resolution, 1)
+        dimensioned_metric("EpisodesEnded", 1, Resolution=resolution)
         if resolution == "REPAIRED":
             metrics.add_metric(name="EpisodeTimeToRepair", unit=MetricUnit.Seconds, value=seconds)
-            _dimensioned("EpisodesRepairedAfterReminders", "Reminders", str(reminders), 1)
+            dimensioned_metric("EpisodesRepairedAfterReminders", 1, Reminders=str(reminders))
 
 
 def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:

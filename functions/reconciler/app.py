@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.platform.observability import dimensioned_metric, logger, metrics, trace_handler
 from connection_repair.reconcile.ports import Mode
 from connection_repair.reconcile.service import Reconciliation
 from connection_repair.wiring.reconciler import reconciler
@@ -45,8 +45,7 @@ def record(outcome: Reconciliation) -> None:
     total = sum(outcome.drift.values())
     metrics.add_metric(name="ReconciliationDrift", unit=MetricUnit.Count, value=total)
     for kind, count in outcome.drift.items():
-        with single_metric(name="ReconciliationDrift", unit=MetricUnit.Count, value=count, namespace=NAMESPACE) as m:
-            m.add_dimension(name="Kind", value=kind)
+        dimensioned_metric("ReconciliationDrift", count, Kind=kind)
     metrics.add_metric(name="ReconcileMeldRequests", unit=MetricUnit.Count, value=outcome.meld_requests)
     if outcome.imported:
         metrics.add_metric(name="ConnectionsBackfilled", unit=MetricUnit.Count, value=outcome.imported)

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connection_repair.ingestion.service import IngestResult, PayloadTooLarge, WebhookDelivery
@@ -23,7 +23,7 @@ from connection_repair.ingestion.webhook import InvalidWebhook
 from connection_repair.outbox.outbox import DeliveryInProgress
 from connection_repair.outbox.ports import PublishFailed
 from connection_repair.platform.aws import is_throttled
-from connection_repair.platform.observability import NAMESPACE, logger, metrics, trace_handler
+from connection_repair.platform.observability import dimensioned_metric, logger, metrics, trace_handler
 from connection_repair.wiring.webhook import webhook_ingestor
 
 # API Gateway's route key, not the path: behind a custom domain's API mapping or a named stage the path carries a
@@ -83,11 +83,12 @@ def _unknown_status(result: IngestResult) -> None:
         status_reason=result.status_reason,
     )
     metrics.add_metric(name="UnknownConnectionStatuses", unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name="UnknownConnectionStatusesByStatus", unit=MetricUnit.Count, value=1, namespace=NAMESPACE
-    ) as metric:
-        metric.add_dimension(name="Status", value=_dimension(result.status))
-        metric.add_dimension(name="Reason", value=_dimension(result.status_reason))
+    dimensioned_metric(
+        "UnknownConnectionStatusesByStatus",
+        1,
+        Status=_dimension(result.status),
+        Reason=_dimension(result.status_reason),
+    )
 
 
 def _dimension(value: str | None) -> str:
@@ -98,8 +99,7 @@ def _dimension(value: str | None) -> str:
 def _rejected(reason: str) -> None:
     metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
     # The reason as a dimension of its own metric, so dashboards can split rejections without new metric names.
-    with single_metric(name="WebhooksRejectedByReason", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="Reason", value=reason)
+    dimensioned_metric("WebhooksRejectedByReason", 1, Reason=reason)
 
 
 def signature_rejected(error: SignatureError) -> dict[str, Any]:

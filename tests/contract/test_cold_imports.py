@@ -105,6 +105,7 @@ BUDGETS = [
             "adapters.dynamodb.notifications",
             "adapters.dynamodb.notification_items",
             "adapters.dynamodb.due_list",
+            "adapters.dynamodb.paging",
             "adapters.dynamodb.preferences",
             "adapters.sending",
             "adapters.ses",

@@ -81,8 +81,7 @@ class EventIngestor:
         """
         try:
             if change is None:
-                self._store.save_event(stored, lease_until=self._lease(stored))
-                published = self._outbox.publish(stored.event_id, stored.pending)
+                published = self._save_alone(stored)
                 return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type, published=published)
             return self._apply(stored, change)
         except DuplicateEvent:
@@ -114,9 +113,7 @@ class EventIngestor:
     def _transition(self, stored: StoredEvent, change: ConnectionChange, current: Connection | None) -> IngestResult:
         """The full transition on ``current``; ``ConcurrentUpdate`` when the connection changed since it was read."""
         if is_stale(current, stored.event_time, stored.event_id, completion=not change.carries_status):
-            self._store.save_event(stored, lease_until=self._lease(stored))
-            published = self._outbox.publish(stored.event_id, stored.pending)
-            return self._result(IngestOutcome.STALE, stored, published=published)
+            return self._result(IngestOutcome.STALE, stored, published=self._save_alone(stored))
         if current is None and change.external_customer_id is None:
             change = self._attribute(change)
             if change.external_customer_id is None:
@@ -141,6 +138,11 @@ class EventIngestor:
         return self._result(
             IngestOutcome.ACCEPTED, stored, connection.status, connection.status_reason, published=published
         )
+
+    def _save_alone(self, stored: StoredEvent) -> int:
+        """Store an event that changes no connection (ignored, stale), then publish what it carries (a forward)."""
+        self._store.save_event(stored, lease_until=self._lease(stored))
+        return self._outbox.publish(stored.event_id, stored.pending)
 
     def _lease(self, stored: StoredEvent) -> datetime:
         """The publishing lease of a stored event: taken while it carries something to publish, lapsed otherwise."""

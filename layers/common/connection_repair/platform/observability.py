@@ -14,12 +14,21 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "connection-repair")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ConnectionRepair")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def dimensioned_metric(name: str, count: float, *, unit: MetricUnit = MetricUnit.Count, **dimensions: str) -> None:
+    """A metric of its own with ``dimensions`` (``Reason="..."``), printed now: the invocation's other metrics keep
+    only the service dimension."""
+    with single_metric(name=name, unit=unit, value=count, namespace=NAMESPACE) as metric:
+        for dimension, value in dimensions.items():
+            metric.add_dimension(name=dimension, value=value)
 
 
 def trace_handler[Handler: Callable[..., Any]](handler: Handler) -> Handler:

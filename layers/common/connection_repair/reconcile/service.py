@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic.alias_generators import to_camel
+
 from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.status_policy import classify
 from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome
@@ -201,18 +203,9 @@ def observation(
         "runId": progress.run_id,
         "drift": kind,
         "observedAt": observed_at.isoformat(),
+        # What was read, as Meld names it: the change's fields (a completion flag it never sets left out).
         "connection": {
-            name: value
-            for name, value in (
-                ("connectionId", theirs.connection_id),
-                ("customerId", theirs.customer_id),
-                ("externalCustomerId", theirs.external_customer_id),
-                ("institutionId", theirs.institution_id),
-                ("institutionName", theirs.institution_name),
-                ("status", theirs.status),
-                ("statusReason", theirs.status_reason),
-            )
-            if value is not None
+            to_camel(name): value for name, value in change.model_dump(exclude_none=True, exclude={"completed"}).items()
         },
     }
     stored = StoredEvent(

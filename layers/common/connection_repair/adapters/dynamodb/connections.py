@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -16,6 +17,7 @@ from connection_repair.adapters.dynamodb.keys import (
     open_index,
     to_item,
 )
+from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection, event_order_key
 from connection_repair.domain.errors import ConcurrentUpdate
 
@@ -119,14 +121,8 @@ class DynamoDBCustomerConnections(DynamoDBConnectionReader):
                 ":prefix": {"S": "CONN#"},
             },
         }
-        connections: list[Connection] = []
-        while len(connections) < MAX_LISTED_CONNECTIONS:
-            response = self._client.query(**query)
-            connections.extend(connection_from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return connections[:MAX_LISTED_CONNECTIONS]
+        items = islice(query_items(self._client, query), MAX_LISTED_CONNECTIONS)
+        return [connection_from_item(item) for item in items]
 
     def save_connection(self, connection: Connection, *, expected_version: int | None) -> None:
         # The webhook writer relies on the version condition too (docs/decisions.md §4).

@@ -20,6 +20,7 @@ from connection_repair.adapters.dynamodb.keys import (
     outbox_index,
     outbox_partition,
 )
+from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.bus_events import AnyDownstreamEvent
 from connection_repair.domain.connection import event_order_key
 from connection_repair.outbox.ports import PendingOutbox, StoredEvent
@@ -129,15 +130,10 @@ class DynamoDBOutboxStore:
                 "ExpressionAttributeValues": {":shard": outbox_partition(shard)},
                 "ProjectionExpression": "eventId, receivedAt, leaseUntil",
             }
-            while True:
-                response = self._client.query(**query)
-                for item in response.get("Items", []):
-                    values = from_item(item)
-                    yield PendingOutbox(
-                        event_id=values["eventId"],
-                        received_at=datetime.fromisoformat(values["receivedAt"]),
-                        lease_until=datetime.fromtimestamp(int(values.get("leaseUntil", 0)), UTC),
-                    )
-                if "LastEvaluatedKey" not in response:
-                    break
-                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            for item in query_items(self._client, query):
+                values = from_item(item)
+                yield PendingOutbox(
+                    event_id=values["eventId"],
+                    received_at=datetime.fromisoformat(values["receivedAt"]),
+                    lease_until=datetime.fromtimestamp(int(values.get("leaseUntil", 0)), UTC),
+                )

@@ -30,6 +30,7 @@ from connection_repair.adapters.dynamodb.notification_items import (
     notice_from_item,
     slot_claim,
 )
+from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.notify.ports import ClaimConflict
 from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, MessageClaim
 from connection_repair.platform.aws import cancellation_reasons
@@ -95,7 +96,6 @@ class DynamoDBNotificationStore:
         return int(old["remindersSent"]["N"]) if "remindersSent" in old else 0
 
     def customer_episodes(self, external_customer_id: str) -> list[EpisodeNotice]:
-        notices: list[EpisodeNotice] = []
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -106,12 +106,7 @@ class DynamoDBNotificationStore:
             },
             "ConsistentRead": True,
         }
-        while True:
-            response = self._client.query(**query)
-            notices.extend(notice_from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return notices
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [notice_from_item(item) for item in query_items(self._client, query)]
 
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
         notices = self._due.read(now, limit=limit)

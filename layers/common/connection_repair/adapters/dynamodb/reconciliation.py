@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item
 from connection_repair.adapters.dynamodb.keys import GSI2, SHARDS, connection_key, from_item, open_partition
+from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection
 from connection_repair.reconcile.ports import Mode, Progress
 
@@ -63,14 +64,9 @@ class DynamoDBKnownConnections:
             if after_id and shard == int(first_shard):
                 query["KeyConditionExpression"] += " AND gsi2sk > :after"
                 query["ExpressionAttributeValues"][":after"] = {"S": f"CONN#{after_id}"}
-            while True:
-                response = self._client.query(**query)
-                for item in response.get("Items", []):
-                    connection = connection_from_item(item)
-                    yield f"{shard}#{connection.connection_id}", connection
-                if "LastEvaluatedKey" not in response:
-                    break
-                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            for item in query_items(self._client, query):
+                connection = connection_from_item(item)
+                yield f"{shard}#{connection.connection_id}", connection
 
 
 class DynamoDBProgressStore:
