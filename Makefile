@@ -108,13 +108,16 @@ backfill: $(VENV)/.installed ## Import every connection Meld has into a running 
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
 
-.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile
+.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile bench-surge
 
 bench-sweep: $(VENV)/.installed ## Reminder sweep: items read vs due, and time at 100 000 vs 10 000 connections (moto)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_sweep
 
 bench-reconcile: $(VENV)/.installed ## Reconciliation of 10 000 connections at the simulator: drift found = injected, Meld requests vs needed
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_reconcile
+
+bench-surge: $(VENV)/.installed ## A bank's outage: 10 000 break in a minute, 80 % heal; messages = still broken, rate kept
+	PYTHONPATH=layers/common:. $(PY) -m bench.bench_surge
 
 bench-cold-start: $(VENV)/.installed $(TOOLS)/.installed ## Each function's import + wiring in a fresh Lambda-like interpreter vs boto3 + its clients
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_cold_start

@@ -68,3 +68,39 @@ def journal_transactions() -> None:
 
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     setattr(backend, _JOURNALED, True)
+
+
+_PARTITIONED = "_connection_repair_bench_partitioned"
+
+
+def partition_queries() -> None:
+    """A base-table Query reads its partition only: moto 5.2.5 walks every item of the table for it (idempotent).
+
+    Only ``Table.all_items`` is narrowed, for that one call, to the items under the queried hash key; moto's own
+    filtering, sorting, paging and expressions run unchanged. Index queries still walk the table (as moto does).
+    """
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table, _PARTITIONED, False):
+        return
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None:
+            return original(self, hash_key, *args, **kwargs)
+        partition = self.items.get(hash_key)
+        if partition is None:
+            items: list[Any] = []
+        elif self.range_key_attr is not None:
+            items = list(partition.values())
+        else:
+            items = [partition]
+        self.all_items = lambda: items
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+    setattr(Table, _PARTITIONED, True)

@@ -62,6 +62,16 @@ def table(results: dict[str, Any]) -> list[str]:
             f"{_verdict(reconcile['requests_over_needed'] <= reconcile['requests_target'])}; "
             f"{reconcile['seconds']} s for {reconcile['connections']} connections (moto + simulator)"
         )
+    surge = results.get("surge")
+    if surge:
+        lines.append(
+            f"surge: {surge['connections']} break, {surge['healed']} heal; messages {surge['messages_sent']} = still "
+            f"broken {surge['still_broken_at_hold_end']} {_verdict(surge['sent_to_exactly_the_still_broken'])}; "
+            f"<= 1 per customer {_verdict(surge['most_messages_to_one_customer'] <= 1)}; most sends in a second "
+            f"{surge['most_sends_in_one_second']} (<= {surge['send_rate_per_second']}) "
+            f"{_verdict(surge['most_sends_in_one_second'] <= surge['send_rate_per_second'])}; webhooks acknowledged "
+            f"{surge['acknowledged']}/{surge['webhooks']}; {surge['seconds']} s (moto)"
+        )
     layer = results.get("layer_size")
     if layer:
         lines.append(

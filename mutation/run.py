@@ -89,6 +89,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "notify/compose.py",
             "notify/delivery.py",
             "notify/notices.py",
+            "notify/claims.py",
         ],
         [
             "tests/unit/notify/test_notification_policy.py",
@@ -113,6 +114,20 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_notifier_races.py",
             "tests/integration/test_notifier_retries_and_backlog.py",
             "tests/unit/adapters/test_sending.py",
+            "tests/reliability/test_notifier_fault_matrix.py",
+        ],
+    ),
+    "incidents": (
+        [
+            "domain/incident.py",
+            "notify/incidents.py",
+            "notify/pacing.py",
+            "adapters/dynamodb/incidents.py",
+            "adapters/dynamodb/send_rate.py",
+        ],
+        [
+            "tests/integration/test_incidents.py",
+            "tests/integration/test_send_rate.py",
             "tests/reliability/test_notifier_fault_matrix.py",
         ],
     ),

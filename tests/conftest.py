@@ -117,6 +117,7 @@ def notifier_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("NOTIFY_REMINDER_HOURS", "24,72")
     monkeypatch.setenv("NOTIFY_DIGEST_WINDOW_MINUTES", "5")
     monkeypatch.setenv("NOTIFY_MIN_INTERVAL_HOURS", "24")
+    monkeypatch.setenv("EVENT_BUS_NAME", aws.event_bus_name)
     notifier.cache_clear()
     yield aws
     notifier.cache_clear()

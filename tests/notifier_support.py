@@ -13,14 +13,20 @@ from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader, connection_item
+from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.dynamodb.send_rate import DynamoDBSendCounter
+from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.adapters.sns import SnsSmsChannel
-from connection_repair.domain.bus_events import ConnectionNeedsAttention
+from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
 from connection_repair.domain.connection import Connection
+from connection_repair.domain.incident import IncidentPolicy
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.incidents import IncidentWatch
+from connection_repair.notify.pacing import SendPacer
 from connection_repair.notify.policy import NotificationPolicy
 from connection_repair.notify.ports import NotificationChannel, SendRefused
 from connection_repair.notify.records import EpisodeNotice, Message
@@ -44,10 +50,13 @@ class Clock:
     def at(self, moment: datetime) -> None:
         self.now = moment
 
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
 
 @dataclass
 class FlakyChannel:
-    """A channel whose provider refuses the first ``failures`` sends for now (throttled), then passes them on."""
+    """A channel whose provider refuses the first ``failures`` sends for now (unreachable), then passes them on."""
 
     inner: NotificationChannel
     failures: int = 1
@@ -56,7 +65,7 @@ class FlakyChannel:
     def send(self, address: str, message: Message) -> None:
         self.calls += 1
         if self.calls <= self.failures:
-            raise SendRefused("Throttling", permanent=False)
+            raise SendRefused("Unreachable", permanent=False)
         self.inner.send(address, message)
 
 
@@ -158,6 +167,25 @@ def attention(
     )
 
 
+def repaired(connection: Connection, *, at: datetime | None = None) -> ConnectionRepaired:
+    """The `Connection Repaired` event that ends ``connection``'s episode (as it was when it broke)."""
+    assert connection.episode_id is not None
+    assert connection.attention_since is not None
+    return ConnectionRepaired(
+        connection_id=connection.connection_id,
+        external_customer_id=connection.external_customer_id,
+        institution_id=connection.institution_id,
+        institution_name=connection.institution_name,
+        status="ACTIVE",
+        status_reason=None,
+        action=Action.NONE,
+        episode_id=connection.episode_id,
+        event_time=at or connection.attention_since + timedelta(hours=1),
+        resolution="REPAIRED",
+        attention_since=connection.attention_since,
+    )
+
+
 def build_notifier(
     table_name: str,
     clock: Clock,
@@ -165,8 +193,13 @@ def build_notifier(
     wrap: Callable[[NotificationChannel], NotificationChannel] | None = None,
     schedule: ReminderSchedule | None = None,
     min_interval: timedelta = timedelta(hours=24),
+    incidents: IncidentPolicy | None = None,
+    bus: str | None = None,
+    send_rate: int = 0,
+    sleep: Callable[[float], None] | None = None,
 ) -> NotifierRig:
-    """The notifier as wiring builds it (real adapters on moto), with an injected clock."""
+    """The notifier as wiring builds it (real adapters on moto), with an injected clock; institution incidents
+    (told on ``bus``) and the send rate when asked for."""
     boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress=SENDER)
     dynamodb = boto3.client("dynamodb")
     email: NotificationChannel = SesEmailChannel(boto3.client("sesv2"), SENDER)
@@ -177,7 +210,19 @@ def build_notifier(
     connections = DynamoDBConnectionReader(dynamodb, table_name)
     preferences = DynamoDBPreferencesStore(dynamodb, table_name)
     store = DynamoDBNotificationStore(dynamodb, table_name)
+    watch = None
+    if incidents is not None:
+        assert bus is not None, "incidents are told on the bus"
+        watch = IncidentWatch(
+            store=DynamoDBIncidentStore(dynamodb, table_name),
+            publisher=EventBridgePublisher(boto3.client("events"), bus, "connection-repair"),
+            policy=incidents,
+            clock=clock,
+        )
+    pacer = SendPacer(DynamoDBSendCounter(dynamodb, table_name), send_rate, clock=clock, sleep=sleep or clock.sleep)
     notifier = Notifier(
+        incidents=watch,
+        pacer=pacer,
         connections=connections,
         preferences=preferences,
         store=store,

@@ -14,6 +14,7 @@ import httpx
 
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
+from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.adapters.meld.client import MeldClient
 from connection_repair.adapters.meld.gateway import MeldConnectGateway, MeldConnectionDirectory
@@ -150,6 +151,7 @@ def repair_service(
         connections=store_for(table_name),
         preferences=preferences_for(table_name),
         meld=meld_gateway(stand_in),
+        incidents=DynamoDBIncidentStore(boto3.client("dynamodb"), table_name),
         clock=clock,
     )
 

@@ -45,6 +45,9 @@ def record(outcome: Outcome) -> None:
         metrics.add_metric(name="NotificationChannelFailures", unit=MetricUnit.Count, value=outcome.channel_failures)
     if outcome.failures:
         metrics.add_metric(name="NotificationSendFailures", unit=MetricUnit.Count, value=outcome.failures)
+    for change, count in outcome.incidents.items():
+        if count:
+            metrics.add_metric(name=f"InstitutionIncidents{change.title()}", unit=MetricUnit.Count, value=count)
     for resolution, seconds, reminders in outcome.ended:
         dimensioned_metric("EpisodesEnded", 1, Resolution=resolution)
         if resolution == "REPAIRED":

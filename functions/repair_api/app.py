@@ -126,8 +126,10 @@ def customer() -> str:
     responses={200: _answer("The caller's connections, those needing attention first", ConnectionList)} | _ERRORS,
 )
 def list_connections() -> ConnectionList:
-    found = repair_service().list_connections(customer())
-    return ConnectionList(connections=[ConnectionView.of(connection) for connection in found])
+    service = repair_service()
+    found = service.list_connections(customer())
+    incidents = service.incidents(found)
+    return ConnectionList(connections=[ConnectionView.of(connection, incidents) for connection in found])
 
 
 @app.get(
@@ -136,7 +138,9 @@ def list_connections() -> ConnectionList:
     responses={200: _answer("The connection", ConnectionView)} | _ERRORS | _NOT_FOUND,
 )
 def get_connection(connectionId: ConnectionId) -> ConnectionView:
-    return ConnectionView.of(repair_service().get_connection(customer(), connectionId))
+    service = repair_service()
+    connection = service.get_connection(customer(), connectionId)
+    return ConnectionView.of(connection, service.incidents([connection]))
 
 
 @app.post(

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
+from connection_repair.domain.incident import IncidentPolicy
 from local.aws_resources import LocalResources
 from local.make_notifier_events import BROKEN_AT, EPISODE_ID
 from local.template import ROOT, load_template
-from tests.notifier_support import Clock, attention, build_notifier
+from tests.notifier_support import Clock, attention, build_notifier, repaired
 from tests.repair_api_support import CONNECTION_ID, connection, install_repair_api, meld_error
 from tests.support import LambdaContext, load_event
 
@@ -151,13 +152,21 @@ def repair_api_flows(request: pytest.FixtureRequest) -> None:
 
 def notifier_flows(request: pytest.FixtureRequest) -> None:
     aws: LocalResources = request.getfixturevalue("aws")
-    rig = build_notifier(aws.table_name, Clock(BROKEN_AT + timedelta(minutes=6)))
+    # An incident from the first break (told on the bus), its hold, and the paced send.
+    rig = build_notifier(
+        aws.table_name,
+        Clock(BROKEN_AT + timedelta(minutes=6)),
+        incidents=IncidentPolicy(min_connections=1, share_percent=1),
+        bus=aws.event_bus_name,
+        send_rate=5,
+    )
     rig.preferences("customer-123", phone="+14155550123")
     broken = rig.connection("WQ5RitxnrnggqcT8noLoZN", customer="customer-123", episode_id=EPISODE_ID, since=BROKEN_AT)
     rig.notifier.on_needs_attention(attention(broken))
     rig.clock.at(BROKEN_AT + timedelta(days=1, hours=1))
     rig.notifier.sweep()
     rig.repair("WQ5RitxnrnggqcT8noLoZN", customer="customer-123")
+    rig.notifier.on_repaired(repaired(broken))
     rig.clock.at(BROKEN_AT + timedelta(days=3, hours=1))
     rig.notifier.sweep()
 

@@ -18,7 +18,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from connection_repair.notify.outcome import DeliveryFailed
+from connection_repair.notify.policy import Deferred
 from connection_repair.notify.records import Message
+from connection_repair.notify.service import RATE_RETRY
 from connection_repair.preferences.model import Channel
 from local.aws_resources import LocalResources
 from tests.aws_faults import AwsFault, aws_error, scan
@@ -60,7 +62,7 @@ NOTIFY_FAULTS = {
 
 
 @pytest.mark.parametrize("fault", NOTIFY_FAULTS.values(), ids=NOTIFY_FAULTS.keys())
-def test_a_throttled_send_releases_the_claim_and_the_retry_sends_exactly_one_message(
+def test_a_throttled_send_is_deferred_not_failed_and_the_retry_sends_exactly_one_message(
     aws: LocalResources, fault: tuple[Channel, str, str, int]
 ) -> None:
     channel, operation, code, status = fault
@@ -69,20 +71,23 @@ def test_a_throttled_send_releases_the_claim_and_the_retry_sends_exactly_one_mes
     event = attention(rig.connection(), at=T0)
     injected = AwsFault(client_of(rig, channel), operation, aws_error(code, status))
 
-    # When the provider throttles the send
-    with pytest.raises(DeliveryFailed):
-        rig.notifier.on_needs_attention(event)
+    # When the provider throttles the send (the account's rate or quota, not the message)
+    outcome = rig.notifier.on_needs_attention(event)
 
-    # Then the claim is released (nothing held, nothing sent), the message stays due and the failure is counted
+    # Then nothing went out and nothing failed: claim and slot released, the message due again shortly, no attempt used
     assert injected.injected == 1
+    assert outcome.failures == 0
+    assert outcome.deferred[Deferred.THROTTLED] == 1
     assert claims(aws.table_name) == {}
     notice = rig.episode()
     assert notice is not None
-    assert (notice.next_message, notice.due_at is not None, notice.delivery_attempts) == (0, True, 1)
+    assert (notice.next_message, notice.due_at, notice.delivery_attempts) == (0, FIRST_SEND + RATE_RETRY, 0)
     assert sent() == 0
 
-    # When the event is retried (Lambda's async retry), then swept, then retried again
+    # When the event is retried before then, nothing is due; once due, the sweep sends it; then the event again
     rig.notifier.on_needs_attention(event)
+    assert sent() == 0
+    rig.clock.at(FIRST_SEND + RATE_RETRY)
     rig.notifier.sweep()
     rig.notifier.on_needs_attention(event)
 

@@ -49,6 +49,25 @@ def test_a_refusal_says_whether_it_is_for_good(error: Exception, permanent: bool
 
 
 @pytest.mark.parametrize(
+    ("error", "throttled"),
+    [
+        (answer("TooManyRequestsException", status=429), True),  # SES v2: the sending rate
+        (answer("Throttling", "Maximum sending rate exceeded."), True),  # SES v1
+        (answer("ThrottledException"), True),  # SNS SMS
+        (answer("LimitExceededException", "Daily message quota exceeded"), True),
+        (answer("MessageRejected", f"not verified: {ADDRESS}"), False),
+        (answer("AccountSuspendedException"), False),
+        (ConnectTimeoutError(endpoint_url="https://email.invalid"), False),
+    ],
+    ids=["ses-rate", "ses-v1-rate", "sns-rate", "quota", "rejected", "suspended", "connect"],
+)
+def test_a_throttled_send_says_so(error: Exception, throttled: bool) -> None:
+    refused = outcome(error)
+    assert isinstance(refused, SendRefused)
+    assert refused.throttled is throttled
+
+
+@pytest.mark.parametrize(
     "error",
     [
         answer("InternalFailure", status=500),

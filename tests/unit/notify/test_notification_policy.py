@@ -69,7 +69,7 @@ def test_the_schedule_is_configurable() -> None:
 
 
 def test_settings_read_the_reminder_hours_and_refuse_more_than_two() -> None:
-    base = {"TABLE_NAME": "t", "APP_RECONNECT_URL": "https://app.example.com/c/{connectionId}"}
+    base = {"TABLE_NAME": "t", "EVENT_BUS_NAME": "b", "APP_RECONNECT_URL": "https://app.example.com/c/{connectionId}"}
     assert NotifierSettings.from_env(base).reminder_hours == (24.0, 72.0)
     assert NotifierSettings.from_env(base | {"NOTIFY_REMINDER_HOURS": "6, 30"}).reminder_hours == (6.0, 30.0)
     for bad in ("24,72,120", "72,24", "0"):

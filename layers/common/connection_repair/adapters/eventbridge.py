@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connection_repair.domain.bus_events import AnyDownstreamEvent, MeldWebhookReceived
+from connection_repair.domain.bus_events import AnyBusEvent, MeldWebhookReceived
 from connection_repair.outbox.ports import PublishFailed
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ PUT_ATTEMPTS = 3
 _RESEND_PAUSE_SECONDS = 0.1
 
 
-def event_detail(event: AnyDownstreamEvent) -> str:
+def event_detail(event: AnyBusEvent) -> str:
     if isinstance(event, MeldWebhookReceived):
         return json.dumps(event.envelope, separators=(",", ":"))
     return json.dumps(event.model_dump(mode="json", by_alias=True, exclude={"kind"}), separators=(",", ":"))
@@ -49,11 +49,11 @@ class EventBridgePublisher:
         self._attempts = attempts
         self._sleep = sleep
 
-    def publish(self, events: Sequence[AnyDownstreamEvent]) -> None:
+    def publish(self, events: Sequence[AnyBusEvent]) -> None:
         for start in range(0, len(events), _MAX_ENTRIES_PER_CALL):
             self._publish_batch(events[start : start + _MAX_ENTRIES_PER_CALL])
 
-    def _publish_batch(self, batch: Sequence[AnyDownstreamEvent]) -> None:
+    def _publish_batch(self, batch: Sequence[AnyBusEvent]) -> None:
         pending = list(batch)
         codes: list[str] = []
         for attempt in range(self._attempts):
@@ -74,7 +74,7 @@ class EventBridgePublisher:
             pending = refused
         raise PublishFailed(f"{len(pending)} of {len(batch)} events refused {self._attempts} times: {codes}")
 
-    def _entry(self, event: AnyDownstreamEvent) -> PutEventsRequestEntryTypeDef:
+    def _entry(self, event: AnyBusEvent) -> PutEventsRequestEntryTypeDef:
         return {
             "EventBusName": self._bus,
             "Source": self._source,

@@ -15,6 +15,18 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from connection_repair.notify.ports import SendRefused
 
+# What SES and SNS answer when the account's send rate or daily quota is used up: the message is fine, later.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "Throttled",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "MaxSendingRateExceeded",
+        "LimitExceededException",
+    }
+)
 SEND_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 1})
 
 
@@ -35,7 +47,8 @@ def one_send(address: str, *, permanent_codes: Collection[str], own_identity: st
         message = error.response.get("Error", {}).get("Message", "")
         about_address = address.lower() in message.lower()
         ours = own_identity is not None and own_identity.lower() in message.lower()
-        raise SendRefused(code, permanent=code in permanent_codes and about_address and not ours) from error
+        permanent = code in permanent_codes and about_address and not ours
+        raise SendRefused(code, permanent=permanent, throttled=code in THROTTLING_CODES) from error
     except (ConnectTimeoutError, EndpointConnectionError) as error:
         # The connection never opened: nothing reached the provider.
         raise SendRefused("Unreachable", permanent=False) from error

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from connection_repair.domain.base import CamelModel
+from connection_repair.domain.incident import InstitutionIncidentEnded, InstitutionIncidentStarted
 from connection_repair.domain.status_policy import Action
 
 
@@ -106,3 +107,5 @@ def _without_provider_details(value: Any) -> Any:
 PROVIDER_DETAILS = "serviceProviderDetails"
 
 AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionReplaced | MeldWebhookReceived
+# Everything this stack puts on the bus: the outbox's events, and an institution's incidents (told by the notifier).
+AnyBusEvent = AnyDownstreamEvent | InstitutionIncidentStarted | InstitutionIncidentEnded

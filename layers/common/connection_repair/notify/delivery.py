@@ -17,6 +17,7 @@ class Refusal:
     address: str
     reason: str
     permanent: bool
+    throttled: bool = False
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Delivery:
     def retryable(self) -> bool:
         """Nothing went out, and some channel may take it later."""
         return not self.maybe_sent and any(not refusal.permanent for refusal in self.refused)
+
+    @property
+    def throttled(self) -> bool:
+        """Nothing went out, and only because the providers throttled the sends."""
+        return not self.maybe_sent and bool(self.refused) and all(refusal.throttled for refusal in self.refused)
 
     @property
     def unusable(self) -> list[Refusal]:
@@ -58,7 +64,7 @@ def deliver(
             adapter.send(address, message)
             delivery.delivered.append(channel)
         except SendRefused as refused:
-            delivery.refused.append(Refusal(channel, address, refused.reason, refused.permanent))
+            delivery.refused.append(Refusal(channel, address, refused.reason, refused.permanent, refused.throttled))
             logger.warning(
                 "Channel refused the message",
                 channel=channel.value,

@@ -31,6 +31,8 @@ class Outcome:
     customers_left: int = 0
     # How long the oldest message a sweep found due had been waiting (0 when nothing was due).
     oldest_due_seconds: float = 0.0
+    # Institution incidents this invocation started and ended (STARTED, ENDED).
+    incidents: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Outcome) -> None:
         self.messages_sent += other.messages_sent
@@ -41,3 +43,4 @@ class Outcome:
         self.failures += other.failures
         self.ended.extend(other.ended)
         self.items_read += other.items_read
+        self.incidents.update(other.incidents)

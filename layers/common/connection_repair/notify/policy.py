@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
 from connection_repair.notify.records import EpisodeNotice
-from connection_repair.notify.schedule import ReminderSchedule
+from connection_repair.notify.schedule import ReminderSchedule, not_before
 from connection_repair.preferences.model import Channel, NotificationPreferences
 
 # Most connections one message lists; the rest stay due for the next message (a claim transaction holds 100 items).
@@ -42,6 +42,9 @@ class Deferred(StrEnum):
     QUIET_HOURS = "QUIET_HOURS"
     DAILY_CAP = "DAILY_CAP"
     TRANSIENT_OUTAGE = "TRANSIENT_OUTAGE"
+    INCIDENT = "INCIDENT"  # a first message held while the institution has an incident
+    SEND_RATE = "SEND_RATE"  # the deployment's send rate was used up for now
+    THROTTLED = "THROTTLED"  # the provider throttled the send (nothing went out)
 
 
 def next_allowed(now: datetime, preferences: NotificationPreferences) -> datetime:
@@ -142,6 +145,22 @@ class NotificationPolicy:
     min_interval: timedelta = timedelta(hours=24)
     # Due messages one sweep reads at most; the rest wait for the next sweep.
     sweep_max_items: int = 5000
+
+    def advanced(self, notice: EpisodeNotice, *, sent: bool, now: datetime) -> EpisodeNotice:
+        """``notice`` moved on to its next message, the due one ``sent`` (or given up)."""
+        number = notice.next_message + 1
+        due = not_before(self.schedule.due_at(notice.attention_since, number, notice.action), now)
+        if sent and due is not None:
+            # Not due before the daily cap allows (the first message may have gone out late: quiet hours, cap).
+            due = max(due, now + self.min_interval)
+        return notice.model_copy(
+            update={
+                "next_message": number,
+                "due_at": due,
+                "messages_sent": notice.messages_sent + (1 if sent else 0),
+                "reminders_sent": notice.reminders_sent + (1 if sent and notice.next_message > 0 else 0),
+            }
+        )
 
 
 DEFAULT_POLICY = NotificationPolicy()

@@ -1,12 +1,14 @@
-"""What the notifier needs from the outside: the connection as it is now, its own state store, the channels."""
+"""What the notifier needs from the outside: the connection as it is now, its own state store, the channels, the
+send counter, and what incident detection keeps and tells."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from connection_repair.domain.connection import Connection
+from connection_repair.domain.incident import InstitutionIncident, InstitutionIncidentEnded, InstitutionIncidentStarted
 from connection_repair.notify.records import ClaimRecord, CustomerNotifyState, EpisodeNotice, Message, MessageClaim
 from connection_repair.preferences.model import Channel
 
@@ -21,13 +23,14 @@ class SendRefused(Exception):
     """The provider answered that it did not take the message: nothing went out.
 
     ``permanent``: it never will for this address (rejected, invalid, suppressed); otherwise it may later (throttled,
-    quota, the deployment's own configuration).
+    quota, the deployment's own configuration). ``throttled``: the account's send rate or quota, not the message.
     """
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, throttled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.throttled = throttled
 
 
 class NotificationChannel(Protocol):
@@ -39,6 +42,14 @@ class NotificationChannel(Protocol):
         Raises ``SendRefused`` when the provider answered that it did not take it; any other error means the outcome
         is unknown (a timeout, a dropped connection), and the message counts as maybe sent.
         """
+        ...
+
+
+class SendCounter(Protocol):
+    """Sends per channel per second, counted across every invocation of the notifier."""
+
+    def take(self, channel: Channel, second: datetime, limit: int) -> bool:
+        """Count one send on ``channel`` in ``second`` unless ``limit`` were counted there already (then False)."""
         ...
 
 
@@ -70,6 +81,10 @@ class NotificationStore(Protocol):
         """Episodes with a message due at or before ``now``, oldest first, read from the sparse index; nothing else
         is read. Due messages are never left behind, however old (a notifier outage): every day that may hold one is
         read until it is empty."""
+        ...
+
+    def due_exactly(self, moment: datetime) -> list[EpisodeNotice]:
+        """The episodes whose message is due at exactly ``moment`` (the messages an incident held until then)."""
         ...
 
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState: ...
@@ -114,4 +129,45 @@ class NotificationStore(Protocol):
         self, notice: EpisodeNotice, updated: EpisodeNotice, claims: Sequence[MessageClaim], now: datetime, state: str
     ) -> None:
         """Move the episode to ``updated`` (if still at ``notice.next_message``) and mark ``claims`` as ``state``."""
+        ...
+
+
+class IncidentStore(Protocol):
+    def record_break(self, institution_id: str, at: datetime, *, window: timedelta) -> int:
+        """Count one connection of the institution breaking at ``at``; the breaks counted within ``window`` up to
+        ``at``, this one included."""
+        ...
+
+    def connections(self, institution_id: str) -> int:
+        """How many of the institution's connections this backend knows (0 when it has not counted them)."""
+        ...
+
+    def incident(self, institution_id: str) -> InstitutionIncident | None:
+        """The institution's latest incident, ongoing or ended."""
+        ...
+
+    def incidents(self, institution_ids: Sequence[str]) -> dict[str, InstitutionIncident]:
+        """The ongoing incidents among these institutions."""
+        ...
+
+    def start(self, incident: InstitutionIncident) -> bool:
+        """Record ``incident`` unless one is ongoing for its institution (False: someone started it first)."""
+        ...
+
+    def count(self, incident: InstitutionIncident, change: int) -> InstitutionIncident | None:
+        """Add ``change`` to the ongoing ``incident``'s broken connections; None when it is not ongoing any more."""
+        ...
+
+    def end(self, incident: InstitutionIncident, at: datetime) -> bool:
+        """Mark the ongoing ``incident`` ended (False: it was ended or replaced meanwhile)."""
+        ...
+
+    def announced(self, incident: InstitutionIncident) -> None:
+        """Record that the bus was told of the incident's latest change (its start, or its end)."""
+        ...
+
+
+class IncidentPublisher(Protocol):
+    def publish(self, events: Sequence[InstitutionIncidentStarted | InstitutionIncidentEnded]) -> None:
+        """Put the events on the bus; raise unless all were accepted."""
         ...

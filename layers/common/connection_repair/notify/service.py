@@ -15,11 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
-from connection_repair.domain.status_policy import NEEDS_ATTENTION, Action
+from connection_repair.domain.incident import InstitutionIncident
+from connection_repair.domain.status_policy import NEEDS_ATTENTION
+from connection_repair.notify.claims import claim_messages, recheck_claimed
 from connection_repair.notify.compose import MessageComposer
-from connection_repair.notify.delivery import deliver
-from connection_repair.notify.notices import LINK_AGAIN, episode_notice, link_again_notice, still_current
+from connection_repair.notify.delivery import Delivery, deliver
+from connection_repair.notify.incidents import IncidentWatch, hold_for_incidents, release_held
+from connection_repair.notify.notices import LINK_AGAIN, episode_notice, link_again_notice
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
+from connection_repair.notify.pacing import UNPACED, SendPacer
 from connection_repair.notify.policy import (
     DEFAULT_POLICY,
     Deferred,
@@ -28,7 +32,7 @@ from connection_repair.notify.policy import (
     Suppressed,
     plan_delivery,
 )
-from connection_repair.notify.ports import ClaimConflict, ConnectionReader, NotificationChannel, NotificationStore
+from connection_repair.notify.ports import ConnectionReader, NotificationChannel, NotificationStore
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.notify.schedule import MAX_DELIVERY_ATTEMPTS, not_before, retry_delay
 from connection_repair.platform.clock import Clock
@@ -36,11 +40,8 @@ from connection_repair.platform.observability import logger
 from connection_repair.preferences.model import Channel, NotificationPreferences
 from connection_repair.preferences.ports import PreferencesStore
 
-# How long a send may take before its claim counts as abandoned (the process died): see docs/decisions.md §18.
-CLAIM_LEASE = timedelta(minutes=15)
-# A reminder that falls into a transient outage (action WAIT during an open episode) is tried again after this.
-TRANSIENT_RETRY = timedelta(hours=1)
-MAX_CLAIM_ATTEMPTS = 3
+# A message the provider throttled, or that found the send rate used up, is tried again after this.
+RATE_RETRY = timedelta(seconds=30)
 # The time a sweep keeps in hand: one customer's delivery (reads, a claim, the sends, the marks) fits well inside it.
 SWEEP_RESERVE = timedelta(seconds=20)
 
@@ -55,9 +56,13 @@ class Notifier:
         channels: Mapping[Channel, NotificationChannel],
         composer: MessageComposer,
         policy: NotificationPolicy = DEFAULT_POLICY,
+        incidents: IncidentWatch | None = None,
+        pacer: SendPacer = UNPACED,
         clock: Clock = lambda: datetime.now(UTC),
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
+        self._incidents = incidents
+        self._rate = pacer
         self._connections = connections
         self._preferences = preferences
         self._store = store
@@ -75,32 +80,47 @@ class Notifier:
             return outcome
         customer = event.external_customer_id
         if not customer:
+            self._count_break(event, outcome)
             outcome.suppressed[Suppressed.NO_CUSTOMER] += 1
             logger.info("Episode without a customer: nobody to tell", connection_id=event.connection_id)
             return outcome
-        self._announce(episode_notice(event, customer), outcome)
+        if self._register(episode_notice(event, customer), outcome):
+            self._count_break(event, outcome)
+        self._send_due(customer, outcome)
         if outcome.failures:
             raise DeliveryFailed(outcome)
         return outcome
 
-    def _announce(self, notice: EpisodeNotice, outcome: Outcome) -> None:
-        """Register ``notice``'s messages (once) and send whatever of its customer's is due now."""
-        now = self._clock()
+    def _count_break(self, event: ConnectionNeedsAttention, outcome: Outcome) -> None:
+        if self._incidents is not None and event.institution_id:
+            started = self._incidents.on_break(
+                event.institution_id, event.institution_name, event.attention_since, event.status_reason
+            )
+            outcome.incidents["STARTED"] += started is not None
+
+    def _register(self, notice: EpisodeNotice, outcome: Outcome) -> bool:
+        """Register ``notice``'s messages; False when it was registered before (a duplicate event)."""
         first = self._policy.schedule.due_at(notice.attention_since, 0, notice.action)
-        if not self._store.register_episode(notice.model_copy(update={"due_at": not_before(first, now)})):
-            outcome.suppressed[Suppressed.DUPLICATE] += 1
-            logger.info("Episode already registered", episode_id=notice.episode_id)
-        customer = notice.external_customer_id
+        if self._store.register_episode(notice.model_copy(update={"due_at": not_before(first, self._clock())})):
+            return True
+        outcome.suppressed[Suppressed.DUPLICATE] += 1
+        logger.info("Episode already registered", episode_id=notice.episode_id)
+        return False
+
+    def _send_due(self, customer: str, outcome: Outcome) -> None:
+        """Send whatever of the customer's messages is due now."""
+        now = self._clock()
         due = [n for n in self._store.customer_episodes(customer) if n.due_at is not None and n.due_at <= now]
         outcome.items_read += len(due)
         if due:
-            outcome.merge(self._deliver(customer, due, now))
+            outcome.merge(self._deliver(customer, due, now, {}))
 
     def on_repaired(self, event: ConnectionRepaired) -> Outcome:
         """Close the episode (nothing more is sent for it) and record how long it lasted and how many reminders."""
         outcome = Outcome()
         customer = event.external_customer_id
         if not customer:
+            self._count_repair(event, outcome)
             return outcome
         reminders = self._store.close_episode(
             customer,
@@ -112,12 +132,22 @@ class Notifier:
         if reminders is None:
             outcome.suppressed[Suppressed.DUPLICATE] += 1
             return outcome
+        self._count_repair(event, outcome)
         seconds = max(0.0, (event.event_time - event.attention_since).total_seconds())
         outcome.ended.append((event.resolution, seconds, reminders))
         if event.resolution in LINK_AGAIN:
             # Only a new link helps now: one message says so (under the same opt-out, quiet hours and cap).
-            self._announce(link_again_notice(event, customer), outcome)
+            self._register(link_again_notice(event, customer), outcome)
+            self._send_due(customer, outcome)
         return outcome
+
+    def _count_repair(self, event: ConnectionRepaired, outcome: Outcome) -> None:
+        # Repairs that kept failing leave the connection broken: it still counts in its institution's incident.
+        if self._incidents is not None and event.institution_id and event.resolution != "REPAIR_FAILED":
+            ended = self._incidents.on_repair(event.institution_id, event.attention_since)
+            if ended is not None:
+                outcome.incidents["ENDED"] += 1
+                release_held(self._store, ended, self._clock())
 
     def sweep(self, *, max_items: int | None = None, remaining_seconds: Callable[[], float] | None = None) -> Outcome:
         """Send everything due (read from the sparse due index). No customer's delivery starts with less than
@@ -130,13 +160,14 @@ class Notifier:
         by_customer: dict[str, list[EpisodeNotice]] = {}
         for notice in due:
             by_customer.setdefault(notice.external_customer_id, []).append(notice)
+        incidents: dict[str, InstitutionIncident | None] = {}
         for index, (customer, notices) in enumerate(by_customer.items()):
             if remaining_seconds is not None and remaining_seconds() < SWEEP_RESERVE.total_seconds():
                 outcome.customers_left = len(by_customer) - index
                 logger.warning("Sweep stopped: its time is running out", customers_left=outcome.customers_left)
                 break
             try:
-                outcome.merge(self._deliver(customer, notices, now))
+                outcome.merge(self._deliver(customer, notices, now, incidents))
             except Exception:
                 # One customer's problem (a store error, a poison item) must not stop everybody else's reminders.
                 logger.exception("Delivery failed", external_customer_id=customer)
@@ -152,8 +183,18 @@ class Notifier:
             except Exception:
                 logger.exception("Could not re-key a failed message", episode_id=notice.episode_id)
 
-    def _deliver(self, customer: str, due: list[EpisodeNotice], now: datetime) -> Outcome:
+    def _deliver(
+        self,
+        customer: str,
+        due: list[EpisodeNotice],
+        now: datetime,
+        incidents: dict[str, InstitutionIncident | None],
+    ) -> Outcome:
         outcome = Outcome()
+        if self._incidents is not None:
+            due = hold_for_incidents(self._incidents, self._store, due, now=now, seen=incidents, outcome=outcome)
+        if not due:
+            return outcome
         preferences = self._preferences.get_preferences(customer)
         state = self._store.get_customer_state(customer)
         plan = plan_delivery(
@@ -178,71 +219,7 @@ class Notifier:
     def _skip(self, notice: EpisodeNotice, reason: Suppressed, now: datetime, outcome: Outcome) -> None:
         """The due message will never be sent; move the episode on to its next message."""
         outcome.suppressed[reason] += 1
-        self._store.advance(notice, self._advanced(notice, sent=False, now=now), [], now, "SENT")
-
-    def _advanced(self, notice: EpisodeNotice, *, sent: bool, now: datetime) -> EpisodeNotice:
-        number = notice.next_message + 1
-        due = not_before(self._policy.schedule.due_at(notice.attention_since, number, notice.action), now)
-        if sent and due is not None:
-            # Not due before the daily cap allows (the first message may have gone out late: quiet hours, cap).
-            due = max(due, now + self._policy.min_interval)
-        return notice.model_copy(
-            update={
-                "next_message": number,
-                "due_at": due,
-                "messages_sent": notice.messages_sent + (1 if sent else 0),
-                "reminders_sent": notice.reminders_sent + (1 if sent and notice.next_message > 0 else 0),
-            }
-        )
-
-    def _claim(
-        self,
-        customer: str,
-        notices: list[EpisodeNotice],
-        *,
-        previous_sent: datetime | None,
-        now: datetime,
-        token: str,
-        outcome: Outcome,
-    ) -> list[EpisodeNotice] | None:
-        """Claim the customer's send slot and each (episode, number); None when the slot is taken meanwhile."""
-        remaining = list(notices)
-        for _ in range(MAX_CLAIM_ATTEMPTS):
-            if not remaining:
-                return []
-            try:
-                self._store.claim(
-                    customer,
-                    [MessageClaim(n.episode_id, n.next_message) for n in remaining],
-                    token=token,
-                    now=now,
-                    previous_sent_at=previous_sent,
-                    lease_until=now + CLAIM_LEASE,
-                )
-                return remaining
-            except ClaimConflict as conflict:
-                if conflict.customer_slot_taken:
-                    return None
-                taken = set(conflict.taken)
-                for notice in remaining:
-                    if (notice.episode_id, notice.next_message) in taken:
-                        self._resolve_taken(notice, now, outcome)
-                remaining = [n for n in remaining if (n.episode_id, n.next_message) not in taken]
-        return None
-
-    def _resolve_taken(self, notice: EpisodeNotice, now: datetime, outcome: Outcome) -> None:
-        """Someone claimed this message before. Abandoned mid-send: count it as (maybe) sent and move on."""
-        record = self._store.get_claim(notice.external_customer_id, notice.episode_id, notice.next_message)
-        if record is None or record.state != "CLAIMED" or record.lease_until is None or record.lease_until > now:
-            return  # sent (the episode is advanced by its sender) or being sent right now
-        outcome.suppressed[Suppressed.UNCERTAIN] += 1
-        logger.warning(
-            "Message claim abandoned mid-send: not sending it again",
-            episode_id=notice.episode_id,
-            message_number=notice.next_message,
-        )
-        claim = MessageClaim(notice.episode_id, notice.next_message)
-        self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, "UNCERTAIN")
+        self._store.advance(notice, self._policy.advanced(notice, sent=False, now=now), [], now, "SENT")
 
     def _send(
         self,
@@ -255,7 +232,21 @@ class Notifier:
         outcome: Outcome,
     ) -> None:
         token = self._new_token()
-        claimed = self._claim(customer, plan.send, previous_sent=previous_sent, now=now, token=token, outcome=outcome)
+        if not self._rate.take(plan.channels):
+            for notice in plan.send:
+                self._store.defer(notice, now + RATE_RETRY)
+            outcome.deferred[Deferred.SEND_RATE] += len(plan.send)
+            return
+        claimed = claim_messages(
+            self._store,
+            self._policy,
+            customer,
+            plan.send,
+            previous_sent=previous_sent,
+            now=now,
+            token=token,
+            outcome=outcome,
+        )
         if claimed is None:
             # Another invocation sent this customer a message meanwhile: the cap applies at the next sweep.
             outcome.deferred[Deferred.DAILY_CAP] += len(plan.send)
@@ -263,7 +254,7 @@ class Notifier:
         if not claimed:
             return
 
-        current = self._recheck(customer, claimed, now, outcome)
+        current = recheck_claimed(self._connections, self._store, customer, claimed, now=now, outcome=outcome)
         if not current:
             self._store.release_slot(customer, token, previous_sent)
             return
@@ -278,19 +269,13 @@ class Notifier:
         if not delivery.maybe_sent:
             # Nothing went out: the slot is free again; the message is tried later or, refused for good, given up.
             self._store.release_slot(customer, token, previous_sent)
-            if delivery.retryable:
-                self._store.release_claims(customer, claims)
-                self._back_off(current, now, outcome)
-            else:
-                for notice, claim in zip(current, claims, strict=True):
-                    self._store.advance(notice, self._advanced(notice, sent=False, now=now), [claim], now, "REFUSED")
-                outcome.suppressed[Suppressed.REFUSED] += len(current)
+            self._not_sent(customer, current, claims, delivery, now=now, outcome=outcome)
             return
         # The mark. A process dying between the send above and these writes leaves the claims CLAIMED: after the
         # lease they count as sent and are never sent again (docs/decisions.md §18). So does an unknown outcome.
         state = "SENT" if delivery.delivered else "UNCERTAIN"
         for notice, claim in zip(current, claims, strict=True):
-            self._store.advance(notice, self._advanced(notice, sent=True, now=now), [claim], now, state)
+            self._store.advance(notice, self._policy.advanced(notice, sent=True, now=now), [claim], now, state)
         if not delivery.delivered:
             outcome.suppressed[Suppressed.UNCERTAIN] += len(current)
             return
@@ -305,6 +290,30 @@ class Notifier:
             channels=[c.value for c in delivery.delivered],
         )
 
+    def _not_sent(
+        self,
+        customer: str,
+        current: list[EpisodeNotice],
+        claims: list[MessageClaim],
+        delivery: Delivery,
+        *,
+        now: datetime,
+        outcome: Outcome,
+    ) -> None:
+        if delivery.throttled:
+            # The provider's quota, not the message: tried again shortly, not counted as a failed delivery.
+            self._store.release_claims(customer, claims)
+            for notice in current:
+                self._store.defer(notice, now + RATE_RETRY)
+            outcome.deferred[Deferred.THROTTLED] += len(current)
+        elif delivery.retryable:
+            self._store.release_claims(customer, claims)
+            self._back_off(current, now, outcome)
+        else:
+            for notice, claim in zip(current, claims, strict=True):
+                self._store.advance(notice, self._policy.advanced(notice, sent=False, now=now), [claim], now, "REFUSED")
+            outcome.suppressed[Suppressed.REFUSED] += len(current)
+
     def _back_off(self, notices: Sequence[EpisodeNotice], now: datetime, outcome: Outcome) -> None:
         """Every channel refused for now: try again later, less and less often, and give up in the end (counted)."""
         outcome.failures += 1
@@ -312,36 +321,6 @@ class Notifier:
             attempts = notice.delivery_attempts + 1
             if attempts >= MAX_DELIVERY_ATTEMPTS:
                 outcome.suppressed[Suppressed.RETRIES_EXHAUSTED] += 1
-                self._store.advance(notice, self._advanced(notice, sent=False, now=now), [], now, "SENT")
+                self._store.advance(notice, self._policy.advanced(notice, sent=False, now=now), [], now, "SENT")
             else:
                 self._store.back_off(notice, now + retry_delay(attempts))
-
-    def _recheck(
-        self, customer: str, claimed: list[EpisodeNotice], now: datetime, outcome: Outcome
-    ) -> list[EpisodeNotice]:
-        """Right before the send: which claimed messages are still about the connection's current episode."""
-        current: list[EpisodeNotice] = []
-        for notice in claimed:
-            claim = MessageClaim(notice.episode_id, notice.next_message)
-            connection = self._connections.get_connection(notice.connection_id)
-            if connection is None or not still_current(notice, connection):
-                # Repaired, deleted or replaced: nothing more for this episode (on_repaired records how it ended).
-                outcome.suppressed[Suppressed.EPISODE_ENDED] += 1
-                self._store.advance(notice, notice.model_copy(update={"due_at": None}), [claim], now, "CANCELLED")
-            elif connection.action == Action.WAIT:
-                # A transient outage inside the episode: asking for a repair now would likely fail. Later.
-                self._store.release_claims(customer, [claim])
-                self._store.defer(notice, now + TRANSIENT_RETRY)
-                outcome.deferred[Deferred.TRANSIENT_OUTAGE] += 1
-            else:
-                # Same episode: say what is true now (a DEGRADED episode may have become RECONNECT_REQUIRED).
-                current.append(
-                    notice.model_copy(
-                        update={
-                            "status": connection.status,
-                            "status_reason": connection.status_reason,
-                            "institution_name": connection.institution_name or notice.institution_name,
-                        }
-                    )
-                )
-        return current

@@ -91,7 +91,7 @@ class OutboxSweeperSettings(TableSettings, BusSettings):
     """The outbox sweeper (functions/outbox_sweeper), on a schedule."""
 
 
-class NotifierSettings(TableSettings):
+class NotifierSettings(TableSettings, BusSettings):
     """The notifier (functions/notifier): customer email/SMS for episodes, with reminders (docs/decisions.md §17-21)."""
 
     # Where a message links to: the app's reconnect screen, with {connectionId} filled in.
@@ -105,6 +105,13 @@ class NotifierSettings(TableSettings):
     digest_window_minutes: float = Field(5.0, alias="NOTIFY_DIGEST_WINDOW_MINUTES", ge=0, le=60)
     min_interval_hours: float = Field(24.0, alias="NOTIFY_MIN_INTERVAL_HOURS", ge=0)
     sweep_max_items: int = Field(5000, alias="NOTIFY_SWEEP_MAX_ITEMS", ge=1)
+    # Sends a second on each channel, over every invocation (the account's SES / SNS quota); 0: unpaced.
+    send_rate_per_second: int = Field(14, alias="NOTIFY_SEND_RATE_PER_SECOND", ge=0)
+    # Institution incidents (docs/incidents.md).
+    incident_min_connections: int = Field(25, alias="INCIDENT_MIN_CONNECTIONS", ge=1)
+    incident_share_percent: float = Field(20.0, alias="INCIDENT_SHARE_PERCENT", gt=0, le=100)
+    incident_window_minutes: int = Field(15, alias="INCIDENT_WINDOW_MINUTES", ge=1, le=1440)
+    incident_hold_hours: float = Field(6.0, alias="INCIDENT_HOLD_HOURS", ge=0, le=72)
 
     @field_validator("reminder_hours", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
@@ -10,6 +11,7 @@ from pydantic import ConfigDict, Field
 
 from connection_repair.domain.base import CamelModel
 from connection_repair.domain.connection import Connection
+from connection_repair.domain.incident import InstitutionIncident, Trigger
 from connection_repair.domain.status_policy import Action
 from connection_repair.repair.service import ConnectSession
 
@@ -27,6 +29,20 @@ class Product(StrEnum):
     TRANSACTIONS = "TRANSACTIONS"
 
 
+class IncidentView(CamelModel):
+    """The connection's institution is having an outage: the customer can do nothing about it yet."""
+
+    since: datetime = Field(description="When the incident was detected")
+    hold_until: datetime = Field(description="Messages about connections that broke in it wait until then at most")
+    trigger: Trigger = Field(
+        description="SURGE: many of its connections broke together; INSTITUTION_REASON: Meld said so"
+    )
+
+    @classmethod
+    def of(cls, incident: InstitutionIncident) -> Self:
+        return cls(since=incident.since, hold_until=incident.hold_until, trigger=incident.trigger)
+
+
 class ConnectionView(CamelModel):
     """One of the caller's connections and what the customer should do about it."""
 
@@ -41,10 +57,15 @@ class ConnectionView(CamelModel):
     last_repair_at: datetime | None
     failed_repairs: int = Field(description="Completed repairs that left the connection broken")
     superseded_by: str | None = Field(description="The connection that replaced this one, if any")
+    institution_incident: IncidentView | None = Field(
+        None, description="The institution's ongoing outage, if it has one (say so; nothing to do yet)"
+    )
 
     @classmethod
-    def of(cls, connection: Connection) -> Self:
-        return cls.model_validate(connection, from_attributes=True)
+    def of(cls, connection: Connection, incidents: Mapping[str, InstitutionIncident] | None = None) -> Self:
+        view = cls.model_validate(connection, from_attributes=True)
+        incident = (incidents or {}).get(connection.institution_id or "")
+        return view.model_copy(update={"institution_incident": IncidentView.of(incident)}) if incident else view
 
 
 class ConnectionList(CamelModel):

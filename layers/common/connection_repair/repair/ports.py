@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from connection_repair.domain.connection import Connection
+from connection_repair.domain.incident import InstitutionIncident
 
 
 class CustomerConnections(Protocol):
@@ -23,6 +24,12 @@ class CustomerConnections(Protocol):
 
         Raises ``ConcurrentUpdate`` otherwise and writes nothing.
         """
+        ...
+
+
+class InstitutionIncidents(Protocol):
+    def incidents(self, institution_ids: Sequence[str]) -> dict[str, InstitutionIncident]:
+        """The ongoing incidents among these institutions."""
         ...
 
 

@@ -14,13 +14,20 @@ from functools import partial
 
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.errors import ConcurrentUpdate
+from connection_repair.domain.incident import InstitutionIncident
 from connection_repair.domain.status_policy import NOT_REPAIRABLE_STATUSES, USABLE_STATUSES, Action
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
 from connection_repair.platform.retry import retry_on_conflict
 from connection_repair.preferences.model import NotificationPreferences, StoredPreferences
 from connection_repair.preferences.ports import PreferencesStore
-from connection_repair.repair.ports import ConnectGateway, CustomerConnections, MeldFailure, MeldFailureKind
+from connection_repair.repair.ports import (
+    ConnectGateway,
+    CustomerConnections,
+    InstitutionIncidents,
+    MeldFailure,
+    MeldFailureKind,
+)
 from connection_repair.repair.session import token_expires_at
 
 # Optimistic-concurrency retries when a webhook changes the connection between our read and our write.
@@ -79,8 +86,10 @@ class RepairService:
         connections: CustomerConnections,
         preferences: PreferencesStore,
         meld: ConnectGateway,
+        incidents: InstitutionIncidents | None = None,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
+        self._incidents = incidents
         self._connections = connections
         self._preferences = preferences
         self._meld = meld
@@ -99,6 +108,13 @@ class RepairService:
         if connection is None or connection.external_customer_id != customer:
             raise ConnectionNotFound(connection_id)
         return connection
+
+    def incidents(self, connections: Sequence[Connection]) -> dict[str, InstitutionIncident]:
+        """The ongoing incidents of these connections' institutions, by institution id."""
+        institutions = sorted({c.institution_id for c in connections if c.institution_id})
+        if self._incidents is None or not institutions:
+            return {}
+        return self._incidents.incidents(institutions)
 
     # -- repair --
 

@@ -1,4 +1,5 @@
-"""The notifier's use case: the table, SES v2 email and SNS SMS behind ``NotificationChannel``."""
+"""The notifier's use case: the table, SES v2 email and SNS SMS behind ``NotificationChannel``, the bus for
+institution incidents."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import boto3
 from botocore.config import Config
 
 from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader
+from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.adapters.dynamodb.send_rate import DynamoDBSendCounter
+from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.sending import SEND_CONFIG
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.adapters.sns import SnsSmsChannel
+from connection_repair.domain.incident import IncidentPolicy
 from connection_repair.notify.compose import MessageComposer
+from connection_repair.notify.incidents import IncidentWatch
+from connection_repair.notify.pacing import SendPacer
 from connection_repair.notify.policy import NotificationPolicy
 from connection_repair.notify.ports import NotificationChannel
 from connection_repair.notify.schedule import ReminderSchedule
@@ -42,7 +49,21 @@ def notifier() -> Notifier:
         reminder_offsets=tuple(timedelta(hours=hours) for hours in settings.reminder_hours),
         digest_window=timedelta(minutes=settings.digest_window_minutes),
     )
+    incidents = IncidentWatch(
+        store=DynamoDBIncidentStore(dynamodb, settings.table_name),
+        publisher=EventBridgePublisher(
+            boto3.client("events", config=NOTIFIER_AWS_CONFIG), settings.event_bus_name, settings.event_source
+        ),
+        policy=IncidentPolicy(
+            min_connections=settings.incident_min_connections,
+            share_percent=settings.incident_share_percent,
+            window=timedelta(minutes=settings.incident_window_minutes),
+            hold=timedelta(hours=settings.incident_hold_hours),
+        ),
+    )
     return Notifier(
+        incidents=incidents,
+        pacer=SendPacer(DynamoDBSendCounter(dynamodb, settings.table_name), settings.send_rate_per_second),
         connections=DynamoDBConnectionReader(dynamodb, settings.table_name),
         preferences=DynamoDBPreferencesStore(dynamodb, settings.table_name),
         store=DynamoDBNotificationStore(dynamodb, settings.table_name),

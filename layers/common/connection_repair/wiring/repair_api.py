@@ -10,6 +10,7 @@ import boto3
 from botocore.config import Config
 
 from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
+from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.platform.settings import RepairApiSettings
 from connection_repair.repair.ports import ConnectGateway, RepairConnectGrant, RequestRecords, StartConnectGrant
@@ -81,4 +82,5 @@ def repair_service() -> RepairService:
         connections=DynamoDBCustomerConnections(dynamodb, settings.table_name),
         preferences=DynamoDBPreferencesStore(dynamodb, settings.table_name),
         meld=DeferredGateway(lambda: _meld_gateway(settings)),
+        incidents=DynamoDBIncidentStore(dynamodb, settings.table_name),
     )

@@ -14,7 +14,7 @@ from connection_repair.adapters.dynamodb.connections import (
 )
 from connection_repair.adapters.dynamodb.errors import failed_condition, is_conditional_failure
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore, event_item
-from connection_repair.adapters.dynamodb.keys import connection_key, customer_index, serialize
+from connection_repair.adapters.dynamodb.keys import census_key, connection_key, customer_index, serialize
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.errors import ConcurrentUpdate, DuplicateEvent
 from connection_repair.domain.transitions import SilentUpdate
@@ -24,7 +24,7 @@ from connection_repair.platform.aws import cancellation_reasons
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import PutTypeDef, UpdateTypeDef
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, TransactWriteItemTypeDef, UpdateTypeDef
 else:
     DynamoDBClient = Any
 
@@ -121,13 +121,21 @@ class DynamoDBConnectionStore(DynamoDBConnectionReader, DynamoDBOutboxStore):
             return
 
         update_connection = {"TableName": self._table, **connection_update(connection, expected_version)}
+        items: list[TransactWriteItemTypeDef] = [
+            {"Put": cast("PutTypeDef", put_event)},
+            {"Update": cast("UpdateTypeDef", update_connection)},
+        ]
+        if expected_version is None and connection.institution_id:
+            # A connection stored for the first time counts in its institution's census (incident thresholds).
+            census = {
+                "TableName": self._table,
+                "Key": census_key(connection.institution_id),
+                "UpdateExpression": "ADD connections :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+            items.append({"Update": cast("UpdateTypeDef", census)})
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {"Put": cast("PutTypeDef", put_event)},
-                    {"Update": cast("UpdateTypeDef", update_connection)},
-                ]
-            )
+            self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
             reasons = cancellation_reasons(error) or []
             if failed_condition(reasons, 0):

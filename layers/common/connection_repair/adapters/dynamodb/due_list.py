@@ -17,6 +17,7 @@ from connection_repair.adapters.dynamodb.notification_items import (
     due_partitions,
     notice_from_item,
 )
+from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.notify.records import EpisodeNotice
 from connection_repair.platform.clock import utc_stamp
 
@@ -93,6 +94,19 @@ class DueList:
                 ExpressionAttributeValues={":day": {"S": watermark.isoformat()}},
             )
         return notices
+
+    def due_exactly(self, moment: datetime) -> list[EpisodeNotice]:
+        """Every notice listed as due at exactly ``moment`` (its day's shards, a key prefix: nothing else is read)."""
+        found: list[EpisodeNotice] = []
+        for partition in due_partitions(due_day(moment)):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "gsi2pk = :due AND begins_with(gsi2sk, :at)",
+                "ExpressionAttributeValues": {":due": {"S": partition}, ":at": {"S": f"{utc_stamp(moment)}#"}},
+            }
+            found.extend(notice_from_item(item) for item in query_items(self._client, query))
+        return found
 
     def _due_in(self, partition: str, now: datetime, limit: int) -> list[EpisodeNotice]:
         """Up to ``limit`` notices of one due partition whose time has come, oldest first."""

@@ -22,6 +22,8 @@ GSI1 = "gsi1"
 GSI2 = "gsi2"
 # Open connections and pending outboxes are spread over this many partitions: a bank's outage opens thousands at once.
 SHARDS = 8
+# BatchGetItem's limit.
+BATCH_GET_KEYS = 100
 
 
 def connection_key(connection_id: str) -> dict[str, Any]:
@@ -82,3 +84,12 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def institution_partition(institution_id: str) -> dict[str, Any]:
+    """The partition of what is kept per institution: its connection count, its break counts, its incident."""
+    return {"S": f"INST#{institution_id}"}
+
+
+def census_key(institution_id: str) -> dict[str, Any]:
+    return {"pk": institution_partition(institution_id), "sk": {"S": "CENSUS"}}

@@ -113,6 +113,9 @@ class DynamoDBNotificationStore:
         self.last_read_count = self._due.read_count
         return notices
 
+    def due_exactly(self, moment: datetime) -> list[EpisodeNotice]:
+        return self._due.due_exactly(moment)
+
     def get_customer_state(self, external_customer_id: str) -> CustomerNotifyState:
         response = self._client.get_item(
             TableName=self._table, Key=customer_key(external_customer_id), ConsistentRead=True

@@ -6,7 +6,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item
-from connection_repair.adapters.dynamodb.keys import GSI2, SHARDS, connection_key, from_item, open_partition
+from connection_repair.adapters.dynamodb.keys import (
+    BATCH_GET_KEYS,
+    GSI2,
+    SHARDS,
+    connection_key,
+    from_item,
+    open_partition,
+)
 from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection
 from connection_repair.reconcile.ports import Mode, Progress
@@ -16,8 +23,6 @@ if TYPE_CHECKING:
 else:
     DynamoDBClient = Any
 
-# BatchGetItem's limit.
-BATCH_GET_KEYS = 100
 # UnprocessedKeys are asked for again this many times before giving up (throttling that lasts is an error).
 BATCH_GET_ROUNDS = 5
 
