@@ -9,7 +9,6 @@ bus once (the incident item records what was told; a failed put is told again th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from connection_repair.domain.incident import (
@@ -41,10 +40,6 @@ class IncidentWatch:
         self._publisher = publisher
         self._policy = policy
         self._clock = clock
-
-    @property
-    def policy(self) -> IncidentPolicy:
-        return self._policy
 
     def on_break(
         self, institution_id: str, institution_name: str | None, attention_since: datetime, reason: str | None
@@ -86,7 +81,8 @@ class IncidentWatch:
             )
             self._announce(incident)
             return incident
-        return None  # started meanwhile by another invocation, which counted the breaks it saw
+        # Started meanwhile by another invocation, from its own read of the window (this break in it or not).
+        return None
 
     def on_repair(self, institution_id: str, attention_since: datetime) -> InstitutionIncident | None:
         """A connection of the institution whose episode started at ``attention_since`` is not broken any more: the
@@ -111,9 +107,6 @@ class IncidentWatch:
         if incident is not None and not incident.announced:
             self._announce(incident)
         return incident
-
-    def ongoing(self, institution_ids: Sequence[str]) -> dict[str, InstitutionIncident]:
-        return self._store.incidents(institution_ids)
 
     def _announce(self, incident: InstitutionIncident) -> None:
         values = incident.model_dump()
