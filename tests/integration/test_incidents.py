@@ -20,6 +20,7 @@ from connection_repair.domain.incident import (
     InstitutionIncidentStarted,
     Trigger,
 )
+from connection_repair.domain.status_policy import Action
 from connection_repair.notify.incidents import IncidentWatch
 from connection_repair.notify.policy import Deferred
 from local.aws_resources import LocalResources
@@ -308,3 +309,15 @@ def test_an_incidents_end_releases_only_its_own_held_messages(rig: NotifierRig) 
     rig.clock.at(T0 + timedelta(minutes=31))
     rig.notifier.sweep()
     assert emailed() == {"c2@example.com", "c3@example.com"}
+
+
+def test_repairs_that_keep_failing_leave_the_connection_counted_as_broken(rig: NotifierRig) -> None:
+    census(rig.table_name, CHASE, 10)
+    broken = break_connections(rig, 3)
+    failed = repaired(broken[0], at=rig.clock.now).model_copy(
+        update={"resolution": "REPAIR_FAILED", "status": "RECONNECT_REQUIRED", "action": Action.START_NEW_CONNECTION}
+    )
+    assert rig.notifier.on_repaired(failed).incidents["ENDED"] == 0
+    incident = DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE)
+    assert incident is not None
+    assert (incident.active, incident.broken) == (True, 3)
