@@ -321,3 +321,60 @@ def test_repairs_that_keep_failing_leave_the_connection_counted_as_broken(rig: N
     incident = DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE)
     assert incident is not None
     assert (incident.active, incident.broken) == (True, 3)
+
+
+def test_breaks_count_within_the_window_by_the_minute_and_expire(aws: LocalResources) -> None:
+    store = DynamoDBIncidentStore(boto3.client("dynamodb"), aws.table_name)
+    window = timedelta(minutes=15)
+    assert store.connections(CHASE) == 0  # no census yet
+    assert store.record_break(CHASE, T0, window=window) == 1
+    assert store.record_break(CHASE, T0 + timedelta(seconds=59), window=window) == 2
+    assert store.record_break(CHASE, T0 + timedelta(minutes=14, seconds=59), window=window) == 3
+    assert store.record_break(CHASE, T0 + timedelta(minutes=15), window=window) == 2  # T0's minute has left it
+    assert store.record_break("inst-wells", T0, window=window) == 1
+    item = boto3.client("dynamodb").get_item(
+        TableName=aws.table_name, Key={"pk": {"S": f"INST#{CHASE}"}, "sk": {"S": "BREAKS#2026-11-25T11:30"}}
+    )["Item"]
+    assert item["breaks"] == {"N": "2"}
+    assert int(item["expiresAt"]["N"]) == int((T0 + timedelta(days=1)).timestamp())
+
+
+def test_an_incidents_start_told_late_leaves_its_end_still_to_tell(aws: LocalResources) -> None:
+    store = DynamoDBIncidentStore(boto3.client("dynamodb"), aws.table_name)
+    incident = surge_since(T0)
+    assert store.start(incident)
+    assert store.end(incident, T0 + timedelta(hours=1))
+    store.announced(incident)  # the start, told after the end was recorded
+    ended = store.incident(CHASE)
+    assert ended is not None
+    assert not ended.announced
+    store.announced(ended)
+    assert store.incident(CHASE).announced  # type: ignore[union-attr]
+
+
+def test_a_repair_of_an_episode_older_than_the_incident_does_not_count_out(rig: NotifierRig) -> None:
+    census(rig.table_name, CHASE, 10)
+    rig.preferences("early", email="early@example.com")
+    early = rig.connection("conn-early", customer="early", episode_id="episode-early", since=T0 - timedelta(hours=1))
+    rig.clock.at(T0 - timedelta(hours=1))
+    rig.notifier.on_needs_attention(attention(early))
+    rig.clock.at(T0)
+    break_connections(rig, 3)
+    assert heal(rig, [early]) == [0]
+    incident = DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE)
+    assert incident is not None
+    assert (incident.active, incident.broken) == (True, 3)
+    assert incident.institution_name == "Chase"
+
+
+def test_an_institution_named_by_meld_holds_only_what_broke_since(rig: NotifierRig) -> None:
+    census(rig.table_name, CHASE, 1000)
+    break_connections(rig, 1)  # a customer's own problem, minutes before
+    rig.clock.at(T0 + timedelta(minutes=2))
+    rig.preferences("customer-2", email="c2@example.com")
+    blamed = rig.connection("conn-2", customer="customer-2", episode_id="episode-2", reason="REPAIRING_INSTITUTION")
+    assert rig.notifier.on_needs_attention(attention(blamed)).incidents["STARTED"] == 1
+    rig.clock.at(T0 + timedelta(minutes=8))
+    outcome = rig.notifier.sweep()
+    assert outcome.deferred[Deferred.INCIDENT] == 1
+    assert emailed() == {"c1@example.com"}

@@ -87,6 +87,13 @@ def test_the_rate_is_shared_with_every_other_invocation(aws: LocalResources) -> 
     assert other.take(Channel.EMAIL, second, 2)
     assert other.take(Channel.EMAIL, second, 2)
     assert not other.take(Channel.EMAIL, second, 2)
+    assert other.take(Channel.SMS, second, 2)  # each channel has its own rate
+    counted = boto3.client("dynamodb").get_item(
+        TableName=aws.table_name,
+        Key={"pk": {"S": "SEND_RATE#EMAIL"}, "sk": {"S": second.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+    )["Item"]
+    assert counted["sends"] == {"N": "2"}
+    assert int(counted["expiresAt"]["N"]) == int((second + timedelta(hours=1)).timestamp())
 
     assert rig.notifier.sweep().messages_sent == 1
     assert [moment.replace(microsecond=0) for moment in email.at] == [second + timedelta(seconds=1)]
