@@ -126,6 +126,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "adapters/dynamodb/send_rate.py",
         ],
         [
+            "tests/unit/domain/test_incident.py",
             "tests/integration/test_incidents.py",
             "tests/integration/test_send_rate.py",
             "tests/reliability/test_notifier_fault_matrix.py",
