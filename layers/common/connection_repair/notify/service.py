@@ -5,7 +5,9 @@ default, after 1 and 3 days). Messages are numbered per episode (0 = first, 1.. 
 number) is claimed with a conditional write before it is sent, so duplicates and concurrent invocations send once.
 
 Right before a send the connection is read again: an episode that ended (repaired, deleted, replaced) is closed
-instead of announced. The pure parts (schedule, policy, composition, delivery) live beside it.
+instead of announced. While an institution has an incident, the first messages of its broken connections are held
+(``notify.incidents``); every send stays within the deployment's send rate (``notify.pacing``). The pure parts
+(schedule, policy, composition, delivery) live beside it.
 """
 
 from __future__ import annotations
