@@ -14,13 +14,13 @@ from botocore.exceptions import ClientError
 
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import (
-    BATCH_GET_KEYS,
     census_key,
     epoch,
     from_item,
     institution_partition,
     to_item,
 )
+from connection_repair.adapters.dynamodb.paging import batch_get_items
 from connection_repair.domain.incident import InstitutionIncident
 from connection_repair.platform.clock import utc_stamp
 
@@ -88,19 +88,9 @@ class DynamoDBIncidentStore:
         return _incident(item) if item else None
 
     def incidents(self, institution_ids: Sequence[str]) -> dict[str, InstitutionIncident]:
-        found: dict[str, InstitutionIncident] = {}
-        unique = list(dict.fromkeys(institution_ids))
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            keys = [incident_key(institution_id) for institution_id in unique[start : start + BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self._table: {"Keys": keys}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    incident = _incident(item)
-                    if incident.active:
-                        found[incident.institution_id] = incident
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        keys = [incident_key(institution_id) for institution_id in dict.fromkeys(institution_ids)]
+        incidents = (_incident(item) for item in batch_get_items(self._client, self._table, keys))
+        return {incident.institution_id: incident for incident in incidents if incident.active}
 
     def start(self, incident: InstitutionIncident) -> bool:
         item = to_item(incident.model_dump(mode="json")) | incident_key(incident.institution_id)

@@ -22,8 +22,6 @@ GSI1 = "gsi1"
 GSI2 = "gsi2"
 # Open connections and pending outboxes are spread over this many partitions: a bank's outage opens thousands at once.
 SHARDS = 8
-# BatchGetItem's limit.
-BATCH_GET_KEYS = 100
 
 
 def connection_key(connection_id: str) -> dict[str, Any]:

@@ -20,3 +20,25 @@ def query_items(client: DynamoDBClient, query: dict[str, Any]) -> Iterator[dict[
         if "LastEvaluatedKey" not in response:
             return
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+# BatchGetItem's limit, and how many times keys DynamoDB left unprocessed are asked for again before giving up
+# (throttling that lasts is an error).
+BATCH_GET_KEYS = 100
+BATCH_GET_ROUNDS = 5
+
+
+def batch_get_items(
+    client: DynamoDBClient, table: str, keys: list[dict[str, Any]], *, consistent: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The items stored under ``keys`` (those that exist), 100 keys a request, unprocessed keys asked for again."""
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {table: {"Keys": keys[start : start + BATCH_GET_KEYS], "ConsistentRead": consistent}}
+        for _ in range(BATCH_GET_ROUNDS):
+            response = client.batch_get_item(RequestItems=request)
+            yield from response.get("Responses", {}).get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise RuntimeError("DynamoDB left keys unprocessed after every retry")

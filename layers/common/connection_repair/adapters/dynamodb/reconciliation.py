@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item
 from connection_repair.adapters.dynamodb.keys import (
-    BATCH_GET_KEYS,
     GSI2,
     SHARDS,
     connection_key,
     from_item,
     open_partition,
 )
-from connection_repair.adapters.dynamodb.paging import query_items
+from connection_repair.adapters.dynamodb.paging import batch_get_items, query_items
 from connection_repair.domain.connection import Connection
 from connection_repair.reconcile.ports import Mode, Progress
 
@@ -22,9 +21,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 else:
     DynamoDBClient = Any
-
-# UnprocessedKeys are asked for again this many times before giving up (throttling that lasts is an error).
-BATCH_GET_ROUNDS = 5
 
 
 def progress_key(mode: Mode) -> dict[str, Any]:
@@ -39,22 +35,11 @@ class DynamoDBKnownConnections:
         self._table = table_name
 
     def get_connections(self, connection_ids: Sequence[str]) -> dict[str, Connection]:
-        found: dict[str, Connection] = {}
-        unique = list(dict.fromkeys(connection_ids))
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            keys = [connection_key(connection_id) for connection_id in unique[start : start + BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            for _ in range(BATCH_GET_ROUNDS):
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    connection = connection_from_item(item)
-                    found[connection.connection_id] = connection
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise RuntimeError("DynamoDB left keys unprocessed after every retry")
-        return found
+        keys = [connection_key(connection_id) for connection_id in dict.fromkeys(connection_ids)]
+        connections = (
+            connection_from_item(item) for item in batch_get_items(self._client, self._table, keys, consistent=True)
+        )
+        return {connection.connection_id: connection for connection in connections}
 
     def open_connections(self, after: str | None) -> Iterator[tuple[str, Connection]]:
         """Shard by shard, in connection id order; the cursor is ``<shard>#<connectionId>``."""
