@@ -9,7 +9,8 @@ each with a customer who chose email. Then:
    the notifier. 80 % of the connections heal, at random moments between 10 minutes and 5 h 50 min after the break.
 
 moto workarounds, as in the other benches (bench/moto_speedups.py): a transaction copies only the items it names, and
-a base-table query reads only its partition (moto walks the whole table for each).
+a query reads only the items under its hash key, of the table or of the index (moto walks and sorts the whole table
+for each).
 
 The notifier runs with the template's defaults (incident: 25 connections and 20 % within 15 minutes, held 6 h; a
 digest window of 5 minutes) and a send rate of 14 a second, on a simulated clock (the pacing's waits advance it).

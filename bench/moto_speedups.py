@@ -74,10 +74,11 @@ _PARTITIONED = "_connection_repair_bench_partitioned"
 
 
 def partition_queries() -> None:
-    """A base-table Query reads its partition only: moto 5.2.5 walks every item of the table for it (idempotent).
+    """A Query reads only the items under its hash key: moto 5.2.5 walks (and sorts) every item of the table for it.
 
-    Only ``Table.all_items`` is narrowed, for that one call, to the items under the queried hash key; moto's own
-    filtering, sorting, paging and expressions run unchanged. Index queries still walk the table (as moto does).
+    Only ``Table.all_items`` is narrowed, for that one call, to the items under the queried hash key (of the table,
+    or of the index for an index query, compared by type and value); moto's own filtering, sorting, paging and
+    expressions run unchanged (idempotent).
     """
     from moto.dynamodb.models.table import Table
 
@@ -87,15 +88,18 @@ def partition_queries() -> None:
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        if index_name or hash_key is None:
+        if hash_key is None:
             return original(self, hash_key, *args, **kwargs)
-        partition = self.items.get(hash_key)
-        if partition is None:
-            items: list[Any] = []
-        elif self.range_key_attr is not None:
-            items = list(partition.values())
+        if index_name:
+            items = _index_partition(self, index_name, hash_key)
         else:
-            items = [partition]
+            partition = self.items.get(hash_key)
+            if partition is None:
+                items = []
+            elif self.range_key_attr is not None:
+                items = list(partition.values())
+            else:
+                items = [partition]
         self.all_items = lambda: items
         try:
             return original(self, hash_key, *args, **kwargs)
@@ -104,3 +108,21 @@ def partition_queries() -> None:
 
     Table.query = query  # type: ignore[method-assign]
     setattr(Table, _PARTITIONED, True)
+
+
+def _index_partition(table: Any, index_name: str, hash_key: Any) -> list[Any]:
+    """The table's items whose value of the index's hash attribute is ``hash_key`` (every item if the index is unknown,
+    so that moto's own validation answers)."""
+    index = next((index for index in table.all_indexes() if index.name == index_name), None)
+    if index is None:
+        return list(table.all_items())
+    attribute = next(key["AttributeName"] for key in index.schema if key["KeyType"] == "HASH")
+    wanted = (hash_key.type, hash_key.value)
+    partitions = table.items.values() if table.range_key_attr is not None else [table.items]
+    found = []
+    for partition in partitions:
+        for item in partition.values():
+            value = item.attrs.get(attribute)
+            if value is not None and (value.type, value.value) == wanted:
+                found.append(item)
+    return found

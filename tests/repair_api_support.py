@@ -215,6 +215,7 @@ class RepairApi:
         raw_body: bytes | None = None,
         claims: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         """One request as API Gateway would pass it on; returns (status, headers, decoded JSON body)."""
         from local.apigw import http_api_event
@@ -236,6 +237,7 @@ class RepairApi:
             body=raw,
             path_parameters=path_parameters,
             jwt_claims=jwt_claims,
+            query=query,
         )
         response = self.invoke(event)
         text = response.get("body") or ""

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -40,6 +40,7 @@ from connection_repair.repair.api_models import (
     UnauthorizedBody,
     ValidationErrorBody,
 )
+from connection_repair.repair.listing import Listing, Past
 from connection_repair.repair.ports import KeyReused, MeldFailure, MeldFailureKind, RequestInProgress
 from connection_repair.repair.service import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
 from connection_repair.wiring.repair_api import repair_api_settings, repair_service, request_records
@@ -120,14 +121,37 @@ def customer() -> str:
 # --- Routes ------------------------------------------------------------------------------------------------------
 
 
+_PAST = "|".join(past.value for past in Past)
+NeedsAction = Annotated[
+    bool,
+    Query(
+        alias="needsAction",
+        description="true: only connections with something to show the customer (any action but NONE, WAIT included)",
+    ),
+]
+Include = Annotated[
+    str | None,
+    Query(
+        pattern=rf"^({_PAST})(,({_PAST}))*$",
+        description=(
+            "Comma-separated: also list connections that are history: superseded (replaced by one the customer "
+            "completed), deleted (DELETED at Meld), abandoned (started and never completed). Left out by default."
+        ),
+        examples=["superseded,deleted"],
+    ),
+]
+
+
 @app.get(
     "/connections",
     summary="The caller's connections",
     responses={200: _answer("The caller's connections, those needing attention first", ConnectionList)} | _ERRORS,
 )
-def list_connections() -> ConnectionList:
+def list_connections(needs_action: NeedsAction = False, include: Include = None) -> ConnectionList:
     service = repair_service()
-    found = service.list_connections(customer())
+    included = frozenset(Past(name) for name in (include or "").split(",") if name)
+    listing = Listing(needs_action=needs_action, include=included)
+    found = service.list_connections(customer(), listing)
     incidents = service.incidents(found)
     return ConnectionList(connections=[ConnectionView.of(connection, incidents) for connection in found])
 

@@ -88,6 +88,60 @@ def test_the_list_reads_every_page_of_the_index_up_to_its_bound(api: RepairApi, 
         assert set(ids) == {f"conn-{number:03d}" for number in range(count)}
 
 
+def _history(api: RepairApi) -> None:
+    seed(
+        api,
+        connection("a-broken"),
+        connection("b-active", status="ACTIVE", reason=None),
+        connection("c-expired", status="EXPIRED", reason=None),
+        connection("d-waiting", status="DEGRADED", reason="INSTITUTION_CURRENTLY_UNAVAILABLE"),
+        connection("e-replaced", status="EXPIRED", reason=None, superseded_by="f-new"),
+        connection("f-new", status="ACTIVE", reason=None, replaces_connection_id="e-replaced"),
+        connection("g-deleted", status="DELETED", reason=None),
+        connection("h-abandoned", status="IN_PROGRESS", reason=None, replaces_connection_id="c-expired"),
+    )
+
+
+def _listed(api: RepairApi, **query: str) -> list[str]:
+    status, _, body = api.call("GET", "/connections", query=query)
+    assert status == 200, body
+    return sorted(c["connectionId"] for c in body["connections"])
+
+
+def test_the_list_leaves_out_replaced_deleted_and_abandoned_connections_unless_asked(api: RepairApi):
+    _history(api)
+    current = ["a-broken", "b-active", "c-expired", "d-waiting", "f-new"]
+    assert _listed(api) == current
+    assert _listed(api, include="superseded") == sorted([*current, "e-replaced"])
+    assert _listed(api, include="deleted") == sorted([*current, "g-deleted"])
+    assert _listed(api, include="abandoned") == sorted([*current, "h-abandoned"])
+    assert _listed(api, include="superseded,deleted,abandoned") == sorted(
+        [*current, "e-replaced", "g-deleted", "h-abandoned"]
+    )
+
+
+def test_the_list_narrows_to_connections_with_something_to_show(api: RepairApi):
+    _history(api)
+    assert _listed(api, needsAction="true") == ["a-broken", "c-expired", "d-waiting"]
+    assert _listed(api, needsAction="false") == ["a-broken", "b-active", "c-expired", "d-waiting", "f-new"]
+    assert _listed(api, needsAction="true", include="deleted") == ["a-broken", "c-expired", "d-waiting", "g-deleted"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"include": "everything"}, "include"),
+        ({"include": "deleted,"}, "include"),
+        ({"needsAction": "maybe"}, "needsAction"),
+    ],
+)
+def test_an_unknown_list_filter_is_422(api: RepairApi, query: dict[str, str], field: str):
+    seed(api)
+    status, _, body = api.call("GET", "/connections", query=query)
+    assert status == 422
+    assert [error["field"] for error in body["errors"]] == [field]
+
+
 def test_list_is_empty_for_a_customer_without_connections(api: RepairApi):
     seed(api)
     assert api.call("GET", "/connections", sub="nobody")[2] == {"connections": []}
@@ -186,7 +240,19 @@ def test_repair_answers_a_token_not_to_be_cached_and_records_the_attempt(api: Re
     stored = api.store.get_connection(CONNECTION_ID)
     assert stored is not None
     assert (stored.repair_attempts, stored.last_repair_at, stored.repair_pending, stored.version) == (1, NOW, True, 2)
-    assert api.call("GET", f"/connections/{CONNECTION_ID}")[2]["repairAttempts"] == 1
+    view = api.call("GET", f"/connections/{CONNECTION_ID}")[2]
+    assert (view["repairAttempts"], view["repairPending"], view["repairStartedAt"]) == (1, True, "2026-11-25T12:00:00Z")
+
+
+def test_a_connection_without_a_pending_repair_says_so(api: RepairApi):
+    # Meld judged the last repair (a completion then a status): it was tried, it is no longer pending.
+    seed(api, connection(repair_attempts=1, last_repair_at=NOW - timedelta(minutes=5), failed_repairs=1))
+    view = api.call("GET", f"/connections/{CONNECTION_ID}")[2]
+    assert (view["repairPending"], view["repairStartedAt"], view["lastRepairAt"]) == (
+        False,
+        None,
+        "2026-11-25T11:55:00Z",
+    )
 
 
 def test_repair_reports_the_tokens_own_exp_when_it_is_earlier(api: RepairApi):
@@ -428,10 +494,9 @@ def test_start_replacing_one_of_the_callers_connections_remembers_it(api: Repair
         CUSTOMER,
         "IN_PROGRESS",
     )
-    assert [c["connectionId"] for c in api.call("GET", "/connections")[2]["connections"]] == [
-        CONNECTION_ID,
-        "new-connection-1",
-    ]
+    # Until the customer completes it, the new connection is not one they have: listed only when asked for.
+    assert _listed(api) == [CONNECTION_ID]
+    assert _listed(api, include="abandoned") == [CONNECTION_ID, "new-connection-1"]
 
 
 def test_replacing_someone_elses_connection_is_404_and_starts_nothing(api: RepairApi):
@@ -548,7 +613,7 @@ def test_an_unknown_route_is_404(api: RepairApi):
 def test_an_unexpected_failure_is_500_without_a_stack_trace(
     api: RepairApi, monkeypatch: pytest.MonkeyPatch, captured_logs: Callable[[], str]
 ):
-    def broken_store(_customer: str) -> list[object]:
+    def broken_store(*_: object) -> list[object]:
         raise RuntimeError("the store is on fire")
 
     monkeypatch.setattr(api.service, "list_connections", broken_store)

@@ -56,6 +56,13 @@ class ConnectionView(CamelModel):
     repair_attempts: int = Field(description="Repair tokens issued during the current problem")
     last_repair_at: datetime | None
     failed_repairs: int = Field(description="Completed repairs that left the connection broken")
+    repair_pending: bool = Field(
+        description=(
+            "A repair token was issued and Meld has not yet judged the repair: after the widget closes, say "
+            '"checking…" and poll until the status or failedRepairs changes'
+        )
+    )
+    repair_started_at: datetime | None = Field(description="When the pending repair's token was issued; null if none")
     superseded_by: str | None = Field(description="The connection that replaced this one, if any")
     institution_incident: IncidentView | None = Field(
         None, description="The institution's ongoing outage, if it has one (say so; nothing to do yet)"
@@ -63,7 +70,10 @@ class ConnectionView(CamelModel):
 
     @classmethod
     def of(cls, connection: Connection, incidents: Mapping[str, InstitutionIncident] | None = None) -> Self:
-        view = cls.model_validate(connection, from_attributes=True)
+        view = cls.model_validate(
+            connection.model_dump()
+            | {"repair_started_at": connection.last_repair_at if connection.repair_pending else None}
+        )
         incident = (incidents or {}).get(connection.institution_id or "")
         return view.model_copy(update={"institution_incident": IncidentView.of(incident)}) if incident else view
 

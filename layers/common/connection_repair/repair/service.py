@@ -21,6 +21,7 @@ from connection_repair.platform.observability import logger
 from connection_repair.platform.retry import retry_on_conflict
 from connection_repair.preferences.model import NotificationPreferences, StoredPreferences
 from connection_repair.preferences.ports import PreferencesStore
+from connection_repair.repair.listing import Listing
 from connection_repair.repair.ports import (
     ConnectGateway,
     CustomerConnections,
@@ -97,9 +98,12 @@ class RepairService:
 
     # -- reads --
 
-    def list_connections(self, customer: str) -> list[Connection]:
-        """The customer's connections, those needing attention first (oldest problem first)."""
-        found = [c for c in self._connections.list_connections(customer) if c.external_customer_id == customer]
+    def list_connections(self, customer: str, listing: Listing | None = None) -> list[Connection]:
+        """The customer's connections that ``listing`` shows, those needing attention first (oldest problem first)."""
+        shows = (listing or Listing()).shows
+        found = [
+            c for c in self._connections.list_connections(customer) if c.external_customer_id == customer and shows(c)
+        ]
         far_future = datetime.max.replace(tzinfo=UTC)
         return sorted(found, key=lambda c: (c.attention_since or far_future, c.connection_id))
 
