@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from local.template import DEFAULT_STACK_NAME, parse_parameter_overrides
+from local.template import DEFAULT_STACK_NAME, ROOT, parse_parameter_overrides
 
 # Loopback only: the stack accepts well-known secrets and must never be reachable from the network.
 HOST = "127.0.0.1"
-DEFAULT_JWT_SECRET = "local-jwt-secret"
-# Used when the template's JWT authorizer has no issuer/audience of its own (e.g. empty parameter defaults).
-DEFAULT_JWT_ISSUER = "https://auth.connection-repair.local"
+# Used when the template's JWT authorizer has no issuer/audience of its own (e.g. empty parameter defaults); the
+# issuer then is the local one, served with the example app (LOCAL_WEB_PORT).
 DEFAULT_JWT_AUDIENCE = "connection-repair-local"
 # Template parameters whose deployed defaults do not suit a laptop: a sender address (moto verifies it as an SES
 # identity) and no digest wait before the first message, so the story shows within a sweep. Applied only when the
@@ -27,10 +27,13 @@ class LocalConfig:
     api_port: int = 3000
     meld_port: int = 3001
     # Lambda's Invoke API for the functions (as `sam local start-lambda`): `make backfill`, `aws lambda invoke`.
-    lambda_port: int = 3002
-    jwt_secret: str = DEFAULT_JWT_SECRET
-    jwt_issuer: str = DEFAULT_JWT_ISSUER
+    lambda_port: int = 3003
+    # The example app, and the local OIDC issuer whose tokens the API accepts.
+    web_port: int = 3002
+    jwt_issuer_override: str | None = None
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
+    # The issuer's RSA signing key, made on first use; shared by the stack and `make token`.
+    jwt_key_file: Path = field(default_factory=lambda: ROOT / ".local" / "jwt-signing-key.pem")
     sweep_seconds: float = 30.0
     stack_name: str = DEFAULT_STACK_NAME
     webhook_secret: str = "local-webhook-secret"
@@ -55,6 +58,14 @@ class LocalConfig:
         return f"http://{HOST}:{self.lambda_port}"
 
     @property
+    def web_url(self) -> str:
+        return f"http://{HOST}:{self.web_port}"
+
+    @property
+    def jwt_issuer(self) -> str:
+        return self.jwt_issuer_override or self.web_url
+
+    @property
     def meld_url(self) -> str:
         return f"http://{HOST}:{self.meld_port}"
 
@@ -76,9 +87,9 @@ class LocalConfig:
             aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
             api_port=int(env.get("LOCAL_API_PORT") or 3000),
             meld_port=int(env.get("LOCAL_MELD_PORT") or 3001),
-            lambda_port=int(env.get("LOCAL_LAMBDA_PORT") or 3002),
-            jwt_secret=env.get("LOCAL_JWT_SECRET") or DEFAULT_JWT_SECRET,
-            jwt_issuer=env.get("LOCAL_JWT_ISSUER") or DEFAULT_JWT_ISSUER,
+            lambda_port=int(env.get("LOCAL_LAMBDA_PORT") or 3003),
+            web_port=int(env.get("LOCAL_WEB_PORT") or 3002),
+            jwt_issuer_override=env.get("LOCAL_JWT_ISSUER") or None,
             jwt_audience=env.get("LOCAL_JWT_AUDIENCE") or DEFAULT_JWT_AUDIENCE,
             sweep_seconds=float(env.get("LOCAL_SWEEP_SECONDS") or 30),
             stack_name=env.get("LOCAL_STACK_NAME") or DEFAULT_STACK_NAME,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from local.config import LocalConfig
-from local.jwt_tokens import default_settings, issue
+from local.jwt_tokens import local_issuer
 from local.meld_simulator.client import SimulatorClient
 from local.outbox import SentEmail, sent_emails
 from local.template import FunctionSpec, Resolver, functions, load_template
@@ -82,7 +82,7 @@ class Demo:
         suffix = uuid.uuid4().hex[:8]
         self.customer = f"demo-{suffix}"
         self.email = f"demo-{suffix}@example.com"
-        self.token = issue(self.customer, default_settings(config))
+        self.token = local_issuer(config).issue(self.customer)
         self.api = httpx.Client(base_url=config.api_url, timeout=35.0, trust_env=False)
         self.sim = SimulatorClient(config.meld_url, timeout=10.0)
         self._step = 0

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from local.apigw import http_api_event
 from local.config import HOST
 from local.functions import FunctionPool, InvocationError
-from local.jwt_tokens import JwtSettings, Unauthorized, api_gateway_claims, verify
+from local.jwt_tokens import DiscoveredKeys, JwtSettings, Unauthorized, VerificationKeys, api_gateway_claims, verify
 from local.serving import ServedInBackground
 from local.template import Cors, HttpRoute
 
@@ -121,6 +121,9 @@ class Gateway(ServedInBackground):
         self._cors = cors
         self._pools = pools
         self._authorizers = authorizers
+        # API Gateway reads each issuer's keys from its discovery document and JWKS, and caches them.
+        keys: dict[str, VerificationKeys] = {}
+        self._keys = {name: keys.setdefault(s.issuer, DiscoveredKeys(s.issuer)) for name, s in authorizers.items()}
         server = _Server((HOST, port), _Handler)
         server.gateway = self
         self._serve(server, "gateway")
@@ -164,7 +167,8 @@ class Gateway(ServedInBackground):
                 logger.error("%s: authorizer %s is not a JWT authorizer", route.route_key, route.authorizer)
                 return _message(500, "Internal Server Error")
             try:
-                claims = api_gateway_claims(verify(lower.get(settings.header), settings, route.scopes))
+                token = lower.get(settings.header)
+                claims = api_gateway_claims(verify(token, settings, self._keys[route.authorizer], route.scopes))
             except Unauthorized as reason:
                 logger.info("401 for %s %s: %s", method, url.path, reason)
                 return _message(401, "Unauthorized", [("www-authenticate", 'Bearer error="invalid_token"')])

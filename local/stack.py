@@ -28,10 +28,11 @@ from local.config import HOST, LocalConfig
 from local.eventbridge import FunctionTarget, Poller, QueueEventSource, Scheduler
 from local.functions import FunctionPool, worker_environment
 from local.gateway import Gateway
-from local.jwt_tokens import JwtSettings, settings_for
+from local.jwt_tokens import JwtSettings, local_issuer, settings_for
 from local.lambda_api import LambdaApi
 from local.meld_simulator import MeldSimulator, SimulatorConfig
 from local.template import ROOT, Cors, Resolver, cors_configuration, jwt_authorizers, load_template
+from local.web import WebServer
 
 logger = logging.getLogger("local.stack")
 READY_LINE = "connection-repair local stack is ready"
@@ -92,6 +93,7 @@ class LocalStack:
         self._pools: dict[str, FunctionPool] = {}
         self._gateway: Gateway | None = None
         self._lambda_api: LambdaApi | None = None
+        self._web: WebServer | None = None
         self._poller: Poller | None = None
         self._scheduler: Scheduler | None = None
         self.provisioned: Provisioned | None = None
@@ -103,6 +105,7 @@ class LocalStack:
             (config.api_port, "LOCAL_API_PORT"),
             (config.meld_port, "LOCAL_MELD_PORT"),
             (config.lambda_port, "LOCAL_LAMBDA_PORT"),
+            (config.web_port, "LOCAL_WEB_PORT"),
         ):
             _check_port_free(port, variable)
         self._start_moto()
@@ -111,6 +114,8 @@ class LocalStack:
         secrets = {"MeldWebhookSecret": config.webhook_secret, "MeldApiKeySecret": config.meld_api_key}
         self.provisioned = provision(resolver, secrets, **config.aws_client_args())
         self._start_simulator()
+        # The issuer first: the gateway reads its keys on the first request with a token.
+        self._web = WebServer(local_issuer(config), config.web_port).start()
         self._start_functions()
         authorizers = {
             name: settings_for(authorizer, config) for name, authorizer in jwt_authorizers(template, resolver).items()
@@ -195,6 +200,7 @@ class LocalStack:
             lambda: self._lambda_api.stop() if self._lambda_api else None,
             *[pool.stop for pool in self._pools.values()],
             lambda: self._simulator.stop() if self._simulator else None,
+            lambda: self._web.stop() if self._web else None,
             self._stop_moto,
         ]
         for step in steps:
@@ -239,7 +245,7 @@ class LocalStack:
             f"  Lambda Invoke API   {config.lambda_url}   (functions by logical id; make backfill)",
             "  EventBridge rules:",
             rules or "    (no EventBridge or schedule events in template.yaml)",
-            "  JWT: HS256 with LOCAL_JWT_SECRET; make token CUSTOMER=<externalCustomerId>",
+            f"  Sign-in (OIDC)      {config.web_url}   (the local issuer; make token CUSTOMER=<externalCustomerId>)",
             "Try it:",
             *[f"  {line}" for line in try_it_lines(config)],
             "Ctrl-C stops everything.",

@@ -20,7 +20,7 @@ import pytest
 
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from local.config import LocalConfig
-from local.jwt_tokens import default_settings, issue
+from local.jwt_tokens import local_issuer
 from local.meld_simulator.client import SimulatorClient
 from local.stack import READY_LINE
 from local.template import ROOT, Resolver, functions, load_template, resources_of_type
@@ -60,7 +60,7 @@ class RunningStack:
     log: Path
 
     def token(self, customer: str) -> str:
-        return issue(customer, default_settings(self.config))
+        return local_issuer(self.config).issue(customer)
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.config.api_url, timeout=35.0, trust_env=False)
@@ -86,12 +86,13 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    aws_port, api_port, meld_port, lambda_port = _free_ports(4)
+    aws_port, api_port, meld_port, lambda_port, web_port = _free_ports(5)
     environment = {
         "LOCAL_AWS_PORT": str(aws_port),
         "LOCAL_API_PORT": str(api_port),
         "LOCAL_MELD_PORT": str(meld_port),
         "LOCAL_LAMBDA_PORT": str(lambda_port),
+        "LOCAL_WEB_PORT": str(web_port),
         "LOCAL_SWEEP_SECONDS": "1",
         "LOCAL_MELD_TOKEN_LIFETIME_SECONDS": str(TOKEN_LIFETIME_SECONDS),
         "LOCAL_MELD_RETRY_DELAYS": "0.5,1,2",

@@ -1,19 +1,17 @@
-"""The local stack's pure parts: route matching, the JWT authorizer, template resolution, Lambda responses."""
+"""The local stack's pure parts: route matching, claims as the handler sees them, template resolution, Lambda
+responses. The JWT authorizer and the local issuer: test_local_identity.py."""
 
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import pytest
 
 from local.eventbridge import scheduled_event
 from local.gateway import lambda_response, match_route
-from local.jwt_tokens import JwtSettings, Unauthorized, api_gateway_claims, issue, verify
+from local.jwt_tokens import api_gateway_claims
 from local.template import HttpRoute, Resolver, functions
-
-SETTINGS = JwtSettings(secret="s3cret", issuer="https://issuer.test", audiences=("app",))
 
 
 def _route(method: str, path: str) -> HttpRoute:
@@ -49,38 +47,6 @@ def test_the_most_specific_route_wins(method: str, path: str, expected: str, par
 def test_no_matching_route_is_none() -> None:
     assert match_route(ROUTES, "POST", "/webhooks/meld") is None
     assert match_route(ROUTES, "PUT", "/connections") is None
-
-
-def test_a_valid_token_gives_its_claims_with_or_without_bearer() -> None:
-    token = issue("customer-1", SETTINGS)
-    assert verify(f"Bearer {token}", SETTINGS)["sub"] == "customer-1"
-    assert verify(token, SETTINGS)["aud"] == "app"
-
-
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda token: None,
-        lambda token: "not.a.token",
-        lambda token: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
-        lambda token: issue("c", JwtSettings("other-secret", "https://issuer.test", ("app",))),
-        lambda token: issue("c", JwtSettings("s3cret", "https://someone-else.test", ("app",))),
-        lambda token: issue("c", JwtSettings("s3cret", "https://issuer.test", ("other-app",))),
-        lambda token: issue("c", SETTINGS, lifetime_seconds=-1),
-        lambda token: issue("c", SETTINGS, extra={"nbf": int(time.time()) + 600}),
-    ],
-    ids=["missing", "malformed", "bad-signature", "wrong-key", "wrong-issuer", "wrong-audience", "expired", "nbf"],
-)
-def test_api_gateway_refuses_bad_tokens(tamper: Any) -> None:
-    with pytest.raises(Unauthorized):
-        verify(tamper(issue("customer-1", SETTINGS)), SETTINGS)
-
-
-def test_scopes_are_checked_when_the_route_has_them() -> None:
-    token = issue("c", SETTINGS, extra={"scope": "read write"})
-    assert verify(token, SETTINGS, ["write"])
-    with pytest.raises(Unauthorized):
-        verify(token, SETTINGS, ["admin"])
 
 
 def test_claims_reach_the_handler_as_strings() -> None:
