@@ -143,6 +143,10 @@ class LocalStack:
             "LOCAL_MELD_SIGNED_URL": config.signed_webhook_url,
             "MELD_WEBHOOK_SECRET": config.webhook_secret,
             "MELD_API_KEY": config.meld_api_key,
+            # The example app frames the widget; LOCAL_MELD_WIDGET_ORIGINS adds more.
+            "LOCAL_MELD_WIDGET_ORIGINS": ",".join(
+                [config.web_url, *filter(None, os.environ.get("LOCAL_MELD_WIDGET_ORIGINS", "").split(","))]
+            ),
         }
         self._simulator = MeldSimulator(SimulatorConfig.from_env(environ)).start()
 

@@ -42,8 +42,11 @@ def json_response(status: int, value: Any, headers: dict[str, str] | None = None
     return Response(status, json.dumps(value).encode("utf-8"), headers=dict(headers or {}))
 
 
-def html_response(status: int, page: str) -> Response:
-    return Response(status, page.encode("utf-8"), "text/html; charset=utf-8", {"Cache-Control": "no-store"})
+def html_response(status: int, page: str, frame_ancestors: tuple[str, ...] = ()) -> Response:
+    # Only the configured origins may frame a page (Meld's widget is framed by the app's page).
+    ancestors = " ".join(frame_ancestors) or "'none'"
+    headers = {"Cache-Control": "no-store", "Content-Security-Policy": f"frame-ancestors {ancestors}"}
+    return Response(status, page.encode("utf-8"), "text/html; charset=utf-8", headers)
 
 
 type Handler = Callable[[Request, re.Match[str]], Response]
@@ -234,15 +237,18 @@ class SimulatorApp:
 
     def _widget(self, request: Request, _: re.Match[str]) -> Response:
         token = (request.query.get("connectToken") or [""])[0]
+        origins = self._config.widget_origins
         if not token:
-            return html_response(400, render_error("The link has no connectToken."))
+            return html_response(400, render_error("The link has no connectToken.", origins=origins), origins)
         try:
             context = self._backend.widget_context(token)
         except ApiError as error:
-            return html_response(error.status, render_error(error.message))
-        return html_response(
-            200, render_widget(token=token, institution_name=context.institution_name, purpose=context.purpose)
+            page = render_error(error.message, reason=error.code, origins=origins)
+            return html_response(error.status, page, origins)
+        page = render_widget(
+            token=token, institution_name=context.institution_name, purpose=context.purpose, origins=origins
         )
+        return html_response(200, page, origins)
 
 
 def _json_object(request: Request) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class SimulatorConfig:
     delivery_delays: Mapping[str, float] = field(default_factory=dict)
     # Each event is also delivered this many more times, concurrently (Meld delivers at least once).
     duplicate_deliveries: int = 0
+    # Origins whose pages may frame or open the widget and hear its events (none: the widget cannot be framed).
+    widget_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.completed_stamped not in ("before", "after"):
@@ -82,12 +84,20 @@ class SimulatorConfig:
             completed_stamped=env.get("LOCAL_MELD_COMPLETED_STAMPED") or "before",
             delivery_delays=_parse_named_delays(env.get("LOCAL_MELD_DELIVERY_DELAYS") or ""),
             duplicate_deliveries=int(env.get("LOCAL_MELD_DUPLICATE_DELIVERIES") or 0),
+            widget_origins=tuple(
+                o.strip() for o in (env.get("LOCAL_MELD_WIDGET_ORIGINS") or "").split(",") if o.strip()
+            ),
         )
 
 
 def _parse_delays(text: str) -> tuple[float, ...]:
     """``"1,2,4"`` → (1.0, 2.0, 4.0); an empty list means no retries."""
     return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    """``"http://a, http://b"`` → ("http://a", "http://b"); comma-separated, blanks dropped."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _parse_named_delays(text: str) -> dict[str, float]:

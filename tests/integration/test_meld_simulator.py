@@ -403,6 +403,32 @@ def test_widget_page_names_the_institution(stack: Stack) -> None:
     assert stack.control.http.get("/widget", params={"connectToken": "nonsense"}).status_code == 400
 
 
+def test_the_widget_can_be_framed_only_by_the_configured_origins(stack: Stack) -> None:
+    connection = stack.create("RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    repair = stack.meld.post("/bank-linking/connect/repair", json={"connectionId": connection["id"]}).json()
+    page = httpx.get(repair["widgetUrl"], trust_env=False)
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert "const ORIGINS = [];" in page.text  # no page hears its events
+
+    app = "http://127.0.0.1:3002"
+    framed = MeldSimulator(SimulatorConfig(port=0, widget_origins=(app, "https://app.example"))).start()
+    try:
+        token = framed.backend.start({"externalCustomerId": "customer-1"})["connectToken"]
+        page = httpx.get(f"{framed.base_url}/widget", params={"connectToken": token}, trust_env=False)
+        refused = httpx.get(f"{framed.base_url}/widget", params={"connectToken": "a.b.c"}, trust_env=False)
+    finally:
+        framed.stop()
+    assert page.headers["content-security-policy"] == f"frame-ancestors {app} https://app.example"
+    assert f'const ORIGINS = ["{app}", "https://app.example"];' in page.text
+    # Meld's events, posted only to those origins (their behaviour in a browser: tests/browser).
+    assert 'emit("init", {});' in page.text
+    assert 'emit("connect_complete"' in page.text
+    # A link the widget refuses can be shown in the app's frame, and tells the app why.
+    assert refused.status_code == 400
+    assert refused.headers["content-security-policy"] == f"frame-ancestors {app} https://app.example"
+    assert 'emit("error", ERROR);' in refused.text
+
+
 def test_failed_deliveries_are_retried_with_retry_headers(stack: Stack) -> None:
     connection = stack.create("ACTIVE")
     stack.settle()
