@@ -11,6 +11,9 @@ VENV := .venv
 TOOLS := .venv-tools
 CHECKOV := .venv-checkov
 PY := $(VENV)/bin/python
+# The browser tests drive Debian's Chromium (browser builds downloaded by test tools cannot be fetched here).
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 # SAM and cfn-lint need a region, never credentials.
 export AWS_DEFAULT_REGION ?= us-east-1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -21,6 +24,15 @@ $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON312) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Chromium at $(CHROMIUM): sudo apt-get install chromium, or make CHROMIUM=<path>"; \
+		exit 2; \
+	fi
 
 $(TOOLS)/.installed: requirements-tools.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is required (python3.12 on PATH or under pyenv)"; exit 1; }
@@ -50,7 +62,7 @@ lint: $(VENV)/.installed ## ruff lint + format check
 typecheck: $(VENV)/.installed ## mypy --strict on the layer and the functions
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.installed ## unit, integration and e2e tests
+pytest: $(VENV)/.installed $(CHROMIUM) ## unit, integration, e2e and browser tests
 	$(VENV)/bin/pytest
 
 template: $(TOOLS)/.installed ## cfn-lint and sam validate --lint
