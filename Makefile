@@ -34,6 +34,11 @@ $(CHROMIUM):
 		exit 2; \
 	fi
 
+WEB := web/reconnect-prompt
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(TOOLS)/.installed: requirements-tools.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is required (python3.12 on PATH or under pyenv)"; exit 1; }
 	$(PYTHON312) -m venv $(TOOLS)
@@ -46,14 +51,14 @@ $(CHECKOV)/.installed: requirements-checkov.txt
 	$(CHECKOV)/bin/pip install --quiet -r requirements-checkov.txt
 	@touch $@
 
-.PHONY: help install test lint typecheck pytest template security reliability build clean bench bench-webhook
+.PHONY: help install test lint typecheck web pytest template security reliability build clean bench bench-webhook
 
 help: ## This list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed $(TOOLS)/.installed ## Create .venv (app + tests) and .venv-tools (SAM CLI, cfn-lint)
 
-test: lint typecheck pytest template security build ## Everything CI runs: lint, types, tests, template checks, checkov, sam build
+test: lint typecheck web pytest template security build ## Everything CI runs: lint, types, tests (front end too), template checks, checkov, sam build
 
 lint: $(VENV)/.installed ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -61,6 +66,9 @@ lint: $(VENV)/.installed ## ruff lint + format check
 
 typecheck: $(VENV)/.installed ## mypy --strict on the layer and the functions
 	$(VENV)/bin/mypy
+
+web: $(WEB)/node_modules/.installed ## The reconnect prompt: its types (tsc --checkJs) and its unit tests (node --test)
+	cd $(WEB) && npm run --silent typecheck && npm test --silent
 
 pytest: $(VENV)/.installed $(CHROMIUM) ## unit, integration, e2e and browser tests
 	$(VENV)/bin/pytest
@@ -95,8 +103,9 @@ clean: ## Remove virtualenvs and build output
 
 .PHONY: openapi bench-repair
 
-openapi: $(VENV)/.installed ## Regenerate docs/openapi.json from the Repair API's routes (a test fails when it drifts)
+openapi: $(VENV)/.installed ## Regenerate docs/openapi.json and the reconnect prompt's API types from the routes (tests fail when they drift)
 	PYTHONPATH=layers/common:. $(PY) -m local.make_openapi
+	PYTHONPATH=layers/common:. $(PY) -m local.make_web_types
 
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair

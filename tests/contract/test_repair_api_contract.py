@@ -42,6 +42,17 @@ def test_the_committed_openapi_document_is_what_the_code_generates():
     assert OPENAPI.read_text() == document(), "docs/openapi.json is out of date: run `make openapi` and commit it"
 
 
+def test_the_reconnect_prompts_types_are_the_documents():
+    from local.make_web_types import TYPES, declarations
+
+    expected = declarations(json.loads(OPENAPI.read_text()))
+    assert TYPES.read_text() == expected, f"{TYPES.name} is out of date: run `make openapi` and commit it"
+    # Every answer the prompt reads is there, with the fields it relies on.
+    assert "export interface ConnectionView {" in expected
+    assert "  repairPending: boolean;" in expected
+    assert 'export type Action = "REPAIR" | "RENEW_ACCESS" | "ADD_ACCOUNTS" | "WAIT"' in expected
+
+
 def test_the_document_covers_every_route_in_the_template():
     from local.aws_resources import load_template
 
