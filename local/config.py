@@ -21,6 +21,11 @@ DEFAULT_JWT_AUDIENCE = "connection-repair-local"
 LOCAL_PARAMETER_DEFAULTS = {"SenderEmail": "notifications@connection-repair.local", "DigestWindowMinutes": "0"}
 
 
+def example_app_parameters(web_url: str) -> dict[str, str]:
+    """The example app is the app of the local stack: its origin may call the API, its page is the message's link."""
+    return {"CorsAllowedOrigins": web_url, "AppReconnectUrl": f"{web_url}/connections/{{connectionId}}/reconnect"}
+
+
 @dataclass(frozen=True)
 class LocalConfig:
     aws_port: int = 5000
@@ -83,19 +88,22 @@ class LocalConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalConfig:
         env = os.environ if environ is None else environ
         overrides = parse_parameter_overrides(env.get("LOCAL_PARAMETER_OVERRIDES") or "")
+        web_port = int(env.get("LOCAL_WEB_PORT") or 3002)
         return cls(
             aws_port=int(env.get("LOCAL_AWS_PORT") or 5000),
             api_port=int(env.get("LOCAL_API_PORT") or 3000),
             meld_port=int(env.get("LOCAL_MELD_PORT") or 3001),
             lambda_port=int(env.get("LOCAL_LAMBDA_PORT") or 3003),
-            web_port=int(env.get("LOCAL_WEB_PORT") or 3002),
+            web_port=web_port,
             jwt_issuer_override=env.get("LOCAL_JWT_ISSUER") or None,
             jwt_audience=env.get("LOCAL_JWT_AUDIENCE") or DEFAULT_JWT_AUDIENCE,
             sweep_seconds=float(env.get("LOCAL_SWEEP_SECONDS") or 30),
             stack_name=env.get("LOCAL_STACK_NAME") or DEFAULT_STACK_NAME,
             webhook_secret=env.get("MELD_WEBHOOK_SECRET") or "local-webhook-secret",
             meld_api_key=env.get("MELD_API_KEY") or "local-meld-api-key",
-            parameter_overrides=LOCAL_PARAMETER_DEFAULTS | overrides,
+            parameter_overrides=LOCAL_PARAMETER_DEFAULTS
+            | example_app_parameters(f"http://{HOST}:{web_port}")
+            | overrides,
             meld_retry_delays=env.get("LOCAL_MELD_RETRY_DELAYS"),
             public_webhook_url=env.get("MELD_WEBHOOK_URL") or overrides.get("MeldWebhookUrl") or None,
         )

@@ -115,7 +115,9 @@ class LocalStack:
         self.provisioned = provision(resolver, secrets, **config.aws_client_args())
         self._start_simulator()
         # The issuer first: the gateway reads its keys on the first request with a token.
-        self._web = WebServer(local_issuer(config), config.web_port).start()
+        self._web = WebServer(
+            local_issuer(config), config.web_port, api_url=config.api_url, widget_origin=config.meld_url
+        ).start()
         self._start_functions()
         authorizers = {
             name: settings_for(authorizer, config) for name, authorizer in jwt_authorizers(template, resolver).items()
@@ -249,7 +251,8 @@ class LocalStack:
             f"  Lambda Invoke API   {config.lambda_url}   (functions by logical id; make backfill)",
             "  EventBridge rules:",
             rules or "    (no EventBridge or schedule events in template.yaml)",
-            f"  Sign-in (OIDC)      {config.web_url}   (the local issuer; make token CUSTOMER=<externalCustomerId>)",
+            f"  Example app         {config.web_url}   (sign in as a customer; the reconnect prompt)",
+            "                      and the local OIDC issuer (make token CUSTOMER=<externalCustomerId>)",
             "Try it:",
             *[f"  {line}" for line in try_it_lines(config)],
             "Ctrl-C stops everything.",

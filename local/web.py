@@ -4,10 +4,15 @@ Served on 127.0.0.1:LOCAL_WEB_PORT (default 3002). The issuer's endpoints are wh
 (``/.well-known/openid-configuration``, ``/.well-known/jwks.json``) and ``POST /token``, the local sign-in: a
 customer id in, a signed token for it out. There is no password: this runs on the loopback interface only, for a
 developer who is every customer of their local stack.
+
+The example app (``web/example-app``) is one page: ``/`` (sign in, then the customer's connections) and
+``/connections/{connectionId}/reconnect`` (the link in a notification: the prompt on that connection). It imports the
+reconnect prompt's modules as they are (``/reconnect-prompt/*.js``, no build step).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -18,6 +23,7 @@ from urllib.parse import urlsplit
 from local.config import HOST
 from local.jwt_tokens import DISCOVERY_PATH, JWKS_PATH, LocalIssuer
 from local.serving import ServedInBackground
+from local.template import ROOT
 
 logger = logging.getLogger("local.web")
 
@@ -25,11 +31,19 @@ logger = logging.getLogger("local.web")
 CUSTOMER_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 TOKEN_LIFETIME_SECONDS = 3600
 MAX_BODY_BYTES = 4096
+APP = ROOT / "web" / "example-app"
+PROMPT = ROOT / "web" / "reconnect-prompt" / "src"
+PAGES = re.compile(r"^/(connections/[A-Za-z0-9_-]{1,64}/reconnect)?$")
+# Static files by URL: the app's own, and the prompt's modules as they are published.
+STATIC = re.compile(r"^/(?P<where>app|reconnect-prompt)/(?P<name>[a-z][a-z-]*\.(?:js|css))$")
+TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
 class WebServer(ServedInBackground):
-    def __init__(self, issuer: LocalIssuer, port: int) -> None:
+    def __init__(self, issuer: LocalIssuer, port: int, *, api_url: str = "", widget_origin: str = "") -> None:
         self.issuer = issuer
+        self.api_url = api_url
+        self.widget_origin = widget_origin
         server = _Server((HOST, port), _Handler)
         server.web = self
         self._serve(server, "web")
@@ -41,7 +55,24 @@ class WebServer(ServedInBackground):
             return _json(200, self.issuer.jwks())
         if path == "/token":
             return self._token(body) if method == "POST" else _json(405, {"message": "use POST"})
+        if method in ("GET", "HEAD") and PAGES.match(path):
+            return self._page()
+        if method in ("GET", "HEAD") and (found := STATIC.match(path)):
+            folder = APP if found["where"] == "app" else PROMPT
+            file = folder / found["name"]
+            if file.is_file():
+                return 200, {"content-type": TYPES[file.suffix], "cache-control": "no-cache"}, file.read_bytes()
         return _json(404, {"message": "Not Found"})
+
+    def _page(self) -> tuple[int, dict[str, str], bytes]:
+        page = (APP / "index.html").read_text().replace("{{REPAIR_API_URL}}", html.escape(self.api_url, quote=True))
+        # What the app's page may load, call and frame: itself, the Repair API, Meld's widget.
+        policy = (
+            f"default-src 'self'; connect-src 'self' {self.api_url}; frame-src {self.widget_origin or "'none'"}; "
+            "img-src 'self' data:; object-src 'none'; base-uri 'none'"
+        )
+        headers = {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
+        return 200, headers | {"content-security-policy": policy}, page.encode()
 
     def _token(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
         try:

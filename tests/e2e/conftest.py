@@ -80,6 +80,20 @@ class RunningStack:
         name = Resolver(template, stack_name=self.config.stack_name).physical_name(table)
         return DynamoDBConnectionStore(client, name, event_ttl=timedelta(days=1))
 
+    def broken_connection(self, customer: str, institution_name: str = "Chase") -> dict[str, Any]:
+        """A connection of this customer's that Meld has just asked to be repaired, as the stack has stored it."""
+        with self.simulator() as sim:
+            connection = sim.create_connection(customer, institution_name=institution_name)
+            sim.set_status(connection["id"], "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+            # Created, linked, broken: three webhooks acknowledged.
+            sim.wait_for_deliveries(
+                lambda items: (
+                    sum(1 for item in items if item["connectionId"] == connection["id"] and item["status"] == 200) >= 3
+                ),
+                timeout=20,
+            )
+        return connection
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -126,7 +140,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             pytest.fail(f"the local stack did not stop on SIGTERM:\n{running.log_tail()}")
         assert code == 0, running.log_tail()
         # Every child stopped with it: its ports are free again.
-        for port in (aws_port, api_port, meld_port):
+        for port in (aws_port, api_port, meld_port, lambda_port, web_port):
             with socket.socket() as probe:
                 # SO_REUSEADDR, as the servers use: closed connections in TIME_WAIT do not count, a listener does.
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import pytest
 
@@ -16,19 +15,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(REPAIR not in deployed_routes(), reason="RepairApiFunction not deployed in template.yaml"),
 ]
-
-
-def _broken_connection(stack: RunningStack, customer: str) -> dict[str, Any]:
-    with stack.simulator() as sim:
-        connection = sim.create_connection(customer, institution_name="Chase")
-        sim.set_status(connection["id"], "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
-        sim.wait_for_deliveries(
-            lambda items: (
-                sum(1 for item in items if item["connectionId"] == connection["id"] and item["status"] == 200) >= 3
-            ),
-            timeout=20,
-        )
-    return connection
 
 
 def _customer() -> str:
@@ -59,7 +45,7 @@ def test_no_token_is_401(stack: RunningStack) -> None:
 
 
 def test_another_customers_connection_is_not_found(stack: RunningStack) -> None:
-    connection = _broken_connection(stack, _customer())
+    connection = stack.broken_connection(_customer())
     intruder = {"Authorization": f"Bearer {stack.token(_customer())}"}
     with stack.api() as api:
         read = api.get(f"/connections/{connection['id']}", headers=intruder)
@@ -73,7 +59,7 @@ def test_another_customers_connection_is_not_found(stack: RunningStack) -> None:
 
 def test_meld_failing_during_a_repair_is_a_retryable_error_not_a_500(stack: RunningStack) -> None:
     customer = _customer()
-    connection = _broken_connection(stack, customer)
+    connection = stack.broken_connection(customer)
     with stack.simulator() as sim, stack.api() as api:
         sim.add_fault("repair", "500", count=20)
         try:
@@ -89,7 +75,7 @@ def test_meld_failing_during_a_repair_is_a_retryable_error_not_a_500(stack: Runn
 
 def test_an_expired_widget_token_is_refused(stack: RunningStack) -> None:
     customer = _customer()
-    connection = _broken_connection(stack, customer)
+    connection = stack.broken_connection(customer)
     with stack.api() as api:
         repair = api.post(
             f"/connections/{connection['id']}/repair", headers={"Authorization": f"Bearer {stack.token(customer)}"}

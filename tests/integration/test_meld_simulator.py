@@ -420,7 +420,7 @@ def test_the_widget_can_be_framed_only_by_the_configured_origins(stack: Stack) -
         framed.stop()
     assert page.headers["content-security-policy"] == f"frame-ancestors {app} https://app.example"
     assert f'const ORIGINS = ["{app}", "https://app.example"];' in page.text
-    # Meld's events, posted only to those origins (their behaviour in a browser: tests/browser).
+    # Meld's events, posted only to those origins (their behaviour in a browser: tests/e2e/browser).
     assert 'emit("init", {});' in page.text
     assert 'emit("connect_complete"' in page.text
     # A link the widget refuses can be shown in the app's frame, and tells the app why.

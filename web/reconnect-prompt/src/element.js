@@ -32,6 +32,7 @@ button:disabled { opacity: 0.6; cursor: default; }
 button:focus-visible { outline: 3px solid var(--reconnect-prompt-focus, #f9ab00); outline-offset: 2px; }
 [part~="step"] { font-weight: 600; }
 [part~="status"] { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
+dialog:focus { outline: none; } /* focused as a whole when it opens; its buttons keep their ring */
 dialog { padding: 0; border: none; border-radius: var(--reconnect-prompt-radius, 0.5rem); width: 360px;
   max-width: 100vw; }
 dialog::backdrop { background: var(--reconnect-prompt-backdrop, rgb(0 0 0 / 0.5)); }
@@ -46,15 +47,30 @@ iframe { display: block; border: 0; width: 360px; height: 640px; max-width: 100%
 }
 `;
 
+/** @type {CSSStyleSheet | null} One sheet for every prompt on the page */
+let sheet = null;
+
+// A constructed sheet, not a <style> element: a page whose Content-Security-Policy forbids inline styles (as a bank
+// app's should) still styles the prompt.
+function styles() {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+  }
+  return sheet;
+}
+
 export class ReconnectPrompt extends HTMLElement {
   static observedAttributes = ["api-base-url", "connection-id"];
 
   constructor() {
     super();
-    this.attachShadow({ mode: "open" }).innerHTML = `<style>${STYLE}</style>
+    const root = this.attachShadow({ mode: "open" });
+    root.adoptedStyleSheets = [styles()];
+    root.innerHTML = `
       <div part="container"><p part="empty" hidden></p><ul part="list"></ul></div>
       <p part="status" role="status" aria-live="polite"></p>
-      <dialog part="dialog" aria-labelledby="dialog-title">
+      <dialog part="dialog" aria-labelledby="dialog-title" tabindex="-1">
         <header><h2 id="dialog-title"></h2><button type="button" part="close" data-close></button></header>
         <iframe part="widget" title="" allow="publickey-credentials-get"></iframe>
       </dialog>`;
@@ -68,7 +84,8 @@ export class ReconnectPrompt extends HTMLElement {
     this.steps = new Map();
     /** @type {RepairFlow | null} */
     this.flow = null;
-    /** @type {HTMLElement | null} Where focus goes back when the widget closes */
+    /** @type {string | null} The connection whose button gets focus back when the widget closes (by id: the list is
+     * drawn again meanwhile) */
     this.returnFocus = null;
     this.onMessage = (/** @type {MessageEvent} */ event) =>
       this.flow?.receive({ origin: event.origin, data: event.data, source: event.source });
@@ -163,17 +180,18 @@ export class ReconnectPrompt extends HTMLElement {
     /** @type {HTMLElement} */ (dialog.querySelector("[data-close]")).textContent = this.words.close();
     frame.title = title;
     frame.src = url;
-    this.returnFocus = /** @type {HTMLElement | null} */ (this.shadowRoot?.activeElement ?? null);
     let closedByFlow = false;
     const onClose = () => {
       dialog.removeEventListener("close", onClose);
       frame.src = "about:blank";
-      this.returnFocus?.focus();
-      if (!closedByFlow) onDismiss(); // Escape, or the close button
+      if (!closedByFlow) onDismiss(); // Escape, or the close button: drawn again, with the button back
+      if (this.returnFocus) this.#buttonOf(this.returnFocus)?.focus();
     };
     dialog.addEventListener("close", onClose);
     dialog.showModal();
-    frame.focus();
+    // Focus on the dialog, not in the widget: keys pressed inside a cross-origin frame never reach this page, so
+    // Escape would not close it. Tab moves on to Close, then into the widget.
+    dialog.focus();
     return {
       close: () => {
         closedByFlow = true;
@@ -181,6 +199,11 @@ export class ReconnectPrompt extends HTMLElement {
       },
       isSource: (/** @type {unknown} */ source) => source === frame.contentWindow,
     };
+  }
+
+  /** @param {string} connectionId */
+  #buttonOf(connectionId) {
+    return /** @type {HTMLElement | null} */ (this.shadowRoot?.querySelector(`[data-connection="${CSS.escape(connectionId)}"]`));
   }
 
   #dialog() {
@@ -201,7 +224,7 @@ export class ReconnectPrompt extends HTMLElement {
     list.replaceChildren(...this.connections.map((connection) => this.#card(connection)));
     empty.hidden = this.connections.length > 0;
     empty.textContent = this.words.nothingToDo();
-    if (focused) /** @type {HTMLElement | null} */ (root.querySelector(`[data-connection="${CSS.escape(focused)}"]`))?.focus();
+    if (focused) this.#buttonOf(focused)?.focus();
   }
 
   /** @param {ConnectionView} connection */
@@ -256,7 +279,11 @@ export class ReconnectPrompt extends HTMLElement {
       button.disabled = true; // Retry-After: the button comes back when the API said it would be worth it
       setTimeout(() => this.#render(), wait);
     }
-    button.onclick = () => void flow.begin({ ...connection, action });
+    button.onclick = () => {
+      // The button is gone while the widget is open; focus comes back to this connection's next one.
+      this.returnFocus = connection.connectionId;
+      void flow.begin({ ...connection, action });
+    };
     return button;
   }
 }

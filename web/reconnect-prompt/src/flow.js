@@ -188,9 +188,13 @@ export class RepairFlow {
     }
   }
 
-  /** @param {ConnectionView} connection */
+  /**
+   * The same bank again: with its institution the widget opens on its login, not on the bank picker.
+   * @param {ConnectionView} connection
+   */
   #newConnection(connection) {
-    return this.api.startConnection({ replacesConnectionId: connection.connectionId });
+    const body = { replacesConnectionId: connection.connectionId };
+    return this.api.startConnection(connection.institutionId ? { ...body, institutionId: connection.institutionId } : body);
   }
 
   /**

@@ -270,12 +270,19 @@ describe("linking again", () => {
       "GET /connections/conn-2": [[200, fresh], [200, { ...fresh, status: "ACTIVE" }]],
     });
     await t.flow.begin(old);
-    assert.deepEqual(t.fake.sent[0].body, { replacesConnectionId: "conn-1" });
+    assert.deepEqual(t.fake.sent[0].body, { replacesConnectionId: "conn-1", institutionId: "inst-chase" });
     assert.ok(t.fake.sent[0].headers["Idempotency-Key"]);
     t.post(COMPLETE);
     await t.settle();
     assert.equal(t.last().phase, "reconnected");
     assert.deepEqual(t.events, [["connection-repaired", { connectionId: "conn-1", newConnectionId: "conn-2" }]]);
+  });
+
+  test("without a known institution the customer picks the bank in the widget", async () => {
+    const old = connection({ action: "START_NEW_CONNECTION", status: "EXPIRED", statusReason: null, institutionId: null });
+    const t = setUp({ "POST /connections": [[201, { ...session("conn-2"), replacesConnectionId: "conn-1" }]] });
+    await t.flow.begin(old);
+    assert.deepEqual(t.fake.sent[0].body, { replacesConnectionId: "conn-1" });
   });
 });
 

@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".local" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / ".local" / "screenshots"
 
 
 @pytest.fixture(scope="session")
