@@ -129,7 +129,10 @@ backfill: $(VENV)/.installed ## Import every connection Meld has into a running 
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
 
-.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile bench-surge
+.PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile bench-surge bench-prompt
+
+bench-prompt: $(VENV)/.installed $(CHROMIUM) ## The repair round trip in Chromium: widget login to "Reconnected", p50/p95 (kept in results.json)
+	BENCH_RECORD_PROMPT=1 $(VENV)/bin/pytest -q tests/e2e/browser/test_reconnect_prompt.py -k round_trip
 
 bench-sweep: $(VENV)/.installed ## Reminder sweep: items read vs due, and time at 100 000 vs 10 000 connections (moto)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_sweep

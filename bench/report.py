@@ -72,6 +72,12 @@ def table(results: dict[str, Any]) -> list[str]:
             f"{_verdict(surge['most_sends_in_one_second'] <= surge['send_rate_per_second'])}; webhooks acknowledged "
             f"{surge['acknowledged']}/{surge['webhooks']}; {surge['seconds']} s (moto)"
         )
+    prompt = results.get("prompt_round_trip")
+    if prompt:
+        lines.append(
+            f"prompt round trip (Chromium, local stack): widget login to 'Reconnected' p50 {prompt['p50_seconds']} s, "
+            f"p95 {prompt['p95_seconds']} s over {prompt['runs']} repairs"
+        )
     layer = results.get("layer_size")
     if layer:
         lines.append(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from local.config import LocalConfig
 from local.eventbridge import scheduled_event
 from local.gateway import lambda_response, match_route
 from local.jwt_tokens import api_gateway_claims
@@ -135,3 +136,11 @@ def test_the_signed_webhook_url_is_meld_webhook_url_or_the_parameter_else_the_lo
     assert from_parameter.signed_webhook_url == tunnel
     # Delivered locally all the same
     assert from_parameter.webhook_url == "http://127.0.0.1:3000/webhooks/meld"
+
+
+def test_the_example_app_is_the_local_stacks_app_unless_overridden() -> None:
+    config = LocalConfig.from_env({"LOCAL_WEB_PORT": "4100"})
+    assert config.parameter_overrides["CorsAllowedOrigins"] == "http://127.0.0.1:4100"
+    assert config.parameter_overrides["AppReconnectUrl"] == "http://127.0.0.1:4100/connections/{connectionId}/reconnect"
+    mine = LocalConfig.from_env({"LOCAL_PARAMETER_OVERRIDES": "CorsAllowedOrigins=https://app.example"})
+    assert mine.parameter_overrides["CorsAllowedOrigins"] == "https://app.example"
