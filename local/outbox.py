@@ -23,8 +23,9 @@ class SentEmail:
     text: str
 
 
-def sent_emails(aws_url: str, *, timeout: float = 5.0) -> list[SentEmail]:
+def sent_emails(aws_url: str, *, timeout: float = 30.0) -> list[SentEmail]:
     """Every message moto's SES accepted, oldest first (simple and raw sends)."""
+    # moto serialises every service's state for this: slow once a long session (the e2e suite) has filled it.
     # No proxy: the developer's HTTP proxy must not intercept a loopback call.
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with direct.open(f"{aws_url}/moto-api/data.json", timeout=timeout) as response:

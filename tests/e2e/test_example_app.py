@@ -62,6 +62,7 @@ def _preflight(stack: RunningStack, origin: str) -> httpx.Response:
 
 def test_the_api_lets_the_example_app_call_it_with_the_prompts_headers(stack: RunningStack) -> None:
     answer = _preflight(stack, stack.config.web_url)
+    assert answer.status_code == 204
     assert answer.headers["access-control-allow-origin"] == stack.config.web_url
     allowed = answer.headers["access-control-allow-headers"].split(",")
     assert {"authorization", "content-type", "idempotency-key"} <= set(allowed)
@@ -77,4 +78,7 @@ def test_the_api_lets_the_example_app_call_it_with_the_prompts_headers(stack: Ru
 
 def test_the_api_lets_no_other_origin_call_it(stack: RunningStack) -> None:
     answer = _preflight(stack, "http://127.0.0.1:1")
+    with stack.api() as api:
+        refused = api.get("/connections", headers={"Origin": "https://evil.test"})
     assert "access-control-allow-origin" not in answer.headers
+    assert "access-control-allow-origin" not in refused.headers

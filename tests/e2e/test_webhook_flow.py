@@ -11,7 +11,6 @@ import pytest
 from connection_repair.ingestion.signature import sign
 from local.make_events import envelope
 from local.meld_simulator.webhooks import iso_timestamp
-from local.template import Resolver, cors_configuration, load_template
 from tests.e2e.conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -103,20 +102,3 @@ def test_an_unknown_route_is_404_like_api_gateway(stack: RunningStack) -> None:
         response = api.get("/no/such/route")
     assert response.status_code == 404
     assert response.json() == {"message": "Not Found"}
-
-
-def _cors_origin() -> str | None:
-    template = load_template()
-    cors = cors_configuration(template, Resolver(template))
-    return cors.origins[0] if cors and cors.origins else None
-
-
-@pytest.mark.skipif(_cors_origin() is None, reason="the template's HTTP API has no CorsConfiguration")
-def test_a_cors_preflight_is_answered_by_the_gateway(stack: RunningStack) -> None:
-    origin = str(_cors_origin())
-    with stack.api() as api:
-        response = api.options("/connections", headers={"origin": origin, "access-control-request-method": "GET"})
-        refused = api.get("/connections", headers={"origin": "https://evil.test"})
-    assert response.status_code == 204
-    assert response.headers["access-control-allow-origin"] in (origin, "*")
-    assert "access-control-allow-origin" not in refused.headers

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, FrameLocator, Page, expect
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
 
 from local.outbox import sent_emails
 from tests.e2e.browser.conftest import SCREENSHOTS
@@ -61,9 +61,23 @@ def _widget(page: Page) -> FrameLocator:
     return page.frame_locator('reconnect-prompt iframe[part="widget"]')
 
 
-def _status(page: Page) -> str:
-    text: str = page.locator('reconnect-prompt [part="status"]').inner_text()
-    return text
+def _status(page: Page) -> Locator:
+    """The prompt's aria-live region: what a screen reader hears, and the latest word on the repair."""
+    return page.locator('reconnect-prompt [part="status"]')
+
+
+def _expect_reconnected(page: Page) -> None:
+    expect(_status(page)).to_have_text("Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS)
+
+
+def _open_the_widget(page: Page, web_url: str, customer: str) -> Locator:
+    """Sign in, press "Reconnect Chase": the widget's login button, ready."""
+    page.goto(web_url)
+    _sign_in(page, customer)
+    page.get_by_role("button", name="Reconnect Chase").click()
+    login = _widget(page).get_by_role("button", name="Log in to Chase")
+    login.wait_for()
+    return login
 
 
 def _events(page: Page) -> list[dict[str, object]]:
@@ -93,9 +107,7 @@ def test_a_customer_signs_in_reconnects_and_sees_it_only_once_the_server_agrees(
     _widget(page).get_by_role("button", name="Log in to Chase").click()
 
     expect(dialog).to_be_hidden()
-    expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-        "Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS
-    )
+    _expect_reconnected(page)
     expect(page.get_by_text("Chase is connected.")).to_be_visible()
     page.screenshot(path=SCREENSHOTS / "reconnect-prompt-reconnected.png")
     assert _events(page) == [{"type": "connection-repaired", "detail": {"connectionId": broken["id"]}}]
@@ -112,7 +124,7 @@ def test_a_failed_repair_says_so_and_an_expired_connection_is_linked_again(stack
 
     page.get_by_role("button", name="Reconnect Chase").click()
     _widget(page).get_by_role("button", name="Simulate a provider failure").click()
-    status = page.locator('reconnect-prompt [part="status"]')
+    status = _status(page)
     expect(status).to_contain_text("That didn't work", timeout=VERDICT_TIMEOUT_MS)
     expect(status).to_contain_text("You can try Chase again.")
     # Nothing was marked repaired: the button is still there, and so is the server's state.
@@ -132,7 +144,7 @@ def test_a_failed_repair_says_so_and_an_expired_connection_is_linked_again(stack
     page.get_by_role("button", name="Link Chase again").click()
     # The same bank: the widget opens on its login, not on a bank picker.
     _widget(page).get_by_role("button", name="Log in to Chase").click()
-    expect(status).to_have_text("Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS)
+    _expect_reconnected(page)
     page.screenshot(path=SCREENSHOTS / "reconnect-prompt-linked-again.png")
 
     repaired = [event for event in _events(page) if event["type"] == "connection-repaired"]
@@ -184,9 +196,7 @@ def test_the_link_in_the_email_opens_the_prompt_on_that_connection(stack: Runnin
     expect(page.get_by_role("link", name="All your connections")).to_be_visible()
     page.get_by_role("button", name="Reconnect Chase").click()
     _widget(page).get_by_role("button", name="Log in to Chase").click()
-    expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-        "Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS
-    )
+    _expect_reconnected(page)
     page.get_by_role("link", name="All your connections").click()
     expect(page.get_by_role("button", name="Reconnect Wells Fargo")).to_be_visible()
 
@@ -199,7 +209,7 @@ def _link_in_email(stack: RunningStack, email: str, connection_id: str) -> str:
                 found = re.search(r"https?://\S+/reconnect", sent.text)
                 assert found, sent.text
                 return found.group(0)
-        time.sleep(0.5)
+        time.sleep(1)
     mine = [sent for sent in sent_emails(stack.config.aws_url) if email in sent.recipients]
     pytest.fail(f"no email to {email} about {connection_id}; to them: {mine}\n{stack.log_tail(400)}")
 
@@ -222,9 +232,7 @@ def test_a_customer_repairs_with_the_keyboard_alone(stack: RunningStack, page: P
     _widget(page).get_by_role("button", name="Log in to Chase").wait_for()
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-        "You closed Chase's sign-in. Nothing changed."
-    )
+    expect(_status(page)).to_have_text("You closed Chase's sign-in. Nothing changed.")
     expect(button).to_be_focused()
 
     page.keyboard.press("Enter")
@@ -239,9 +247,7 @@ def test_a_customer_repairs_with_the_keyboard_alone(stack: RunningStack, page: P
     else:
         pytest.fail("Tab never reached the widget's login button")
     page.keyboard.press("Enter")
-    expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-        "Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS
-    )
+    _expect_reconnected(page)
 
 
 def test_on_a_phone_the_widget_fills_the_screen(stack: RunningStack, browser: Browser) -> None:
@@ -250,19 +256,13 @@ def test_on_a_phone_the_widget_fills_the_screen(stack: RunningStack, browser: Br
     context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
-        page.goto(stack.config.web_url)
-        _sign_in(page, customer)
-        page.get_by_role("button", name="Reconnect Chase").tap()
-        login = _widget(page).get_by_role("button", name="Log in to Chase")
-        login.wait_for()
+        login = _open_the_widget(page, stack.config.web_url, customer)
         dialog = page.get_by_role("dialog", name="Sign in to Chase").bounding_box()
         assert dialog is not None
         assert (dialog["x"], dialog["y"], dialog["width"], dialog["height"]) == (0, 0, 375, 667)
         page.screenshot(path=SCREENSHOTS / "reconnect-prompt-phone.png")
         login.tap()
-        expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-            "Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS
-        )
+        _expect_reconnected(page)
     finally:
         context.close()
 
@@ -286,16 +286,10 @@ def test_the_round_trip_from_the_widget_login_to_reconnected(
         context = browser.new_context()
         page = context.new_page()
         try:
-            page.goto(stack.config.web_url)
-            _sign_in(page, customer)
-            page.get_by_role("button", name="Reconnect Chase").click()
-            login = _widget(page).get_by_role("button", name="Log in to Chase")
-            login.wait_for()
+            login = _open_the_widget(page, stack.config.web_url, customer)
             started = time.monotonic()
             login.click()
-            expect(page.locator('reconnect-prompt [part="status"]')).to_have_text(
-                "Reconnected. Chase is up to date again.", timeout=VERDICT_TIMEOUT_MS
-            )
+            _expect_reconnected(page)
             seconds.append(time.monotonic() - started)
         finally:
             context.close()
