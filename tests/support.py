@@ -72,3 +72,12 @@ def signed_delivery(
     if retry_count:
         headers["meld-retry-count"] = str(retry_count)
     return WebhookDelivery(headers=headers, raw_body=raw, request_url=url)
+
+
+def put_connections(client: Any, table_name: str, connections: list[Any]) -> None:
+    """Many connections stored as the store writes them, 25 to a request: the bound tests need hundreds."""
+    from connection_repair.adapters.dynamodb.connections import connection_item
+
+    items = [{"PutRequest": {"Item": connection_item(connection)}} for connection in connections]
+    for start in range(0, len(items), 25):
+        client.batch_write_item(RequestItems={table_name: items[start : start + 25]})

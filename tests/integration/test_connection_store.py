@@ -23,6 +23,7 @@ from connection_repair.domain.transitions import silent_update
 from connection_repair.outbox.outbox import Outbox
 from connection_repair.outbox.ports import StoredEvent
 from local.aws_resources import LocalResources
+from tests.support import put_connections
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -74,8 +75,11 @@ def test_a_customers_connections_are_read_across_pages(connections: DynamoDBCust
 
 
 def test_the_list_stops_at_its_bound(connections: DynamoDBCustomerConnections) -> None:
-    for number in range(MAX_LISTED_CONNECTIONS + 5):
-        connections.save_connection(connection(f"conn-{number:03d}"), expected_version=None)
+    put_connections(
+        connections._client,
+        connections._table,
+        [connection(f"conn-{number:03d}") for number in range(MAX_LISTED_CONNECTIONS + 5)],
+    )
     pages_of(connections, 50)
     listed = connections.list_connections("customer-1")
     assert len(listed) == len({c.connection_id for c in listed}) == MAX_LISTED_CONNECTIONS

@@ -31,7 +31,7 @@ from tests.repair_api_support import (
     meld_gateway,
     meld_json,
 )
-from tests.support import load_event
+from tests.support import load_event, put_connections
 
 REPAIR = ("POST", "/bank-linking/connect/repair")
 START = ("POST", "/bank-linking/connect/start")
@@ -79,7 +79,7 @@ def test_the_list_reads_every_page_of_the_index_up_to_its_bound(api: RepairApi, 
         params["Limit"] = 3 if count < 10 else 50
 
     client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
-    seed(api, *(connection(f"conn-{number:03d}") for number in range(count)))
+    put_connections(client, api.table_name, [connection(f"conn-{number:03d}") for number in range(count)])
     status, _, body = api.call("GET", "/connections")
     assert status == 200
     ids = [c["connectionId"] for c in body["connections"]]
