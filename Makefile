@@ -110,7 +110,7 @@ openapi: $(VENV)/.installed ## Regenerate docs/openapi.json and the reconnect pr
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
 
-.PHONY: run token outbox demo backfill
+.PHONY: run token outbox demo backfill preview-messages upload-messages
 
 # The local stack: ports and secrets come from the environment (README, "Run it locally").
 run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
@@ -128,6 +128,13 @@ backfill: $(VENV)/.installed ## Import every connection Meld has into a running 
 
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
+
+preview-messages: $(VENV)/.installed $(CHROMIUM) ## Every message, every language: HTML, text, SMS and screenshots in .local/messages
+	PYTHONPATH=layers/common:. $(PY) -m local.preview_messages
+
+upload-messages: $(VENV)/.installed ## Check messages/ (your own templates) and upload them: make upload-messages BUCKET=<bucket> PREFIX=<prefix/>
+	@test -n "$(BUCKET)" || { echo "usage: make upload-messages BUCKET=<bucket> PREFIX=<prefix/> (your AWS credentials)"; exit 2; }
+	PYTHONPATH=layers/common:. $(PY) -m local.preview_messages --no-screenshots --upload-bucket "$(BUCKET)" --upload-prefix "$(PREFIX)"
 
 .PHONY: bench-sweep bench-cold-start bench-throughput bench-layer bench-report bench-reconcile bench-surge bench-prompt
 

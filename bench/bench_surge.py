@@ -174,7 +174,9 @@ def build_notifier(table: str, bus: str, clock: Clock) -> tuple[Notifier, Record
         preferences=DynamoDBPreferencesStore(dynamodb, table),
         store=DynamoDBNotificationStore(dynamodb, table),
         channels={Channel.EMAIL: email},
-        composer=MessageComposer("https://app.example.com/c/{connectionId}", app_name="Budgetly"),
+        composer=MessageComposer(
+            "https://app.example.com/c/{connectionId}", settings_url="https://app.example.com/s", app_name="Budgetly"
+        ),
         clock=clock,
     )
     return notifier, email

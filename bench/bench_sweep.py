@@ -158,7 +158,9 @@ def measure(total: int) -> dict[str, float]:
             preferences=DynamoDBPreferencesStore(client, resources.table_name),
             store=store,
             channels=channels,
-            composer=MessageComposer("https://app.example.com/c/{connectionId}"),
+            composer=MessageComposer(
+                "https://app.example.com/c/{connectionId}", settings_url="https://app.example.com/s"
+            ),
             clock=lambda: NOW,
         )
         sweeps: list[float] = []

@@ -93,6 +93,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "tests/unit/notify/test_notification_policy.py",
+            "tests/unit/messages/test_messages.py",
             "tests/integration/test_link_again_messages.py",
             "tests/integration/test_notifier.py",
             "tests/integration/test_notifier_races.py",

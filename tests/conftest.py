@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from hypothesis import Phase, settings
 from moto import mock_aws
@@ -25,6 +28,10 @@ from moto import mock_aws
 from local.aws_resources import LocalResources, create_resources
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
 from local.moto_atomic import atomic_dynamodb_in_process
+
+# One botocore loader for every session: moto gives each test fresh sessions, and each would parse the services'
+# JSON models again (about 0.1 s a client). The models are read-only data.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[assignment]
 
 # Under mutation testing (mutation/run.py) a property test only has to fail: the same examples every run, no
 # shrinking, no example database.
@@ -113,6 +120,7 @@ def notifier_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
     monkeypatch.setenv("TABLE_NAME", aws.table_name)
     monkeypatch.setenv("APP_RECONNECT_URL", "https://app.example.com/c/{connectionId}")
+    monkeypatch.setenv("APP_NOTIFICATION_SETTINGS_URL", "https://app.example.com/settings/notifications")
     monkeypatch.setenv("NOTIFY_SENDER_EMAIL", "notifications@app.example.com")
     monkeypatch.setenv("NOTIFY_REMINDER_HOURS", "24,72")
     monkeypatch.setenv("NOTIFY_DIGEST_WINDOW_MINUTES", "5")

@@ -36,6 +36,7 @@ from connection_repair.preferences.model import Channel, QuietHours, StoredPrefe
 
 SENDER = "notifications@app.example.com"
 RECONNECT_URL = "https://app.example.com/connections/{connectionId}/reconnect"
+SETTINGS_URL = "https://app.example.com/settings/notifications"
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 25, 11, 30, tzinfo=UTC)
 
@@ -125,6 +126,7 @@ class NotifierRig:
         quiet: tuple[time, time] | None = None,
         opted_out: bool = False,
         new_accounts_opt_in: bool = False,
+        locale: str | None = None,
     ) -> None:
         self.preferences_store.put_preferences(
             StoredPreferences(
@@ -137,6 +139,7 @@ class NotifierRig:
                 quiet_hours=QuietHours(start=quiet[0], end=quiet[1]) if quiet else None,
                 opted_out=opted_out,
                 new_accounts_opt_in=new_accounts_opt_in,
+                locale=locale,
             )
         )
 
@@ -197,6 +200,7 @@ def build_notifier(
     bus: str | None = None,
     send_rate: int = 0,
     sleep: Callable[[float], None] | None = None,
+    composer: MessageComposer | None = None,
 ) -> NotifierRig:
     """The notifier as wiring builds it (real adapters on moto), with an injected clock; institution incidents
     (told on ``bus``) and the send rate when asked for."""
@@ -227,7 +231,7 @@ def build_notifier(
         preferences=preferences,
         store=store,
         channels=channels,
-        composer=MessageComposer(RECONNECT_URL, app_name="Budgetly"),
+        composer=composer or MessageComposer(RECONNECT_URL, settings_url=SETTINGS_URL, app_name="Budgetly"),
         policy=NotificationPolicy(schedule=schedule or ReminderSchedule(), min_interval=min_interval),
         clock=clock,
     )

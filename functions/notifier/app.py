@@ -45,6 +45,8 @@ def record(outcome: Outcome) -> None:
         metrics.add_metric(name="NotificationChannelFailures", unit=MetricUnit.Count, value=outcome.channel_failures)
     if outcome.failures:
         metrics.add_metric(name="NotificationSendFailures", unit=MetricUnit.Count, value=outcome.failures)
+    if outcome.template_fallbacks:
+        metrics.add_metric(name="MessageTemplateFallbacks", unit=MetricUnit.Count, value=outcome.template_fallbacks)
     for change, count in outcome.incidents.items():
         if count:
             metrics.add_metric(name=f"InstitutionIncidents{change.title()}", unit=MetricUnit.Count, value=count)

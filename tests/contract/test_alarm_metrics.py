@@ -166,6 +166,26 @@ def oldest_due_message_age(request: pytest.FixtureRequest) -> None:
     assert notifier_app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 1
 
 
+def message_template_fallbacks(request: pytest.FixtureRequest) -> None:
+    # The deployment's own first message has no link to the app: the project's goes out, counted
+    from connection_repair.adapters.templates import DirectoryTemplateSource
+    from connection_repair.messages.render import MessageRenderer
+    from connection_repair.notify.compose import MessageComposer
+    from tests.notifier_support import RECONNECT_URL, SETTINGS_URL
+
+    aws: LocalResources = request.getfixturevalue("aws")
+    own = request.getfixturevalue("tmp_path")
+    (own / "first_notice.txt").write_text("{{ notices[0].bank }}")
+    renderer = MessageRenderer(DirectoryTemplateSource(own))
+    composer = MessageComposer(RECONNECT_URL, settings_url=SETTINGS_URL, renderer=renderer)
+    rig = build_notifier(aws.table_name, Clock(BROKEN_AT + timedelta(minutes=6)), composer=composer)
+    request.getfixturevalue("monkeypatch").setattr(notifier_app, "notifier", lambda: rig.notifier)
+    rig.preferences("customer-123")
+    rig.connection("WQ5RitxnrnggqcT8noLoZN", customer="customer-123", episode_id=EPISODE_ID, since=BROKEN_AT)
+    result = notifier_app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext())
+    assert result["batchItemFailures"] == []
+
+
 def reconciliation_drift(request: pytest.FixtureRequest) -> None:
     from functions.reconciler import app as reconciler_app
     from tests.reconcile_support import install_reconciler, meld_connection, meld_with
@@ -203,6 +223,7 @@ FLOWS: dict[str, Flow] = {
     "MeldConfigurationErrors": meld_configuration_errors,
     "NotificationSendFailures": notification_send_failures,
     "OldestDueMessageAge": oldest_due_message_age,
+    "MessageTemplateFallbacks": message_template_fallbacks,
     "ReconciliationDrift": reconciliation_drift,
     "OldestPendingOutboxAge": oldest_pending_outbox_age,
 }

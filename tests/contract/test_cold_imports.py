@@ -88,6 +88,7 @@ BUDGETS = [
         {
             "TABLE_NAME": "table",
             "APP_RECONNECT_URL": "https://app.example.com/connections/{connectionId}/reconnect",
+            "APP_NOTIFICATION_SETTINGS_URL": "https://app.example.com/settings/notifications",
             "NOTIFY_SENDER_EMAIL": "notifications@example.com",
             "EVENT_BUS_NAME": "bus",
         },
@@ -99,8 +100,10 @@ BUDGETS = [
             "domain.incident",
             "domain.status_policy",
             "notify",
+            "messages",
             "preferences",
             "platform",
+            "adapters.templates",
             "adapters.dynamodb.connections",
             "adapters.dynamodb.keys",
             "adapters.dynamodb.errors",

@@ -134,6 +134,12 @@ def test_when_the_hold_ends_only_the_customers_still_broken_are_told(rig: Notifi
     rig.notifier.sweep()
     assert emailed() == {f"c{number}@example.com" for number in range(2, 6)}
     assert len(sent_emails()) == 4
+    # Each says the bank's problem is over and their connection still needs them
+    assert all(
+        "Chase had a problem that affected many of its customers. It is over, but your connection still needs you."
+        in email.body
+        for email in sent_emails()
+    )
 
 
 def test_below_the_share_of_the_institution_breaks_are_the_customers_own(rig: NotifierRig) -> None:

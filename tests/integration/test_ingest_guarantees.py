@@ -524,6 +524,32 @@ def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new
     assert "completedAt" not in state
 
 
+def test_a_completion_stamped_before_the_status_that_judges_it_is_not_stale(aws):
+    ingestor = make_ingestor(aws, max_failed_repairs=1)
+    ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED"), now=NOW))
+    connections = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
+    current = connections.get_connection("conn-1")
+    assert current is not None
+    attempted = current.model_copy(
+        update={
+            "repair_attempts": 1,
+            "last_repair_at": datetime(2026, 11, 25, 11, 10, tzinfo=UTC),
+            "repair_pending": True,
+            "version": current.version + 1,
+        }
+    )
+    connections.save_connection(attempted, expected_version=current.version)
+    # Meld's status after the attempt arrives first; the completion, stamped earlier, arrives after it
+    still_broken = status_change("evt-3", "2026-11-25T11:20:00Z", "RECONNECT_REQUIRED", "PROVIDER_ERROR")
+    ingestor.receive(signed_delivery(still_broken, now=NOW))
+    completed = envelope(
+        "BANK_LINKING_CONNECTION_COMPLETED", "evt-2", "2026-11-25T11:15:00Z", {"connectionId": "conn-1"}
+    )
+    assert ingestor.receive(signed_delivery(completed, now=NOW)).outcome == IngestOutcome.ACCEPTED
+    state = connection_state(aws)
+    assert (state["failedRepairs"], state["action"]) == ("1", "START_NEW_CONNECTION")
+
+
 def test_a_silent_update_moves_the_order_so_an_event_older_than_it_is_stale(aws):
     ingestor = make_ingestor(aws)
     ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"), now=NOW))

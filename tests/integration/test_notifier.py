@@ -711,7 +711,10 @@ def test_a_deployment_without_email_does_not_choose_email_for_a_customer(rig: No
         preferences=rig.preferences_store,
         store=rig.store,
         channels={Channel.SMS: rig.channels[Channel.SMS]},
-        composer=MessageComposer("https://app.example.com/connections/{connectionId}/reconnect"),
+        composer=MessageComposer(
+            "https://app.example.com/connections/{connectionId}/reconnect",
+            settings_url="https://app.example.com/settings/notifications",
+        ),
         clock=rig.clock,
     )
     rig.preferences(channels=(Channel.EMAIL,))  # the customer chose email only

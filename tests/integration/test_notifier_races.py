@@ -24,7 +24,16 @@ from connection_repair.notify.records import Message, MessageClaim
 from connection_repair.notify.service import Notifier
 from connection_repair.platform.clock import utc_stamp
 from local.aws_resources import LocalResources
-from tests.notifier_support import RECONNECT_URL, T0, Clock, NotifierRig, attention, build_notifier, sent_emails
+from tests.notifier_support import (
+    RECONNECT_URL,
+    SETTINGS_URL,
+    T0,
+    Clock,
+    NotifierRig,
+    attention,
+    build_notifier,
+    sent_emails,
+)
 
 AFTER_WINDOW = timedelta(minutes=6)
 
@@ -72,7 +81,7 @@ def invocation(
         preferences=rig.preferences_store,
         store=store or rig.store,
         channels=channels or rig.channels,
-        composer=MessageComposer(RECONNECT_URL, app_name="Budgetly"),
+        composer=MessageComposer(RECONNECT_URL, settings_url=SETTINGS_URL, app_name="Budgetly"),
         policy=NotificationPolicy(min_interval=min_interval),
         clock=Clock(now),
     )

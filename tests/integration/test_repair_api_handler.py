@@ -524,7 +524,12 @@ def test_meld_down_while_starting_is_503(api: RepairApi):
 def test_preferences_default_until_set_then_round_trip(api: RepairApi):
     status, _, defaults = api.call("GET", "/me/notifications")
     assert status == 200
-    assert (defaults["email"], defaults["channels"], defaults["optedOut"]) == (None, ["EMAIL"], False)
+    assert (defaults["email"], defaults["channels"], defaults["optedOut"], defaults["locale"]) == (
+        None,
+        ["EMAIL"],
+        False,
+        None,
+    )
 
     wanted = {
         "email": "customer@example.com",
@@ -534,6 +539,7 @@ def test_preferences_default_until_set_then_round_trip(api: RepairApi):
         "quietHours": {"start": "22:00:00", "end": "07:00:00"},
         "optedOut": False,
         "newAccountsOptIn": True,
+        "locale": "es-MX",
     }
     assert api.call("PUT", "/me/notifications", wanted)[:1] == (200,)
     assert api.call("GET", "/me/notifications")[2] == wanted
@@ -556,6 +562,8 @@ def test_preferences_default_until_set_then_round_trip(api: RepairApi):
         ({"quietHours": {"start": "25:00", "end": "07:00"}}, "quietHours.start"),
         ({"optedOut": "perhaps"}, "optedOut"),
         ({"emial": "typo@example.com"}, "emial"),
+        ({"locale": "spanish"}, "locale"),
+        ({"locale": "es_MX"}, "locale"),
     ],
 )
 def test_invalid_preferences_are_422_per_field_and_change_nothing(api: RepairApi, body: dict[str, object], field: str):

@@ -181,3 +181,31 @@ def test_a_stamp_a_little_ahead_is_kept_as_the_forwarded_events_time(
     assert deliver(status_change("evt-ahead", ahead, "ACTIVE")) == 200
     (event,) = forwarded()
     assert event["time"] == ahead
+
+
+def test_a_quiet_status_change_whose_forward_was_refused_holds_its_lease_until_it_lapses(
+    webhook_env: LocalResources, forwarded: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # A status change that changes nothing downstream (written in one request) still has its forward to publish
+    from connection_repair.wiring.webhook import webhook_ingestor
+
+    assert deliver(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE")) == 200
+    bus = webhook_ingestor()._events._outbox._publisher._client  # type: ignore[attr-defined]
+    refusals = iter([True])
+    bus.meta.events.register(
+        "before-call.events.PutEvents",
+        lambda **_: (
+            (SimpleNamespace(status_code=400, headers={}), {"Error": {"Code": "AccessDeniedException"}})
+            if next(refusals, False)
+            else None
+        ),
+    )
+    body = status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE")
+    assert deliver(body) == 503
+
+    # Within the lease a retry (the first delivery may still be publishing) publishes nothing
+    assert deliver(body, retry_count=1) == 503
+    assert [event["detail"]["eventId"] for event in forwarded()] == ["evt-1"]
+    lapse_lease(webhook_env, "evt-2")
+    assert deliver(body, retry_count=2) == 200
+    assert [event["detail"]["eventId"] for event in forwarded()] == ["evt-2"]

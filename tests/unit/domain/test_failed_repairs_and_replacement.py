@@ -296,6 +296,7 @@ def test_a_replacement_completed_as_meld_s_duplicate_is_never_announced_as_worki
     [
         ("ACTIVE", None, True),
         ("PARTIALLY_ACTIVE", "PARTIAL_AGGREGATION_SUCCESS", True),
+        ("PARTIALLY_ACTIVE", "NEW_ACCOUNTS_AVAILABLE", False),
         ("RECONNECT_REQUIRED", "LOGIN_REQUIRED", False),
     ],
 )
@@ -411,3 +412,31 @@ def test_a_completion_stamped_at_the_instant_of_the_attempt_is_not_its_verdict()
     assert (same_instant.completed_at, same_instant.repair_pending) == (None, True)
     a_moment_later = completed(attempted(broken(), 10), 11)
     assert (a_moment_later.completed_at, a_moment_later.repair_pending) == (at(11), True)
+
+
+def test_a_waiting_status_between_the_completion_and_its_verdict_keeps_the_completion():
+    # Completed at 13 (the verdict is the next status); the bank down at 14 (no verdict); still broken at 15
+    awaiting = completed(attempted(broken(), 10), 13)
+    assert (awaiting.repair_pending, awaiting.completed_at) == (True, at(13))
+    waiting = status(awaiting, 14, "DEGRADED", "INSTITUTION_CURRENTLY_UNAVAILABLE").connection
+    assert (waiting.repair_pending, waiting.completed_at, waiting.failed_repairs) == (True, at(13), 0)
+    assert still_broken(waiting, 15).failed_repairs == 1
+
+
+def test_a_status_stamped_at_the_moment_of_the_attempt_is_not_its_verdict():
+    # The status Meld sent at the very moment the repair token was handed out is the one the repair answers
+    awaiting = completed(attempted(broken(last_event_at=at(10)), 10), 13)
+    assert (awaiting.failed_repairs, awaiting.completed_at) == (0, at(13))
+
+
+def test_a_completion_makes_a_connection_still_in_progress_active():
+    in_progress = Connection(connection_id="conn-1", external_customer_id="cust-1", status="IN_PROGRESS", version=1)
+    assert (completed(in_progress, 5).status, completed(in_progress, 5).action) == ("ACTIVE", Action.NONE)
+    # Whatever status it already has stays
+    assert completed(broken(), 5).status == "RECONNECT_REQUIRED"
+
+
+def test_a_replaced_connection_forgets_the_completion_it_was_waiting_on():
+    awaiting = completed(attempted(broken(), 10), 13)
+    replaced = mark_replaced(awaiting, replacement_id="conn-new", at=at(20)).connection
+    assert (replaced.repair_pending, replaced.completed_at, replaced.action) == (False, None, Action.NONE)

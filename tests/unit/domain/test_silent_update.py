@@ -50,3 +50,19 @@ def test_the_silent_path_covers_the_common_case():
     # ... while a repair (ending the episode) is not silent.
     repaired = ConnectionChange(connection_id="c", status="ACTIVE")
     assert not silent_update(repaired, event_id="e3", event_time=T0 + timedelta(minutes=2)).holds(broken)
+
+
+def test_a_completion_is_silent_only_on_a_settled_status_and_whatever_the_last_status_event():
+    completion = silent_update(
+        ConnectionChange(connection_id="conn-1", completed=True), event_id="evt-c", event_time=T0
+    )
+
+    def stored(status: str | None) -> Connection:
+        # Its last status event is newer than the completion: completions are not ordered against status events
+        later = T0 + timedelta(minutes=5)
+        return Connection(connection_id="conn-1", status=status, last_event_at=later, last_event_id="evt-s", version=2)
+
+    assert completion.holds(stored("ACTIVE"))
+    assert not completion.holds(stored("IN_PROGRESS"))  # the full transition makes it ACTIVE
+    assert not completion.holds(stored(None))
+    assert not completion.holds(None)

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connection_repair.domain.status_policy import Action
-from connection_repair.notify.compose import SMS_SEGMENT, MessageComposer
 from connection_repair.notify.policy import MAX_DIGEST, Deferred, Suppressed, cap_until, next_allowed, plan_delivery
 from connection_repair.notify.records import EpisodeNotice
 from connection_repair.notify.schedule import ReminderSchedule
@@ -69,7 +68,12 @@ def test_the_schedule_is_configurable() -> None:
 
 
 def test_settings_read_the_reminder_hours_and_refuse_more_than_two() -> None:
-    base = {"TABLE_NAME": "t", "EVENT_BUS_NAME": "b", "APP_RECONNECT_URL": "https://app.example.com/c/{connectionId}"}
+    base = {
+        "TABLE_NAME": "t",
+        "EVENT_BUS_NAME": "b",
+        "APP_RECONNECT_URL": "https://app.example.com/c/{connectionId}",
+        "APP_NOTIFICATION_SETTINGS_URL": "https://app.example.com/settings",
+    }
     assert NotifierSettings.from_env(base).reminder_hours == (24.0, 72.0)
     assert NotifierSettings.from_env(base | {"NOTIFY_REMINDER_HOURS": "6, 30"}).reminder_hours == (6.0, 30.0)
     for bad in ("24,72,120", "72,24", "0"):
@@ -244,147 +248,6 @@ def test_plan_digests_everything_due_oldest_first_up_to_the_limit() -> None:
     due = [notice(episode=f"ep-{n:03}") for n in reversed(range(MAX_DIGEST + 3))]
     plan = plan_delivery(due, prefs(), last_sent_at=None, now=T0, min_interval=DAY)
     assert [n.episode_id for n in plan.send] == [f"ep-{n:03}" for n in range(MAX_DIGEST)]
-
-
-# --- the message ---
-
-
-COMPOSER = MessageComposer("https://app.example.com/connections/{connectionId}/reconnect", app_name="Budgetly")
-
-
-def test_one_connection_message_names_the_bank_says_what_happened_and_links() -> None:
-    message = COMPOSER.compose([notice()])
-    assert message.subject == "Reconnect your Chase account"
-    assert "Chase" in message.text
-    assert "sign in again" in message.text
-    assert "https://app.example.com/connections/conn-ep-1/reconnect" in message.text
-    assert 'href="https://app.example.com/connections/conn-ep-1/reconnect"' in message.html
-    assert message.sms.startswith("Budgetly: ")
-
-
-def test_reminders_say_so_and_digests_list_every_bank() -> None:
-    assert COMPOSER.compose([notice(1)]).subject == "Reminder: Reconnect your Chase account"
-    digest = COMPOSER.compose([notice(bank="Chase", episode="a"), notice(bank="Citi", episode="b")])
-    assert digest.subject == "2 bank connections need your attention"
-    assert "Chase" in digest.text
-    assert "Citi" in digest.text
-    assert "conn-b" in digest.html
-    assert "(Chase, Citi)" in digest.sms
-
-
-def test_an_sms_is_the_subject_and_the_link() -> None:
-    sms = COMPOSER.compose([notice(1)]).sms
-    assert sms == (
-        "Budgetly: Reminder: Reconnect your Chase account: https://app.example.com/connections/conn-ep-1/reconnect"
-    )
-    assert len(sms) <= SMS_SEGMENT
-
-
-def test_an_sms_digest_names_as_many_banks_as_fit_one_segment() -> None:
-    notices = [notice(bank=f"Bank number {n}", episode=f"ep-{n}") for n in range(MAX_DIGEST)]
-    sms = COMPOSER.compose(notices).sms
-    assert len(sms) <= SMS_SEGMENT
-    assert sms.startswith(f"Budgetly: {MAX_DIGEST} bank connections need your attention (Bank number 0, ")
-    shown = sms.count("Bank number")
-    assert sms.endswith(f" and {MAX_DIGEST - shown} more). https://app.example.com/connections/conn-ep-0/reconnect")
-
-
-def test_renewal_and_new_accounts_have_their_own_words() -> None:
-    renew = notice(action=Action.RENEW_ACCESS).model_copy(
-        update={"status": "ACTIVE", "status_reason": "ACCESS_EXPIRING_SOON"}
-    )
-    assert "expires soon" in COMPOSER.compose([renew]).text
-    assert COMPOSER.compose([renew]).subject == "Renew access to your Chase account"
-
-
-def test_names_from_the_bank_are_escaped_in_html_and_ids_in_links() -> None:
-    odd = notice(bank="<script>Bank & Co</script>").model_copy(update={"connection_id": "a/b?c"})
-    message = COMPOSER.compose([odd])
-    assert "<script>" not in message.html
-    assert "&lt;script&gt;Bank &amp; Co" in message.html
-    assert "https://app.example.com/connections/a%2Fb%3Fc/reconnect" in message.text
-
-
-def test_the_whole_message_for_one_connection_word_for_word() -> None:
-    message = COMPOSER.compose([notice()])
-    link = "https://app.example.com/connections/conn-ep-1/reconnect"
-    footer = (
-        "You receive this because you connected a bank to Budgetly. "
-        "You can change or stop these messages in the app's notification settings."
-    )
-    assert message.text == "\n".join(
-        [
-            "Hello,",
-            "",
-            "Chase",
-            "We can no longer update your data from Chase: the bank needs you to sign in again.",
-            "Reconnect Chase in the app; it takes about a minute.",
-            link,
-            "",
-            footer,
-        ]
-    )
-    assert message.html == (
-        '<!doctype html><html><body style="font-family:sans-serif"><p>Hello,</p>'
-        "<h3>Chase</h3><p>We can no longer update your data from Chase: the bank needs you to sign in again.</p>"
-        f'<p>Reconnect Chase in the app; it takes about a minute. <a href="{link}">Reconnect Chase</a></p>'
-        f"<p><small>{footer.replace(chr(39), '&#x27;')}</small></p></body></html>"
-    )
-    assert message.sms == f"Budgetly: Reconnect your Chase account: {link}"
-
-
-def test_a_digest_has_one_section_per_bank_in_order() -> None:
-    digest = COMPOSER.compose([notice(bank="Chase", episode="a"), notice(bank="Citi", episode="b")])
-    lines = digest.text.split("\n")
-    assert lines[:3] == ["Hello,", "", "Chase"]
-    assert lines[lines.index("Citi") - 1] == ""  # sections are separated by a blank line
-    assert lines.index("https://app.example.com/connections/conn-a/reconnect") < lines.index("Citi")
-    assert digest.html.count("<h3>") == 2
-    assert "</p><h3>Citi</h3>" in digest.html  # blocks follow each other, nothing between them
-
-
-def test_words_for_a_bank_without_a_name_and_for_reasons_without_their_own() -> None:
-    nameless = notice().model_copy(update={"institution_name": None})
-    message = COMPOSER.compose([nameless])
-    assert message.subject == "Reconnect your bank account"
-    renew = nameless.model_copy(update={"action": Action.RENEW_ACCESS})
-    assert COMPOSER.compose([renew]).subject == "Renew access to your bank account"
-    assert COMPOSER.compose([renew.model_copy(update={"action": Action.ADD_ACCOUNTS})]).subject == (
-        "New accounts available at your bank"
-    )
-    assert "We can no longer update your data from your bank" in message.text
-    # A reason the table does not name falls back to its status's words, then to the default
-    unrecoverable = notice().model_copy(update={"status": "UNRECOVERABLE", "status_reason": "SOMETHING_NEW"})
-    assert "Updates from Chase have kept failing" in COMPOSER.compose([unrecoverable]).text
-    # An action without words of its own (WAIT never gets here, but the words must not fail) reads as a repair
-    waiting = notice(action=Action.WAIT)
-    assert COMPOSER.compose([waiting]).subject == "Reconnect your Chase account"
-    assert "Reconnect Chase in the app" in COMPOSER.compose([waiting]).text
-
-
-def test_links_are_quoted_and_escaped_in_every_part() -> None:
-    composer = MessageComposer("https://app.example.com/c/{connectionId}?from='mail'", app_name="Budgetly")
-    message = composer.compose([notice().model_copy(update={"connection_id": "a/b"})])
-    assert "https://app.example.com/c/a%2Fb?from='mail'" in message.text
-    assert 'href="https://app.example.com/c/a%2Fb?from=&#x27;mail&#x27;"' in message.html
-
-
-def test_nothing_to_compose_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^nothing to compose$"):
-        COMPOSER.compose([])
-
-
-def test_an_sms_digest_shows_one_bank_when_only_one_fits_and_uses_the_segment_to_its_last_character() -> None:
-    long_name = "B" * 80
-    sms = COMPOSER.compose([notice(bank=long_name, episode="a"), notice(bank="Citi", episode="b")]).sms
-    assert f"({long_name} and 1 more)" in sms
-    # Exactly one segment long: still one segment
-    link = "https://app.example.com/connections/conn-a/reconnect"
-    start = "Budgetly: 2 bank connections need your attention ("
-    name = "C" * (SMS_SEGMENT - len(start) - len(", Citi). ") - len(link))
-    exact = COMPOSER.compose([notice(bank=name, episode="a"), notice(bank="Citi", episode="b")]).sms
-    assert len(exact) == SMS_SEGMENT
-    assert exact == f"{start}{name}, Citi). {link}"
 
 
 def test_a_plan_that_defers_or_sends_still_suppresses_what_it_must():

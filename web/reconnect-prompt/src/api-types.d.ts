@@ -95,6 +95,7 @@ export interface NewConnectionView {
 export interface NotificationPreferences {
   channels?: Array<Channel>;
   email?: string | null;
+  locale?: string | null;
   newAccountsOptIn?: boolean;
   optedOut?: boolean;
   phone?: string | null;

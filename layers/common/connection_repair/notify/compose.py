@@ -1,138 +1,154 @@
-"""What a message says: plain words, the bank's name and a link into the app; never a token, key or secret."""
+"""What a message says: plain words in the customer's language, the bank's name and a link into the app; never a
+token, key or secret. The words and the look come from templates (connection_repair/messages) a deployment can
+replace; a replacement that cannot make the message falls back to the project's, and the message still goes out."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import UTC
+from typing import Any
 from urllib.parse import quote
 
 from connection_repair.domain.status_policy import Action
+from connection_repair.messages.dates import babel_locale, moment
+from connection_repair.messages.kinds import MessageKind
+from connection_repair.messages.render import MessageRenderer, Required
+from connection_repair.messages.sms import shortest_fit
 from connection_repair.notify.records import EpisodeNotice, Message
-
-_HAPPENED: Mapping[tuple[str | None, str | None], str] = {
-    ("ACTIVE", "ACCESS_EXPIRING_SOON"): "Your permission to share data from {bank} expires soon.",
-    ("ACTIVE", "NEW_ACCOUNTS_AVAILABLE"): "{bank} has accounts you have not shared with us yet.",
-    ("ACTIVE", "RECONNECT_AVAILABLE"): "{bank} has accounts you have not shared with us yet.",
-    ("DEGRADED", "INSTITUTION_ACTION_REQUIRED"): (
-        "{bank} needs you to do something on its website or app (for example accept new terms) "
-        "before we can update your data."
-    ),
-    ("DEGRADED", "INTERACTIVE_REFRESH"): "{bank} asks you to confirm every update of your data yourself.",
-    ("UNRECOVERABLE", None): "Updates from {bank} have kept failing, so your data is no longer up to date.",
-    ("EXPIRED", None): "Your connection to {bank} has expired, so your data is no longer up to date.",
-    ("DELETED", None): "Your connection to {bank} was removed, so your data is no longer up to date.",
-}
-# "Link again" after reconnecting kept failing (the status still asks for a repair that will not work).
-_HAPPENED_REPAIRS_FAILED = "Reconnecting {bank} has not worked, so the connection has to be made again."
+from connection_repair.platform.observability import logger
+from connection_repair.preferences.model import NotificationPreferences
 
 
-_HAPPENED_DEFAULT = "We can no longer update your data from {bank}: the bank needs you to sign in again."
+def kind_of(notices: Sequence[EpisodeNotice]) -> MessageKind:
+    """Several connections make a digest; one that must be linked again says so, first message or reminder; a first
+    message held through its bank's incident says the incident is over."""
+    if len(notices) > 1:
+        return MessageKind.DIGEST
+    notice = notices[0]
+    if notice.action == Action.START_NEW_CONNECTION:
+        return MessageKind.LINK_AGAIN
+    if notice.next_message > 0:
+        return MessageKind.REMINDER
+    if notice.held_by_incident:
+        return MessageKind.INCIDENT_FOLLOW_UP
+    return MessageKind.FIRST_NOTICE
 
 
-_TO_DO: Mapping[Action, str] = {
-    Action.REPAIR: "Reconnect {bank} in the app; it takes about a minute.",
-    Action.RENEW_ACCESS: "Renew access in the app to keep your {bank} data up to date.",
-    Action.ADD_ACCOUNTS: "If you want them in the app too, add them in a minute.",
-    Action.START_NEW_CONNECTION: "Link {bank} again in the app; it takes about a minute.",
-}
+def _for_action(phrases: Mapping[str, str], action: Action) -> str:
+    return phrases.get(action.value) or phrases[Action.REPAIR.value]
 
 
-_SUBJECT: Mapping[Action, str] = {
-    Action.REPAIR: "Reconnect your {bank} account",
-    Action.RENEW_ACCESS: "Renew access to your {bank} account",
-    Action.ADD_ACCOUNTS: "New accounts available at {bank}",
-    Action.START_NEW_CONNECTION: "Link your {bank} account again",
-}
-
-
-# When Meld has not named the bank yet ("Reconnect your your bank account" would not do).
-_SUBJECT_UNNAMED: Mapping[Action, str] = {
-    Action.REPAIR: "Reconnect your bank account",
-    Action.RENEW_ACCESS: "Renew access to your bank account",
-    Action.ADD_ACCOUNTS: "New accounts available at your bank",
-    Action.START_NEW_CONNECTION: "Link your bank account again",
-}
-
-
-# Characters in one SMS segment (GSM-7); longer texts go out, and are billed, as several.
-SMS_SEGMENT = 160
-
-
-def _bank(notice: EpisodeNotice) -> str:
-    return notice.institution_name or "your bank"
-
-
-def what_happened(notice: EpisodeNotice) -> str:
-    template = _HAPPENED.get((notice.status, notice.status_reason)) or _HAPPENED.get((notice.status, None))
-    if template is None and notice.action == Action.START_NEW_CONNECTION:
-        template = _HAPPENED_REPAIRS_FAILED
-    return (template or _HAPPENED_DEFAULT).format(bank=_bank(notice))
-
-
-def button(notice: EpisodeNotice) -> str:
-    verb = "Link" if notice.action == Action.START_NEW_CONNECTION else "Reconnect"
-    again = " again" if notice.action == Action.START_NEW_CONNECTION else ""
-    return f"{verb} {_bank(notice)}{again}"
-
-
-def subject_for(notice: EpisodeNotice) -> str:
-    if notice.institution_name is None:
-        return _SUBJECT_UNNAMED.get(notice.action, _SUBJECT_UNNAMED[Action.REPAIR])
-    return _SUBJECT.get(notice.action, _SUBJECT[Action.REPAIR]).format(bank=notice.institution_name)
-
-
-def what_to_do(notice: EpisodeNotice) -> str:
-    return _TO_DO.get(notice.action, _TO_DO[Action.REPAIR]).format(bank=_bank(notice))
+def what_happened(phrases: Mapping[str, str], notice: EpisodeNotice) -> str:
+    """The status and its reason in plain words; "link again" once reconnecting kept failing."""
+    known = phrases.get(f"{notice.status}/{notice.status_reason}") or phrases.get(str(notice.status))
+    if known is None and notice.action == Action.START_NEW_CONNECTION:
+        known = phrases["repairs_failed"]
+    return known or phrases["default"]
 
 
 @dataclass(frozen=True)
 class MessageComposer:
-    """Plain words, the institution's name and a link into the app; never a token, key or secret."""
+    """The app's brand (name, logo, colour), its links, and the customer's language and time zone."""
 
     reconnect_url: str  # contains {connectionId}
+    # Where the customer changes or stops these messages: every message links to it.
+    settings_url: str
     app_name: str = "your app"
+    logo_url: str | None = None
+    brand_color: str = "#1a56db"
+    default_locale: str = "en"
+    renderer: MessageRenderer = field(default_factory=MessageRenderer)
 
     def link(self, notice: EpisodeNotice) -> str:
         return self.reconnect_url.replace("{connectionId}", quote(notice.connection_id, safe=""))
 
-    def compose(self, notices: Sequence[EpisodeNotice]) -> Message:
+    def compose(self, notices: Sequence[EpisodeNotice], preferences: NotificationPreferences | None = None) -> Message:
         if not notices:
             raise ValueError("nothing to compose")
-        reminder = all(notice.next_message > 0 for notice in notices)
-        prefix = "Reminder: " if reminder else ""
-        if len(notices) == 1:
-            subject = prefix + subject_for(notices[0])
-        else:
-            subject = f"{prefix}{len(notices)} bank connections need your attention"
-        text_parts = ["Hello,", ""]
-        html_parts = ["<p>Hello,</p>"]
-        for notice in notices:
-            heading = _bank(notice)
-            text_parts += [heading, what_happened(notice), what_to_do(notice), self.link(notice), ""]
-            html_parts.append(
-                f"<h3>{html.escape(heading)}</h3><p>{html.escape(what_happened(notice))}</p>"
-                f'<p>{html.escape(what_to_do(notice))} <a href="{html.escape(self.link(notice))}">'
-                f"{html.escape(button(notice))}</a></p>"
-            )
-        footer = (
-            f"You receive this because you connected a bank to {self.app_name}. "
-            "You can change or stop these messages in the app's notification settings."
-        )
-        text_parts.append(footer)
-        html_parts.append(f"<p><small>{html.escape(footer)}</small></p>")
-        body_html = f'<!doctype html><html><body style="font-family:sans-serif">{"".join(html_parts)}</body></html>'
-        return Message(subject=subject, text="\n".join(text_parts), html=body_html, sms=self.sms(notices, subject))
+        if self.renderer.has_own:
+            try:
+                return self._compose(notices, preferences, own=True)
+            except Exception as error:  # whatever the deployment's template did, the customer is told
+                logger.warning(
+                    "The deployment's message template failed; the project's own is sent",
+                    kind=kind_of(notices).value,
+                    error=f"{type(error).__name__}: {error}",
+                )
+                return replace(self._compose(notices, preferences, own=False), template_fallback=True)
+        return self._compose(notices, preferences, own=False)
 
-    def sms(self, notices: Sequence[EpisodeNotice], subject: str) -> str:
-        """The subject and the link (the email tells the whole story); a digest names as many banks as fit."""
-        start, link = f"{self.app_name}: {subject}", self.link(notices[0])
-        if len(notices) == 1:
-            return f"{start}: {link}"
-        banks = [_bank(notice) for notice in notices]
+    def _compose(
+        self, notices: Sequence[EpisodeNotice], preferences: NotificationPreferences | None, *, own: bool
+    ) -> Message:
+        kind = kind_of(notices)
+        tag = preferences.locale if preferences else None
+        language = self.renderer.language([tag, self.default_locale], own=own)
+        t = self.renderer.phrases(language, own=own)
+        zone = preferences.zone() if preferences else UTC
+        dates = babel_locale(tag or self.default_locale, language)
+        banks = [notice.institution_name or t["your_bank"] for notice in notices]
+        links = [self.link(notice) for notice in notices]
+        subject, plain_subject = self._subjects(t, kind, notices)
+        context: dict[str, Any] = {
+            "kind": kind.value,
+            "lang": language,
+            "t": t,
+            "app": {"name": self.app_name, "logo_url": self.logo_url, "color": self.brand_color},
+            "subject": subject,
+            "intro": t["intro"][kind.value].format(bank=banks[0], count=len(notices)),
+            "footer": t["footer"].format(app=self.app_name),
+            "unsubscribe_url": self.settings_url,
+            "notices": [
+                {
+                    "bank": bank,
+                    "action": notice.action.value,
+                    "happened": what_happened(t["happened"], notice).format(bank=bank),
+                    "to_do": _for_action(t["to_do"], notice.action).format(bank=bank),
+                    "button": _for_action(t["button"], notice.action).format(bank=bank),
+                    "link": link,
+                    "since": t["since"].format(date=moment(notice.attention_since, zone, dates)),
+                }
+                for notice, bank, link in zip(notices, banks, links, strict=True)
+            ],
+        }
+        required = Required(banks=banks, links=links, unsubscribe_url=self.settings_url)
+        rendered = self.renderer.render(kind, language, context, required, own=own)
+        return Message(
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            sms=self._sms(t, banks, links[0], subject, plain_subject),
+            language=language,
+        )
+
+    def _subjects(self, t: Mapping[str, Any], kind: MessageKind, notices: Sequence[EpisodeNotice]) -> tuple[str, str]:
+        """The subject, and the same without the bank's name (for an SMS that must be short)."""
+        notice = notices[0]
+        if kind == MessageKind.DIGEST:
+            subject = plain = t["subject_digest"].format(count=len(notices))
+        else:
+            plain = _for_action(t["subject_unnamed"], notice.action)
+            named = notice.institution_name
+            subject = _for_action(t["subject"], notice.action).format(bank=named) if named else plain
+        if all(notice.next_message > 0 for notice in notices):
+            return t["subject_reminder"].format(subject=subject), t["subject_reminder"].format(subject=plain)
+        return subject, plain
+
+    def _sms(self, t: Mapping[str, Any], banks: Sequence[str], link: str, subject: str, plain: str) -> str:
+        """Which app it is from, the subject and the link (the email tells the whole story), in one segment where
+        it can be: a digest names as many banks as fit, a long bank name gives way to the subject without it."""
+        app = self.app_name
+        if len(banks) == 1:
+            return shortest_fit(
+                [
+                    t["sms"].format(app=app, subject=subject, link=link),
+                    t["sms"].format(app=app, subject=plain, link=link),
+                ]
+            )
+        candidates = []
         for shown in range(len(banks), 0, -1):
-            more = f" and {len(banks) - shown} more" if shown < len(banks) else ""
-            text = f"{start} ({', '.join(banks[:shown])}{more}). {link}"
-            if len(text) <= SMS_SEGMENT:
-                break
-        return text
+            named = ", ".join(banks[:shown])
+            listed = t["sms_more"].format(banks=named, count=len(banks) - shown) if shown < len(banks) else named
+            candidates.append(t["sms_digest"].format(app=app, subject=subject, banks=listed, link=link))
+        return shortest_fit([*candidates, t["sms"].format(app=app, subject=subject, link=link)])

@@ -24,6 +24,8 @@ class Outcome:
     deferred: Counter[str] = field(default_factory=Counter)
     channel_failures: int = 0
     failures: int = 0
+    # Messages the deployment's templates could not make, sent with the project's own.
+    template_fallbacks: int = 0
     # Episodes that ended: (resolution, seconds from episode start, reminders sent before the end).
     ended: list[tuple[str, float, int]] = field(default_factory=list)
     items_read: int = 0
@@ -41,6 +43,7 @@ class Outcome:
         self.deferred.update(other.deferred)
         self.channel_failures += other.channel_failures
         self.failures += other.failures
+        self.template_fallbacks += other.template_fallbacks
         self.ended.extend(other.ended)
         self.items_read += other.items_read
         self.incidents.update(other.incidents)

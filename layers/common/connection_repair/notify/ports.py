@@ -103,6 +103,10 @@ class NotificationStore(Protocol):
         """Move the due message to ``due_at`` (if the episode is still at that message)."""
         ...
 
+    def hold(self, notice: EpisodeNotice, until: datetime) -> None:
+        """Defer the first message through its institution's incident, marked as held (it then says so)."""
+        ...
+
     def claim(
         self,
         external_customer_id: str,

@@ -34,6 +34,8 @@ class EpisodeNotice(CamelModel):
     reminders_sent: int = 0
     # Failed deliveries of the due message (the provider refused it for now); reset when the episode moves on.
     delivery_attempts: int = 0
+    # The first message was held through its institution's incident: it says the incident is over.
+    held_by_incident: bool = False
     closed: bool = False
     resolution: str | None = None
 
@@ -44,6 +46,9 @@ class Message:
     text: str
     html: str
     sms: str
+    language: str = "en"
+    # The deployment's template could not make it: the project's own was used.
+    template_fallback: bool = False
 
 
 @dataclass(frozen=True)

@@ -261,9 +261,9 @@ class Notifier:
             self._store.release_slot(customer, token, previous_sent)
             return
 
-        delivery = deliver(
-            self._composer.compose(current), plan.channels, self._channels, preferences, customer=customer
-        )
+        message = self._composer.compose(current, preferences)
+        outcome.template_fallbacks += message.template_fallback
+        delivery = deliver(message, plan.channels, self._channels, preferences, customer=customer)
         outcome.channel_failures += len(delivery.refused) + len(delivery.unknown)
         for refusal in delivery.unusable:
             self._store.mark_unusable(customer, refusal.channel, refusal.address, reason=refusal.reason, now=now)

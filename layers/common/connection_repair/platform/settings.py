@@ -97,6 +97,15 @@ class NotifierSettings(TableSettings, BusSettings):
     # Where a message links to: the app's reconnect screen, with {connectionId} filled in.
     app_reconnect_url: str = Field(alias="APP_RECONNECT_URL", pattern=r"^https?://.*\{connectionId\}")
     app_name: str = Field("your app", alias="NOTIFY_APP_NAME", min_length=1, max_length=40)
+    # Where the customer changes or stops these messages; every message links to it.
+    app_settings_url: str = Field(alias="APP_NOTIFICATION_SETTINGS_URL", pattern=r"^https?://")
+    app_logo_url: str | None = Field(None, alias="APP_LOGO_URL", pattern=r"^(https://.*)?$")
+    brand_color: str = Field("#1a56db", alias="APP_BRAND_COLOR", pattern=r"^#[0-9a-fA-F]{6}$")
+    # The language of a customer who chose none (a shipped catalog or the deployment's own).
+    default_locale: str = Field("en", alias="NOTIFY_DEFAULT_LOCALE", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,4})*$")
+    # The deployment's own templates and phrases: s3://bucket/prefix/ ; empty: the project's.
+    templates_bucket: str | None = Field(None, alias="NOTIFY_TEMPLATES_BUCKET")
+    templates_prefix: str = Field("", alias="NOTIFY_TEMPLATES_PREFIX")
     # SES: a verified identity (address or domain) that sends the email; None disables email.
     sender_email: str | None = Field(None, alias="NOTIFY_SENDER_EMAIL")
     ses_configuration_set: str | None = Field(None, alias="NOTIFY_SES_CONFIGURATION_SET")

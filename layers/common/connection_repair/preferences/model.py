@@ -71,6 +71,18 @@ TimeZone = Annotated[
 ]
 
 
+# A BCP 47 language tag as browsers give it (navigator.language): a language, an optional script and region.
+LanguageTag = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-(?:[A-Z]{2}|\d{3}))?$",
+        max_length=16,
+        description="BCP 47 language tag, e.g. es or es-MX; messages use it, or its language, where the app has "
+        "them, else the app's default language",
+    ),
+]
+
+
 class NotificationPreferences(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +94,8 @@ class NotificationPreferences(CamelModel):
     opted_out: StrictBool = False
     # NEW_ACCOUNTS_AVAILABLE is optional for the customer: told only when they asked to be.
     new_accounts_opt_in: StrictBool = False
+    # None: the app's default language (the notifier's MessageLocale).
+    locale: LanguageTag | None = None
 
     @field_validator("timezone")
     @classmethod

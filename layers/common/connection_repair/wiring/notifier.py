@@ -18,7 +18,9 @@ from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.sending import SEND_CONFIG
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.adapters.sns import SnsSmsChannel
+from connection_repair.adapters.templates import S3TemplateSource
 from connection_repair.domain.incident import IncidentPolicy
+from connection_repair.messages.render import MessageRenderer
 from connection_repair.notify.compose import MessageComposer
 from connection_repair.notify.incidents import IncidentWatch
 from connection_repair.notify.pacing import SendPacer
@@ -68,10 +70,27 @@ def notifier() -> Notifier:
         preferences=DynamoDBPreferencesStore(dynamodb, settings.table_name),
         store=DynamoDBNotificationStore(dynamodb, settings.table_name),
         channels=channels,
-        composer=MessageComposer(settings.app_reconnect_url, app_name=settings.app_name),
+        composer=composer(settings),
         policy=NotificationPolicy(
             schedule=schedule,
             min_interval=timedelta(hours=settings.min_interval_hours),
             sweep_max_items=settings.sweep_max_items,
         ),
+    )
+
+
+def composer(settings: NotifierSettings) -> MessageComposer:
+    """The app's brand and links, with the deployment's own templates when it names an S3 prefix for them."""
+    source = None
+    if settings.templates_bucket:
+        s3 = boto3.client("s3", config=NOTIFIER_AWS_CONFIG)
+        source = S3TemplateSource(s3, settings.templates_bucket, settings.templates_prefix)
+    return MessageComposer(
+        settings.app_reconnect_url,
+        settings_url=settings.app_settings_url,
+        app_name=settings.app_name,
+        logo_url=settings.app_logo_url,
+        brand_color=settings.brand_color,
+        default_locale=settings.default_locale,
+        renderer=MessageRenderer(source),
     )

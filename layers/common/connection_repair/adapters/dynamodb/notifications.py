@@ -145,10 +145,13 @@ class DynamoDBNotificationStore:
     def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
         self._move(notice, due_at, attempts=None)
 
+    def hold(self, notice: EpisodeNotice, until: datetime) -> None:
+        self._move(notice, until, attempts=None, held=True)
+
     def back_off(self, notice: EpisodeNotice, due_at: datetime) -> None:
         self._move(notice, due_at, attempts=notice.delivery_attempts + 1)
 
-    def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None) -> None:
+    def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None, held: bool = False) -> None:
         self._due.listing(due_at)
         values: dict[str, Any] = {
             ":due": {"S": utc_stamp(due_at)},
@@ -160,6 +163,9 @@ class DynamoDBNotificationStore:
         if attempts is not None:
             expression += ", deliveryAttempts = :attempts"
             values[":attempts"] = {"N": str(attempts)}
+        if held:
+            expression += ", heldByIncident = :held"
+            values[":held"] = {"BOOL": True}
         try:
             self._client.update_item(
                 TableName=self._table,
