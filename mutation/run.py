@@ -154,6 +154,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/platform/test_retry.py",
             "tests/integration/test_repair_api_handler.py",
             "tests/integration/test_connection_replacement_flow.py",
+            "tests/integration/test_incidents.py::test_the_connection_view_carries_its_institutions_incident",
         ],
     ),
 }

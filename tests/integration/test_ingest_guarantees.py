@@ -487,11 +487,8 @@ def test_an_episode_opened_before_its_customer_was_known_is_announced_when_they_
     )
 
 
-def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new_connection(aws):
-    ingestor = make_ingestor(aws, max_failed_repairs=1)
-    broken = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
-    ingestor.receive(signed_delivery(broken, now=NOW))
-    # The Repair API handed out a token at 11:10
+def record_attempt(aws: LocalResources) -> None:
+    """What the Repair API records when it hands out a repair token for conn-1 at 11:10."""
     connections = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
     current = connections.get_connection("conn-1")
     assert current is not None
@@ -504,6 +501,13 @@ def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new
         }
     )
     connections.save_connection(attempted, expected_version=current.version)
+
+
+def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new_connection(aws):
+    ingestor = make_ingestor(aws, max_failed_repairs=1)
+    broken = status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    ingestor.receive(signed_delivery(broken, now=NOW))
+    record_attempt(aws)  # the Repair API handed out a token at 11:10
 
     # The customer finished the widget at 11:15: the verdict waits for the status Meld sends with it
     completed = envelope(
@@ -527,18 +531,7 @@ def test_the_configured_number_of_failed_repairs_turns_the_action_into_start_new
 def test_a_completion_stamped_before_the_status_that_judges_it_is_not_stale(aws):
     ingestor = make_ingestor(aws, max_failed_repairs=1)
     ingestor.receive(signed_delivery(status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED"), now=NOW))
-    connections = DynamoDBCustomerConnections(boto3.client("dynamodb"), aws.table_name)
-    current = connections.get_connection("conn-1")
-    assert current is not None
-    attempted = current.model_copy(
-        update={
-            "repair_attempts": 1,
-            "last_repair_at": datetime(2026, 11, 25, 11, 10, tzinfo=UTC),
-            "repair_pending": True,
-            "version": current.version + 1,
-        }
-    )
-    connections.save_connection(attempted, expected_version=current.version)
+    record_attempt(aws)
     # Meld's status after the attempt arrives first; the completion, stamped earlier, arrives after it
     still_broken = status_change("evt-3", "2026-11-25T11:20:00Z", "RECONNECT_REQUIRED", "PROVIDER_ERROR")
     ingestor.receive(signed_delivery(still_broken, now=NOW))

@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from connection_repair.adapters.templates import CACHE_SECONDS, S3TemplateSource
-from connection_repair.messages.render import MessageRenderer
 from connection_repair.messages.sms import segments
 from connection_repair.notify.compose import MessageComposer
 from connection_repair.platform.settings import NotifierSettings
@@ -46,20 +45,17 @@ def upload(files: dict[str, str], prefix: str = PREFIX) -> None:
         s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=text.encode())
 
 
+def settings(**environment: str) -> NotifierSettings:
+    """The notifier's settings from its environment: the required variables and ``environment``."""
+    required = {"TABLE_NAME": "t", "EVENT_BUS_NAME": "b", "APP_RECONNECT_URL": RECONNECT_URL}
+    return NotifierSettings.from_env(required | {"APP_NOTIFICATION_SETTINGS_URL": SETTINGS_URL} | environment)
+
+
 def own_composer() -> MessageComposer:
     """The composer as the wiring builds it for a deployment whose templates are in BUCKET/PREFIX."""
-    settings = NotifierSettings.from_env(
-        {
-            "TABLE_NAME": "t",
-            "EVENT_BUS_NAME": "b",
-            "APP_RECONNECT_URL": RECONNECT_URL,
-            "APP_NOTIFICATION_SETTINGS_URL": SETTINGS_URL,
-            "NOTIFY_APP_NAME": "Budgetly",
-            "NOTIFY_TEMPLATES_BUCKET": BUCKET,
-            "NOTIFY_TEMPLATES_PREFIX": PREFIX,
-        }
+    return wired_composer(
+        settings(NOTIFY_APP_NAME="Budgetly", NOTIFY_TEMPLATES_BUCKET=BUCKET, NOTIFY_TEMPLATES_PREFIX=PREFIX)
     )
-    return wired_composer(settings)
 
 
 def first_message(rig: NotifierRig) -> None:
@@ -148,28 +144,14 @@ def test_an_unreadable_bucket_is_raised_and_not_asked_again_before_the_cache_tim
 
 
 def test_without_a_bucket_the_wiring_sends_the_projects_messages() -> None:
-    settings = NotifierSettings.from_env(
-        {
-            "TABLE_NAME": "t",
-            "EVENT_BUS_NAME": "b",
-            "APP_RECONNECT_URL": RECONNECT_URL,
-            "APP_NOTIFICATION_SETTINGS_URL": SETTINGS_URL,
-            "NOTIFY_TEMPLATES_BUCKET": "",
-            "APP_BRAND_COLOR": "#0f766e",
-            "NOTIFY_DEFAULT_LOCALE": "es",
-        }
+    composer = wired_composer(
+        settings(NOTIFY_TEMPLATES_BUCKET="", APP_BRAND_COLOR="#0f766e", NOTIFY_DEFAULT_LOCALE="es")
     )
-    composer = wired_composer(settings)
     assert not composer.renderer.has_own
     assert (composer.brand_color, composer.default_locale, composer.settings_url) == ("#0f766e", "es", SETTINGS_URL)
-    assert isinstance(composer.renderer, MessageRenderer)
     for bad in ({"APP_BRAND_COLOR": "blue"}, {"APP_LOGO_URL": "http://insecure.example.com/logo.png"}):
         with pytest.raises(ValueError, match=r"APP_BRAND_COLOR|APP_LOGO_URL"):
-            NotifierSettings.from_env(
-                {"TABLE_NAME": "t", "EVENT_BUS_NAME": "b", "APP_RECONNECT_URL": RECONNECT_URL}
-                | {"APP_NOTIFICATION_SETTINGS_URL": SETTINGS_URL}
-                | bad
-            )
+            settings(**bad)
 
 
 def test_the_preview_checks_then_uploads_the_templates_to_s3(

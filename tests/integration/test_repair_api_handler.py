@@ -244,6 +244,16 @@ def test_repair_answers_a_token_not_to_be_cached_and_records_the_attempt(api: Re
     assert (view["repairAttempts"], view["repairPending"], view["repairStartedAt"]) == (1, True, "2026-11-25T12:00:00Z")
 
 
+def test_a_new_repair_token_forgets_the_completion_of_the_previous_one(api: RepairApi):
+    # The customer finished the widget of an earlier token (its verdict still awaited), then asks again
+    earlier = NOW - timedelta(minutes=10)
+    seed(api, connection(repair_attempts=1, last_repair_at=earlier, repair_pending=True, completed_at=earlier))
+    assert api.call("POST", f"/connections/{CONNECTION_ID}/repair")[0] == 200
+    stored = api.store.get_connection(CONNECTION_ID)
+    assert stored is not None
+    assert (stored.repair_attempts, stored.last_repair_at, stored.completed_at) == (2, NOW, None)
+
+
 def test_a_connection_without_a_pending_repair_says_so(api: RepairApi):
     # Meld judged the last repair (a completion then a status): it was tried, it is no longer pending.
     seed(api, connection(repair_attempts=1, last_repair_at=NOW - timedelta(minutes=5), failed_repairs=1))
