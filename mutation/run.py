@@ -59,6 +59,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/ingestion/test_ordered_at.py",
             "tests/integration/test_ingest_guarantees.py",
             "tests/integration/test_webhook_handler.py",
+            "tests/integration/test_webhook_forwarding.py",
             "tests/integration/test_connection_store.py",
             FAULT_MATRIX + "test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_least_once",
             FAULT_MATRIX
@@ -77,6 +78,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_connection_store.py",
             "tests/integration/test_silent_update_condition.py",
             "tests/integration/test_ingest_guarantees.py",
+            "tests/integration/test_outbox_sweep.py",
+            "tests/unit/platform/test_aws.py",
             FAULT_MATRIX + "test_store_faults_on_ingest_write_nothing_and_the_retry_applies_once",
             FAULT_MATRIX + "test_a_throttled_outbox_clear_after_publishing_is_retried_and_published_at_least_once",
         ],

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
 from connection_repair.adapters.dynamodb.connections import MAX_LISTED_CONNECTIONS, DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.events import DynamoDBOutboxStore
+from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.keys import SHARDS, connection_key
 from connection_repair.adapters.dynamodb.reconciliation import DynamoDBKnownConnections
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
@@ -278,6 +279,11 @@ def test_a_stored_event_expires_its_retention_after_it_was_received_once_its_out
     assert not {"gsi2pk", "gsi2sk", "expiresOncePublished", "pending", "leaseUntil"} & cleared.keys()
     assert list(store.pending_outboxes()) == []
 
+    # An event with nothing to publish expires from the start
+    store.save_event(status_event("evt-2"), lease_until=NOW)
+    quiet = store._client.get_item(TableName=store._table, Key={"pk": {"S": "EVENT#evt-2"}, "sk": {"S": "EVENT"}})
+    assert quiet["Item"]["expiresAt"] == {"N": str(int((NOW + timedelta(days=90)).timestamp()))}
+
 
 def test_an_outbox_stored_by_an_earlier_version_keeps_its_expiry_when_cleared(store: DynamoDBConnectionStore) -> None:
     event = pending_event(store, lease_until=NOW)
@@ -359,3 +365,16 @@ def test_connections_are_read_in_batches_beyond_dynamodbs_limit(
     found = known.get_connections([*ids, ids[0]])
 
     assert sorted(found) == ids[:120]
+
+
+def test_a_connection_counts_in_its_institutions_census_once_when_first_stored(store: DynamoDBConnectionStore) -> None:
+    census = DynamoDBIncidentStore(store._client, store._table)
+    first = Connection(connection_id="conn-1", institution_id="ins-chase", status="ACTIVE", version=1)
+    store.save_event(status_event("evt-1"), lease_until=NOW, connection=first, expected_version=None)
+    later = first.model_copy(update={"status": "RECONNECT_REQUIRED", "version": 2})
+    store.save_event(status_event("evt-2"), lease_until=NOW, connection=later, expected_version=1)
+    healed = later.model_copy(update={"status": "ACTIVE", "version": 3})
+    store.save_event(status_event("evt-4"), lease_until=NOW, connection=healed, expected_version=2)
+    unnamed = Connection(connection_id="conn-2", status="ACTIVE", version=1)
+    store.save_event(status_event("evt-3"), lease_until=NOW, connection=unnamed, expected_version=None)
+    assert (census.connections("ins-chase"), census.connections("ins-other")) == (1, 0)

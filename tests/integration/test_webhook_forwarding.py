@@ -209,3 +209,31 @@ def test_a_quiet_status_change_whose_forward_was_refused_holds_its_lease_until_i
     lapse_lease(webhook_env, "evt-2")
     assert deliver(body, retry_count=2) == 200
     assert [event["detail"]["eventId"] for event in forwarded()] == ["evt-2"]
+
+
+def test_every_outcome_counts_what_it_published(
+    webhook_env: LocalResources, forwarded: Callable[[], list[dict[str, Any]]], captured_logs: Callable[[], str]
+) -> None:
+    # The forward of each webhook, plus what its change announced (a break: Connection Needs Attention)
+    deliver(status_change("evt-1", "2026-11-25T11:00:00Z", "ACTIVE"))  # a new connection
+    deliver(status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE"))  # nothing changes downstream: one write
+    deliver(status_change("evt-3", "2026-11-25T11:10:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"))  # a break
+    deliver(status_change("evt-0", "2026-11-25T10:55:00Z", "ACTIVE"))  # older than what the connection reflects
+    deliver(envelope("BANK_LINKING_ACCOUNTS_UPDATED", "evt-4", "2026-11-25T11:15:00Z", {"connectionId": "conn-1"}))
+    deliver(status_change("evt-2", "2026-11-25T11:05:00Z", "ACTIVE"), retry_count=1)  # a duplicate, all out
+
+    lines = [json.loads(line) for line in captured_logs().splitlines() if line.startswith("{")]
+    ingested = [
+        (line["event_id"], line["outcome"], line["published"])
+        for line in lines
+        if line.get("message") == "Webhook ingested"
+    ]
+    assert ingested == [
+        ("evt-1", "accepted", 1),
+        ("evt-2", "accepted", 1),
+        ("evt-3", "accepted", 2),
+        ("evt-0", "stale", 1),
+        ("evt-4", "ignored", 1),
+        ("evt-2", "duplicate", 0),
+    ]
+    assert len(forwarded()) == 5
