@@ -120,7 +120,8 @@ def test_only_the_records_that_fail_go_back_to_the_queue(rig: NotifierRig, captu
     failed = [batch["Records"][0]["messageId"], batch["Records"][1]["messageId"]]
     assert result == {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
     assert len(sent_emails()) == 1
-    returned = [json.loads(line) for line in captured_logs().splitlines() if "returned to the queue" in line]
+    lines = [json.loads(line) for line in captured_logs().splitlines() if line.startswith("{")]
+    returned = [line for line in lines if line.get("message") == "Queued event returned to the queue"]
     assert [(line["message_id"], line["error"]) for line in returned] == [
         (failed[0], "ValidationError"),
         (failed[1], "ValidationError"),
