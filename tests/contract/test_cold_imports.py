@@ -123,8 +123,10 @@ BUDGETS = [
         ),
         # Nothing of ingestion: the notifier reads connections, it never moves them. Nor Powertools' batch utility
         # (asyncio and every event source's data classes; its partial batch response is the handler's own loop).
+        # Nor Jinja2 (~65 ms): loaded with the first message, and most invocations send none.
         never=(
             "httpx",
+            "jinja2",
             "aws_xray_sdk",
             "connection_repair.ingestion",
             "connection_repair.domain.transitions",

@@ -14,14 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader, FunctionLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from connection_repair.messages.kinds import MessageKind
 from connection_repair.messages.ports import TemplateSource
+
+if TYPE_CHECKING:
+    from jinja2 import BaseLoader
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANGUAGES = tuple(sorted(path.stem for path in (TEMPLATES / "locales").glob("*.json")))
@@ -52,6 +54,9 @@ class Required:
 def _environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
     # Sandboxed: a deployment's templates reach only what they are given. Strict: a misspelt placeholder fails the
     # render instead of leaving a gap in the message.
+    from jinja2 import StrictUndefined, select_autoescape
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     return ImmutableSandboxedEnvironment(
         loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -99,13 +104,22 @@ class MessageRenderer:
 
     def __init__(self, source: TemplateSource | None = None) -> None:
         self._source = source
-        defaults = FileSystemLoader(TEMPLATES)
-        self._defaults = _environment(defaults)
-        self._own = _environment(ChoiceLoader([FunctionLoader(self._load), defaults])) if source else None
+        self._environments: tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEnvironment | None] | None = None
 
     @property
     def has_own(self) -> bool:
         return self._source is not None
+
+    def _environment(self, own: bool) -> ImmutableSandboxedEnvironment:
+        # Built (and Jinja2 imported, ~65 ms) on the first message: most notifier invocations send none.
+        if self._environments is None:
+            from jinja2 import ChoiceLoader, FileSystemLoader, FunctionLoader
+
+            defaults = FileSystemLoader(TEMPLATES)
+            mine = _environment(ChoiceLoader([FunctionLoader(self._load), defaults])) if self._source else None
+            self._environments = (_environment(defaults), mine)
+        project, mine = self._environments
+        return mine if own and mine is not None else project
 
     def _load(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         assert self._source is not None  # only the environment built with a source loads through here
@@ -146,7 +160,7 @@ class MessageRenderer:
     def render(
         self, kind: MessageKind, language: str, context: Mapping[str, Any], required: Required, *, own: bool
     ) -> Rendered:
-        environment = self._own if own and self._own is not None else self._defaults
+        environment = self._environment(own)
         parts: dict[str, str] = {}
         for part in PARTS:
             template = environment.select_template([f"{language}/{kind}.{part}", f"{kind}.{part}"])
