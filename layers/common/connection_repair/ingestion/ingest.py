@@ -101,7 +101,9 @@ class EventIngestor:
             current = unmet.current
         else:
             published = self._outbox.publish(stored.event_id, stored.pending)
-            return self._result(IngestOutcome.ACCEPTED, stored, change.status, change.status_reason, published)
+            return self._result(
+                IngestOutcome.ACCEPTED, stored, change.status, change.status_reason, published=published
+            )
         return retry_on_conflict(
             current,
             read=lambda: self._store.get_connection(change.connection_id),
@@ -154,7 +156,8 @@ class EventIngestor:
         stored: StoredEvent,
         status: str | None = None,
         reason: str | None = None,
-        published: int = 0,
+        *,
+        published: int,
     ) -> IngestResult:
         return IngestResult(
             outcome,
