@@ -216,6 +216,9 @@ def test_a_permanent_rejection_gives_the_message_up_and_marks_the_contact_unusab
     address = EMAIL if channel == Channel.EMAIL else PHONE
     state = rig.store.get_customer_state("customer-1")
     assert (state.unusable, state.last_sent_at) == ({channel: address}, None)
+    episode = rig.episode()
+    assert episode is not None
+    assert (episode.next_message, episode.messages_sent) == (1, 0)  # moved on, nothing counted as sent
 
     # And the reminder is not even tried on that contact
     rig.clock.at(T0 + timedelta(days=1, hours=1))

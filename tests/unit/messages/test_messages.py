@@ -214,6 +214,11 @@ def test_a_bank_name_outside_gsm7_gives_way_to_keep_the_sms_one_segment() -> Non
     sms = COMPOSER.compose([notice("Banco Itaú", 1)], SPANISH).sms
     assert sms == "Budgetly: Vuelve a conectar tu cuenta bancaria: https://app.example.com/connections/conn-1/reconnect"
     assert (encoding(sms), segments(sms)) == ("GSM-7", 1)
+    reminder = COMPOSER.compose([notice("Banco Itaú", 1, next_message=1)], SPANISH).sms
+    assert reminder == (
+        "Budgetly: Recordatorio: Vuelve a conectar tu cuenta bancaria: "
+        "https://app.example.com/connections/conn-1/reconnect"
+    )
 
 
 def test_an_sms_digest_names_as_many_banks_as_fit_one_segment() -> None:
@@ -223,6 +228,11 @@ def test_an_sms_digest_names_as_many_banks_as_fit_one_segment() -> None:
     assert sms.startswith("Budgetly: 8 bank connections need your attention (Bank number 1, ")
     shown = sms.count("Bank number")
     assert sms.endswith(f" and {8 - shown} more). https://app.example.com/connections/conn-1/reconnect")
+    one_fits = COMPOSER.compose([notice("Chase", 1), notice(LONG_NAME, 2)]).sms
+    assert one_fits == (
+        "Budgetly: 2 bank connections need your attention (Chase and 1 more). "
+        "https://app.example.com/connections/conn-1/reconnect"
+    )
     long_first = COMPOSER.compose([notice(LONG_NAME * 2, 1), notice("Citi", 2)]).sms
     assert long_first == (
         "Budgetly: 2 bank connections need your attention: https://app.example.com/connections/conn-1/reconnect"
@@ -243,6 +253,20 @@ def test_an_override_replaces_only_its_kind_and_a_language_folder_only_its_langu
     assert composer.compose(SAMPLES["first_notice"]).subject == "Chase: action needed"
     assert composer.compose(SAMPLES["first_notice"], SPANISH).subject == "Chase: acción necesaria"
     assert composer.compose(SAMPLES["reminder"]).subject == "Reminder: Reconnect your Chase account"
+
+
+def test_own_templates_get_every_value_the_context_promises(tmp_path: Path) -> None:
+    # docs/messages.md lists what a template is given; a deployment's template may use any of it
+    composer = own(
+        tmp_path,
+        {
+            "digest.subject": "{{ kind }}/{{ lang }}: {{ notices | map(attribute='action') | join(',') }}",
+            "locales/en.json": '{"intro": {"digest": "{count} connections, starting with {bank}"}}',
+        },
+    )
+    message = composer.compose(SAMPLES["digest"])
+    assert message.subject == "digest/en: REPAIR,RENEW_ACCESS,REPAIR"
+    assert "3 connections, starting with Chase" in message.text
 
 
 def test_own_phrases_merge_over_the_shipped_ones_and_own_languages_fall_back_to_english(tmp_path: Path) -> None:
