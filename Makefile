@@ -168,7 +168,7 @@ $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
 	@touch $@
 
-mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~1 h on 2 cores; not in `make test`)
+mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~75 min on 2 cores; not in `make test`)
 	$(PY) -m mutation.run
 
 mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)

@@ -103,6 +103,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_notifier_handler.py",
             "tests/integration/test_notifier_retries_and_backlog.py",
             "tests/reliability/test_notifier_fault_matrix.py",
+            "tests/integration/test_message_templates.py",
+            "tests/integration/test_send_rate.py",
             # The notifier's part in incidents: counting an incident's end, releasing what it held.
             "tests/integration/test_incidents.py::test_a_surge_starts_one_incident_holds_first_messages_and_ends_when_enough_heal",
             "tests/integration/test_incidents.py::test_repairs_that_keep_failing_leave_the_connection_counted_as_broken",

@@ -3,6 +3,7 @@ message that still goes out (with a metric) when those templates cannot make it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -112,7 +113,8 @@ def test_a_broken_template_on_s3_still_sends_the_projects_message_and_counts_it(
     assert 'href="https://app.example.com/connections/WQ5RitxnrnggqcT8noLoZN/reconnect"' in email.body
     assert f'href="{SETTINGS_URL}"' in email.body
     logs = captured_logs()
-    assert '"MessageTemplateFallbacks"' in logs
+    metrics = [json.loads(line) for line in logs.splitlines() if line.startswith("{") and '"_aws"' in line]
+    assert [line["MessageTemplateFallbacks"] for line in metrics if "MessageTemplateFallbacks" in line] == [[1.0]]
     assert "The deployment's message template failed" in logs
 
 

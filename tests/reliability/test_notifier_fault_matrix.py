@@ -127,6 +127,7 @@ def test_a_send_whose_answer_is_lost_counts_as_maybe_sent_and_is_never_sent_agai
     # Then nothing is released: the message counts as maybe sent (counted), the episode moves on to its reminder
     assert (lost.raised, sent()) == (1, 1)
     assert (outcome.messages_sent, outcome.suppressed["UNCERTAIN"], outcome.failures) == (0, 1, 0)
+    assert outcome.channel_failures == 1  # the channel's answer was lost: counted as its failure
     assert list(claims(aws.table_name).values()) == ["UNCERTAIN"]
     notice = rig.episode()
     assert notice is not None

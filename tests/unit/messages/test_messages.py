@@ -228,6 +228,11 @@ def test_an_sms_digest_names_as_many_banks_as_fit_one_segment() -> None:
     assert sms.startswith("Budgetly: 8 bank connections need your attention (Bank number 1, ")
     shown = sms.count("Bank number")
     assert sms.endswith(f" and {8 - shown} more). https://app.example.com/connections/conn-1/reconnect")
+    both = COMPOSER.compose([notice("Chase", 1), notice("Citi", 2)]).sms
+    assert both == (
+        "Budgetly: 2 bank connections need your attention (Chase, Citi). "
+        "https://app.example.com/connections/conn-1/reconnect"
+    )
     one_fits = COMPOSER.compose([notice("Chase", 1), notice(LONG_NAME, 2)]).sms
     assert one_fits == (
         "Budgetly: 2 bank connections need your attention (Chase and 1 more). "
