@@ -95,19 +95,26 @@ def render_all(composer: MessageComposer, out: Path) -> list[Preview]:
     return previews
 
 
-def screenshot(previews: list[Preview], chromium: str) -> None:
+def screenshot(previews: list[Preview], browser: Any) -> None:
+    """Each preview's HTML in ``browser`` (a Playwright Browser) at a desktop and a phone width, as PNG beside it."""
+    for width, suffix in ((720, ""), (375, "-phone")):
+        page = browser.new_page(viewport={"width": width, "height": 600})
+        try:
+            for preview in previews:
+                # Images a deployment links (its logo) are fetched; nothing else leaves the machine.
+                page.goto(preview.html.as_uri())
+                page.screenshot(path=str(preview.html.with_name(f"{preview.name}{suffix}.png")), full_page=True)
+        finally:
+            page.close()
+
+
+def screenshot_in_chromium(previews: list[Preview], chromium: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
-            for width, suffix in ((720, ""), (375, "-phone")):
-                page = browser.new_page(viewport={"width": width, "height": 600})
-                for preview in previews:
-                    # Images a deployment links (its logo) are fetched; nothing else leaves the machine.
-                    page.goto(preview.html.as_uri())
-                    page.screenshot(path=str(preview.html.with_name(f"{preview.name}{suffix}.png")), full_page=True)
-                page.close()
+            screenshot(previews, browser)
         finally:
             browser.close()
 
@@ -145,7 +152,7 @@ def main() -> None:
     previews = render_all(composer, arguments.out)
     fallbacks = [p for p in previews if p.message.template_fallback]
     if not arguments.no_screenshots:
-        screenshot(previews, os.environ.get("CHROMIUM") or "/usr/bin/chromium")
+        screenshot_in_chromium(previews, os.environ.get("CHROMIUM") or "/usr/bin/chromium")
     for preview in previews:
         sms = preview.message.sms
         print(

@@ -3,24 +3,29 @@ email as a customer's browser shows it (one button per connection to its deep li
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
 from connection_repair.messages.render import LANGUAGES
-from local import preview_messages
-from local.preview_messages import SAMPLES
+from local.preview_messages import ROOT, SAMPLES
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def previews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The command `make preview-messages` runs, in its own process (its own Playwright and Chromium)
     out = tmp_path_factory.mktemp("messages")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sys.argv", ["preview", "--out", str(out)])
-        preview_messages.main()
+    environment = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])}
+    command = [sys.executable, "-m", "local.preview_messages", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"in {out}" in done.stdout
     return out
 
 
