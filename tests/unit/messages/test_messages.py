@@ -292,6 +292,21 @@ def test_own_phrases_merge_over_the_shipped_ones_and_own_languages_fall_back_to_
     assert not french.template_fallback
 
 
+def test_a_regional_catalog_of_a_deployment_changes_only_its_keys(tmp_path: Path) -> None:
+    composer = own(
+        tmp_path,
+        {
+            "locales/es-MX.json": '{"greeting": "¡Qué tal!"}',
+            "es/first_notice.subject": "{{ notices[0].bank }}: atención",
+        },
+    )
+    mexican = composer.compose(SAMPLES["first_notice"], SPANISH)
+    assert (mexican.language, mexican.subject) == ("es-MX", "Chase: atención")  # es/ serves es-MX too
+    assert mexican.text.startswith("¡Qué tal!\n\nTu conexión con Chase necesita tu atención.")
+    spain = composer.compose(SAMPLES["first_notice"], NotificationPreferences(locale="es-ES"))
+    assert spain.text.startswith("Hola:\n")
+
+
 BROKEN = {
     "a syntax error": {"first_notice.html": "{% if %}"},
     "a misspelt placeholder": {"first_notice.txt": "{{ t.greeting }} {{ notice.bnak }}"},

@@ -152,10 +152,14 @@ class MessageRenderer:
         return "en"
 
     def phrases(self, language: str, *, own: bool) -> dict[str, Any]:
-        """The language's words: English under the shipped catalog (a key it lacks), the deployment's over both."""
-        catalog = merge(_shipped("en") or {}, _shipped(language) or {})
-        overrides = self._own_catalog(language) if own else None
-        return merge(catalog, overrides) if overrides else catalog
+        """The language's words, each key from the most specific catalog that has it: the deployment's over the
+        shipped ones, a regional one (es-MX) over its language's (es), any of them over English."""
+        names = list(dict.fromkeys([language.split("-", maxsplit=1)[0], language]))
+        catalogs = [_shipped(name) for name in names] + [self._own_catalog(name) for name in names if own]
+        catalog = _shipped("en") or {}
+        for more in catalogs:
+            catalog = merge(catalog, more or {})
+        return catalog
 
     def render(
         self, kind: MessageKind, language: str, context: Mapping[str, Any], required: Required, *, own: bool
@@ -163,7 +167,10 @@ class MessageRenderer:
         environment = self._environment(own)
         parts: dict[str, str] = {}
         for part in PARTS:
-            template = environment.select_template([f"{language}/{kind}.{part}", f"{kind}.{part}"])
+            folders = dict.fromkeys([language, language.split("-", maxsplit=1)[0]])
+            template = environment.select_template(
+                [*(f"{folder}/{kind}.{part}" for folder in folders), f"{kind}.{part}"]
+            )
             parts[part] = template.render(context)
         rendered = Rendered(subject=parts["subject"].strip(), html=parts["html"], text=parts["txt"].strip() + "\n")
         check(rendered, required)
