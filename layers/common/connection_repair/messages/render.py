@@ -77,6 +77,11 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def most_specific_first(tag: str) -> list[str]:
+    """A language tag, then its language (``es-MX``, ``es``); a bare language alone."""
+    return list(dict.fromkeys([tag, tag.split("-", maxsplit=1)[0]]))
+
+
 @cache
 def _shipped(language: str) -> dict[str, Any] | None:
     # Read once per process; never changed (merge copies, templates cannot write).
@@ -146,7 +151,7 @@ class MessageRenderer:
         for tag in preferred:
             if not tag:
                 continue
-            for candidate in (tag, tag.split("-")[0]):
+            for candidate in most_specific_first(tag):
                 if candidate in LANGUAGES or (own and self._own_catalog(candidate) is not None):
                     return candidate
         return "en"
@@ -154,7 +159,7 @@ class MessageRenderer:
     def phrases(self, language: str, *, own: bool) -> dict[str, Any]:
         """The language's words, each key from the most specific catalog that has it: the deployment's over the
         shipped ones, a regional one (es-MX) over its language's (es), any of them over English."""
-        names = list(dict.fromkeys([language.split("-", maxsplit=1)[0], language]))
+        names = most_specific_first(language)[::-1]
         catalogs = [_shipped(name) for name in names] + [self._own_catalog(name) for name in names if own]
         catalog = _shipped("en") or {}
         for more in catalogs:
@@ -165,9 +170,9 @@ class MessageRenderer:
         self, kind: MessageKind, language: str, context: Mapping[str, Any], required: Required, *, own: bool
     ) -> Rendered:
         environment = self._environment(own)
+        folders = most_specific_first(language)
         parts: dict[str, str] = {}
         for part in PARTS:
-            folders = dict.fromkeys([language, language.split("-", maxsplit=1)[0]])
             template = environment.select_template(
                 [*(f"{folder}/{kind}.{part}" for folder in folders), f"{kind}.{part}"]
             )
