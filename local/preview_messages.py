@@ -5,8 +5,9 @@ data (one bank, a digest of several, a long bank name) through the same composer
 project's `messages/` templates over the defaults, and writes for each the HTML, the text, the SMS, and a screenshot
 of the HTML in headless Chromium at a desktop and a phone width. Prints where they are and each SMS's segments.
 
-    make preview-messages [OUT=<dir>] [TEMPLATES=<dir>] [APP_NAME=..] [LOGO_URL=..] [BRAND_COLOR=#rrggbb]
+    make preview-messages                                      # into .local/messages/
     make upload-messages BUCKET=<bucket> [PREFIX=<prefix/>]   # the same check, then the files to S3
+    PYTHONPATH=layers/common:. .venv/bin/python -m local.preview_messages --help   # another folder, brand, logo
 
 An upload is refused when any message falls back to the project's templates (the notifier would do the same at
 send time, and count it).
@@ -95,26 +96,20 @@ def render_all(composer: MessageComposer, out: Path) -> list[Preview]:
     return previews
 
 
-def screenshot(previews: list[Preview], browser: Any) -> None:
-    """Each preview's HTML in ``browser`` (a Playwright Browser) at a desktop and a phone width, as PNG beside it."""
-    for width, suffix in ((720, ""), (375, "-phone")):
-        page = browser.new_page(viewport={"width": width, "height": 600})
-        try:
-            for preview in previews:
-                # Images a deployment links (its logo) are fetched; nothing else leaves the machine.
-                page.goto(preview.html.as_uri())
-                page.screenshot(path=str(preview.html.with_name(f"{preview.name}{suffix}.png")), full_page=True)
-        finally:
-            page.close()
-
-
-def screenshot_in_chromium(previews: list[Preview], chromium: str) -> None:
+def screenshot(previews: list[Preview], chromium: str) -> None:
+    """Each preview's HTML in headless Chromium at a desktop and a phone width, as a PNG beside it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         try:
-            screenshot(previews, browser)
+            for width, suffix in ((720, ""), (375, "-phone")):
+                page = browser.new_page(viewport={"width": width, "height": 600})
+                for preview in previews:
+                    # Images a deployment links (its logo) are fetched; nothing else leaves the machine.
+                    page.goto(preview.html.as_uri())
+                    page.screenshot(path=str(preview.html.with_name(f"{preview.name}{suffix}.png")), full_page=True)
+                page.close()
         finally:
             browser.close()
 
@@ -152,7 +147,7 @@ def main() -> None:
     previews = render_all(composer, arguments.out)
     fallbacks = [p for p in previews if p.message.template_fallback]
     if not arguments.no_screenshots:
-        screenshot_in_chromium(previews, os.environ.get("CHROMIUM") or "/usr/bin/chromium")
+        screenshot(previews, os.environ.get("CHROMIUM") or "/usr/bin/chromium")
     for preview in previews:
         sms = preview.message.sms
         print(
