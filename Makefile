@@ -162,14 +162,17 @@ bench-layer: $(VENV)/.installed $(TOOLS)/.installed ## Size of the built CommonL
 bench-report: $(VENV)/.installed ## Print the table of bench/results.json (runs nothing)
 	@PYTHONPATH=layers/common:. $(PY) -m bench.report
 
-.PHONY: mutation mutation-report mutation-survivors mutation-show
+.PHONY: mutation mutation-all mutation-report mutation-survivors mutation-show
 
 $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
 	@touch $@
 
-mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~75 min on 2 cores; not in `make test`)
+mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~30 min on 2 cores; not in `make test`)
 	$(PY) -m mutation.run
+
+mutation-all: $(VENV)/.mutmut ## `make mutation` and the wider groups: wording and sending, incidents, reconciliation (~60 min)
+	$(PY) -m mutation.run --all
 
 mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)
 	@$(PY) -m mutation.run --report

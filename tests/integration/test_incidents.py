@@ -22,7 +22,7 @@ from connection_repair.domain.incident import (
 )
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.incidents import IncidentWatch
-from connection_repair.notify.policy import Deferred
+from connection_repair.notify.policy import Deferred, Suppressed
 from local.aws_resources import LocalResources
 from tests.notifier_support import T0, Clock, NotifierRig, attention, build_notifier, repaired, sent_emails
 from tests.repair_api_support import connection as api_connection
@@ -45,15 +45,18 @@ def census(table_name: str, institution_id: str, connections: int) -> None:
 
 
 def break_connections(
-    rig: NotifierRig, count: int, *, first: int = 1, reason: str = "LOGIN_REQUIRED"
+    rig: NotifierRig, count: int, *, first: int = 1, reason: str = "LOGIN_REQUIRED", started: list[int] | None = None
 ) -> list[Connection]:
-    """``count`` Chase connections of as many customers (with email) broken now, and the notifier told of each."""
+    """``count`` Chase connections of as many customers (with email) broken now, and the notifier told of each;
+    ``started`` receives how many incidents each break started."""
     broken = []
     for number in range(first, first + count):
         customer = f"customer-{number}"
         rig.preferences(customer, email=f"c{number}@example.com")
         connection = rig.connection(f"conn-{number}", customer=customer, episode_id=f"episode-{number}", reason=reason)
-        rig.notifier.on_needs_attention(attention(connection))
+        outcome = rig.notifier.on_needs_attention(attention(connection))
+        if started is not None:
+            started.append(outcome.incidents["STARTED"])
         broken.append(connection)
     return broken
 
@@ -81,9 +84,11 @@ def test_a_surge_starts_one_incident_holds_first_messages_and_ends_when_enough_h
 ) -> None:
     # Given Chase with 10 known connections, and 4 of them breaking within a minute (threshold: 3)
     census(rig.table_name, CHASE, 10)
-    broken = break_connections(rig, 2)
+    started: list[int] = []
+    broken = break_connections(rig, 2, started=started)
     assert incident_events(downstream) == []  # two breaks are two customers' problems
-    broken += break_connections(rig, 2, first=3)
+    broken += break_connections(rig, 2, first=3, started=started)
+    assert started == [0, 0, 1, 0]  # counted by the break that started it
 
     # Then the third break started an incident, told on the bus once
     [started] = incident_events(downstream)
@@ -157,6 +162,15 @@ def test_breaks_spread_wider_than_the_window_are_no_incident(rig: NotifierRig) -
     for number in range(1, 4):
         rig.clock.at(T0 + timedelta(minutes=20 * number))
         break_connections(rig, 1, first=number)
+    assert DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE) is None
+
+
+def test_an_event_delivered_again_counts_its_break_once(rig: NotifierRig) -> None:
+    census(rig.table_name, CHASE, 10)  # threshold 3
+    broken = break_connections(rig, 2)
+    # The bus delivers the second break again (at least once): still two breaks, no incident
+    outcome = rig.notifier.on_needs_attention(attention(broken[1]))
+    assert outcome.suppressed[Suppressed.DUPLICATE] == 1
     assert DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE) is None
 
 

@@ -17,7 +17,7 @@ def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the ``attempts``-th failed delivery of one message."""
     if attempts <= 1:
         return timedelta(0)
-    return min(timedelta(minutes=2 ** min(attempts - 2, 16)), MAX_RETRY_DELAY)
+    return min(timedelta(minutes=2 ** (attempts - 2)), MAX_RETRY_DELAY)
 
 
 def not_before(due: datetime | None, now: datetime) -> datetime | None:

@@ -98,7 +98,8 @@ class Notifier:
             started = self._incidents.on_break(
                 event.institution_id, event.institution_name, event.attention_since, event.status_reason
             )
-            outcome.incidents["STARTED"] += started is not None
+            if started is not None:
+                outcome.incidents["STARTED"] += 1
 
     def _register(self, notice: EpisodeNotice, outcome: Outcome) -> bool:
         """Register ``notice``'s messages; False when it was registered before (a duplicate event)."""
