@@ -118,6 +118,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_notifier_races.py",
             "tests/integration/test_notifier_retries_and_backlog.py",
             "tests/reliability/test_notifier_fault_matrix.py",
+            # Messages held by an incident and released at its end (`hold`, `due_exactly`).
+            "tests/integration/test_incidents.py",
         ],
     ),
     "incidents": (
