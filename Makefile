@@ -168,10 +168,10 @@ $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
 	@touch $@
 
-mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~30 min on 2 cores; not in `make test`)
+mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~40 min on 2 cores; not in `make test`)
 	$(PY) -m mutation.run
 
-mutation-all: $(VENV)/.mutmut ## `make mutation` and the wider groups: wording and sending, incidents, reconciliation (~60 min)
+mutation-all: $(VENV)/.mutmut ## `make mutation` and the wider groups: wording and sending, incidents, reconciliation (~70 min)
 	$(PY) -m mutation.run --all
 
 mutation-report: $(VENV)/.mutmut ## Print the table of mutation/results.json again, from the last run's .mutation/ (runs nothing)
