@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb.keys import SHARDS
+from connection_repair.adapters.dynamodb.keys import SHARDS, shard_of
 from connection_repair.adapters.dynamodb.notification_items import (
     claim_key,
     customer_key,
@@ -190,10 +190,29 @@ def test_due_messages_are_read_across_pages_smaller_than_asked_for(store: Dynamo
         params["Limit"] = min(params.get("Limit", 2), 2)
 
     store._client.meta.events.register("provide-client-params.dynamodb.Query", small_pages)
-    for number in range(5):
-        due(store, f"today-{number}", T0 - timedelta(minutes=10 - number))
-    assert [n.episode_id for n in store.due_episodes(T0, limit=100)] == [f"today-{n}" for n in range(5)]
-    assert store.last_read_count == 5
+    # More messages than the day's shards hold in one page each: some shard is read over several pages
+    count = 2 * SHARDS + 1
+    for number in range(count):
+        due(store, f"today-{number:02}", T0 - timedelta(minutes=count - number))
+    assert [n.episode_id for n in store.due_episodes(T0, limit=100)] == [f"today-{n:02}" for n in range(count)]
+    assert store.last_read_count == count
+
+
+def test_a_sweep_short_of_room_reads_no_more_than_its_limit_over_a_days_shards(
+    store: DynamoDBNotificationStore,
+) -> None:
+    # Today: one message in the first shard, five in the second; and one overdue from yesterday
+    def in_shard(shard: int, count: int) -> list[str]:
+        return [name for name in (f"episode-{n}" for n in range(200)) if shard_of(name) == shard][:count]
+
+    due(store, "yesterday", T0 - timedelta(days=1))
+    for number, episode in enumerate(in_shard(0, 1) + in_shard(1, 5)):
+        due(store, episode, T0 - timedelta(minutes=10 - number))
+    # Room for four: yesterday's, the first shard's, and two of the second's; the second shard is asked for two
+    read = store.due_episodes(T0, limit=4)
+    assert [n.episode_id for n in read][:2] == ["yesterday", in_shard(0, 1)[0]]
+    assert len(read) == 4
+    assert store.last_read_count == 4
 
 
 def test_a_claim_records_who_took_it_when_until_when_and_when_it_may_be_forgotten(
