@@ -1,4 +1,5 @@
-"""`make mutation`: mutmut over the modules where a wrong line loses data, sends twice or lets someone in.
+"""`make mutation`: mutmut over the modules where a wrong line loses data, sends twice or lets someone in
+(`make mutation-all`: and the wider groups).
 
 mutmut 3 derives a mutant's module from its file's path (``src/`` or the root), while the layer's package lives in
 ``layers/common/``. So each group runs in a staged copy (``.mutation/<group>/``): the package under ``src/``,
@@ -6,8 +7,9 @@ everything the tests read beside it, and a pyproject with mutmut's settings. mut
 group's tests that call the mutated function (from its own coverage pass), fastest first, stopping at the first
 failure.
 
-Writes ``mutation/results.json`` (score per module, survivors by name) and prints the table; the survivors and why
-each is harmless are in docs/mutation.md. A measurement, not a gate: it exits 0 whatever the score.
+Writes ``mutation/results.json`` (score per module, survivors by name) and prints the table; the survivors, by the
+reason each is harmless or as still open, are in docs/mutation.md. A measurement, not a gate: it exits 0 whatever
+the score.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ PACKAGE = ROOT / "layers" / "common" / "connection_repair"
 # The modules under test, relative to the package, in small groups that each run with the tests written for them
 # (mutmut then runs, of those, the ones that call the mutated function): ordering and state transitions; signature
 # verification and the envelope; the ingest path and the outbox; the DynamoDB conditions and transactions;
-# notification claims and policy, and their store; the Repair API's ownership checks and the optimistic retry.
-# Small groups keep a run short: a surviving mutant costs every selected test that calls its function, and a
-# function every test calls (an item codec, the transition) would otherwise cost the whole suite.
+# notification claims and policy, and their store; the Repair API's ownership checks and the optimistic retry (the
+# core groups, `CORE` below); and for `make mutation-all`, how messages are worded and sent, institution incidents
+# and reconciliation. Small groups keep a run short: a surviving mutant costs every selected test that calls its
+# function, and a function every test calls (an item codec, the transition) would otherwise cost the whole suite.
 FAULT_MATRIX = "tests/reliability/test_fault_matrix.py::"
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "transitions": (

@@ -205,12 +205,13 @@ def test_a_sweep_short_of_room_reads_no_more_than_its_limit_over_a_days_shards(
     def in_shard(shard: int, count: int) -> list[str]:
         return [name for name in (f"episode-{n}" for n in range(200)) if shard_of(name) == shard][:count]
 
+    first_shard = in_shard(0, 1)
     due(store, "yesterday", T0 - timedelta(days=1))
-    for number, episode in enumerate(in_shard(0, 1) + in_shard(1, 5)):
+    for number, episode in enumerate(first_shard + in_shard(1, 5)):
         due(store, episode, T0 - timedelta(minutes=10 - number))
     # Room for four: yesterday's, the first shard's, and two of the second's; the second shard is asked for two
     read = store.due_episodes(T0, limit=4)
-    assert [n.episode_id for n in read][:2] == ["yesterday", in_shard(0, 1)[0]]
+    assert [n.episode_id for n in read][:2] == ["yesterday", *first_shard]
     assert len(read) == 4
     assert store.last_read_count == 4
 
