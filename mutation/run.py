@@ -107,6 +107,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_send_rate.py",
             # The notifier's part in incidents: counting breaks and ends, releasing what an incident held.
             "tests/integration/test_incidents.py",
+            # A customer's own locale reaching the message.
+            "tests/integration/test_message_templates.py::test_a_spanish_speaking_customer_gets_email_and_sms_in_spanish",
         ],
     ),
     "notify-store": (
@@ -117,6 +119,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "tests/integration/test_notification_store.py",
+            "tests/integration/test_due_list.py",
             "tests/integration/test_notifier.py",
             "tests/integration/test_notifier_races.py",
             "tests/integration/test_notifier_retries_and_backlog.py",

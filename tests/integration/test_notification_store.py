@@ -24,8 +24,10 @@ from connection_repair.adapters.dynamodb.notification_items import (
 )
 from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.domain.status_policy import Action
+from connection_repair.notify.ports import ClaimConflict
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.platform.clock import utc_stamp
+from connection_repair.preferences.model import Channel
 from local.aws_resources import LocalResources
 from tests.notifier_support import T0
 
@@ -325,3 +327,45 @@ def test_a_first_sweep_reads_far_back_only_where_earlier_versions_listed_message
     # 180 days back in the unsharded partitions, then today's nine: not nine a day for half a year
     assert len(queried) == 180 + 1 + SHARDS
     assert all(partition.count("#") == 1 for partition in queried[:180])
+
+
+def test_a_claim_meeting_another_sends_slot_says_so_and_writes_nothing(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    store.register_episode(notice("episode-2"))
+    claim(store, "token-1")
+
+    with pytest.raises(ClaimConflict) as conflict:
+        store.claim(
+            CUSTOMER,
+            [MessageClaim("episode-2", 0)],
+            token="token-2",
+            now=T0,
+            previous_sent_at=None,
+            lease_until=T0 + timedelta(minutes=15),
+        )
+
+    # The slot, not a message: the caller gives up at once instead of trying the messages again
+    assert (conflict.value.customer_slot_taken, list(conflict.value.taken)) == (True, [])
+    assert item(store, claim_key(CUSTOMER, "episode-2", 0)) is None
+    assert item(store, customer_key(CUSTOMER))["claimToken"] == {"S": "token-1"}  # type: ignore[index]
+
+
+def test_an_unusable_address_is_recorded_with_why_and_when(store: DynamoDBNotificationStore) -> None:
+    store.mark_unusable(CUSTOMER, Channel.EMAIL, "ada@example.com", reason="BOUNCED", now=T0)
+
+    stored = item(store, customer_key(CUSTOMER))
+    assert stored is not None
+    assert stored["unusableEMAIL"] == {
+        "M": {"address": {"S": "ada@example.com"}, "reason": {"S": "BOUNCED"}, "at": {"S": utc_stamp(T0)}}
+    }
+    assert store.get_customer_state(CUSTOMER).unusable == {Channel.EMAIL: "ada@example.com"}
+
+
+def test_an_episodes_item_holds_what_is_known_and_nothing_empty(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())  # no institution, status or resolution known
+
+    stored = item(store, episode_key(CUSTOMER, "episode-1"))
+    assert stored is not None
+    assert [name for name, value in stored.items() if "NULL" in value] == []
+    assert not {"institutionId", "institutionName", "status", "statusReason", "closed", "resolution"} & set(stored)
+    assert stored["episodeId"] == {"S": "episode-1"}

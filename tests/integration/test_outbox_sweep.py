@@ -62,9 +62,10 @@ def store(aws: LocalResources) -> DynamoDBConnectionStore:
     return DynamoDBConnectionStore(boto3.client("dynamodb"), aws.table_name, event_ttl=timedelta(days=90))
 
 
-def sweep(aws: LocalResources, store: DynamoDBConnectionStore, events: Any = None) -> OutboxSweep:
+def sweep(aws: LocalResources, store: Any, events: Any = None, slept: list[float] | None = None) -> OutboxSweep:
     publisher = EventBridgePublisher(events or boto3.client("events"), aws.event_bus_name, "connection-repair")
-    return OutboxSweep(store=store, publisher=publisher, clock=lambda: NOW, reserve_seconds=5, sleep=lambda _: None)
+    waits = [] if slept is None else slept
+    return OutboxSweep(store=store, publisher=publisher, clock=lambda: NOW, reserve_seconds=5, sleep=waits.append)
 
 
 def test_a_stranded_outbox_is_published_once_and_then_expires_like_any_event(
@@ -107,6 +108,42 @@ def test_an_outbox_written_this_very_moment_is_pending_for_no_time_at_all(
     assert (outcome.flushed, outcome.pending, outcome.oldest_pending_seconds) == (0, 1, 0)
 
 
+def test_a_lease_ending_this_very_moment_is_its_holders_and_not_waited_for(
+    aws: LocalResources, store: DynamoDBConnectionStore, downstream: Callable[[], list[dict[str, Any]]]
+) -> None:
+    stranded(store, "evt-1", received=NOW - timedelta(minutes=1), lease_until=NOW)
+    slept: list[float] = []
+
+    outcome = sweep(aws, store, slept=slept).run(remaining_seconds=lambda: 100)
+
+    assert (outcome.flushed, outcome.pending, outcome.oldest_pending_seconds) == (0, 1, 60)
+    assert (slept, downstream()) == ([], [])
+
+
+def test_an_outbox_whose_lease_is_taken_after_the_listing_is_waited_for_then_left_pending(
+    aws: LocalResources, store: DynamoDBConnectionStore, downstream: Callable[[], list[dict[str, Any]]]
+) -> None:
+    stranded(store, "evt-1", received=NOW - timedelta(minutes=1), lease_until=NOW - timedelta(minutes=1))
+
+    class RetriedDeliveryMeanwhile:
+        """Meld's retry of the delivery takes the lease between the sweep's listing and its claim."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def pending_outboxes(self) -> Any:
+            for pending in store.pending_outboxes():
+                store.claim_pending(pending.event_id, now=NOW, lease_until=NOW + timedelta(minutes=1))
+                yield pending
+
+    slept: list[float] = []
+    outcome = sweep(aws, RetriedDeliveryMeanwhile(), slept=slept).run(remaining_seconds=lambda: 100)
+
+    assert (outcome.flushed, outcome.pending, outcome.oldest_pending_seconds) == (0, 1, 60)
+    assert slept  # the holder was given its moment, on the sweep's own clock
+    assert downstream() == []  # the holder publishes, not the sweep
+
+
 def test_with_the_bus_refusing_everything_stays_pending_and_the_oldest_age_is_reported(
     aws: LocalResources, store: DynamoDBConnectionStore
 ) -> None:
@@ -136,6 +173,16 @@ def test_with_no_time_left_nothing_is_taken(aws: LocalResources, store: DynamoDB
 
     assert (outcome.flushed, outcome.pending) == (0, 1)
     assert store.get_event("evt-1").pending  # type: ignore[union-attr]
+
+
+def test_with_exactly_the_reserve_left_the_sweep_still_publishes(
+    aws: LocalResources, store: DynamoDBConnectionStore
+) -> None:
+    stranded(store, "evt-1", received=NOW - timedelta(hours=1), lease_until=NOW - timedelta(hours=1))
+
+    outcome = sweep(aws, store).run(remaining_seconds=lambda: 5)
+
+    assert (outcome.flushed, outcome.pending) == (1, 0)
 
 
 def test_the_handler_reports_the_oldest_pending_age_on_every_run(

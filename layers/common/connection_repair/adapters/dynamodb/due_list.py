@@ -4,6 +4,7 @@ hold a message (docs/decisions.md §20)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -76,8 +77,6 @@ class DueList:
             sharded = sharded_from is not None and day >= sharded_from
             found: list[EpisodeNotice] = []
             for partition in due_partitions(day) if sharded else due_partitions(day)[:1]:
-                if len(notices) + len(found) >= limit:
-                    break
                 found.extend(self._due_in(partition, now, limit - len(notices) - len(found)))
             if found and oldest_with_items is None:
                 oldest_with_items = day
@@ -109,24 +108,20 @@ class DueList:
         return found
 
     def _due_in(self, partition: str, now: datetime, limit: int) -> list[EpisodeNotice]:
-        """Up to ``limit`` notices of one due partition whose time has come, oldest first."""
-        found: list[EpisodeNotice] = []
+        """Up to ``limit`` notices of one due partition whose time has come, oldest first (none asked: none read)."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": DUE_INDEX,
             # '~' sorts after '#': every key due at or before now, whatever the episode id.
             "KeyConditionExpression": "gsi2pk = :due AND gsi2sk <= :now",
             "ExpressionAttributeValues": {":due": {"S": partition}, ":now": {"S": f"{utc_stamp(now)}~"}},
+            "Limit": limit,
         }
-        while len(found) < limit:
-            query["Limit"] = limit - len(found)
-            response = self._client.query(**query)
-            self.read_count += response.get("ScannedCount", 0)
-            found.extend(notice_from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return found
+        # A page cut short at 1 MB is followed by the next; no page is asked for once ``limit`` items are read (with
+        # none asked for, not even the first).
+        items = list(islice(query_items(self._client, query), limit))
+        self.read_count += len(items)
+        return [notice_from_item(item) for item in items]
 
     def _watermark(self, now: datetime) -> tuple[date, date | None]:
         """The oldest day that may hold a due message (every day before it is empty for good), and the oldest day a

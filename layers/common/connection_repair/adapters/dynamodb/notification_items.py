@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connection_repair.adapters.dynamodb.keys import SHARDS, customer_partition, from_item, serialize, shard_of
+from connection_repair.adapters.dynamodb.keys import SHARDS, customer_partition, from_item, shard_of, to_item
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.platform.clock import utc_stamp
 
@@ -67,9 +67,9 @@ def due_key(due_at: datetime, episode_id: str) -> str:
 
 
 def episode_item(notice: EpisodeNotice) -> dict[str, Any]:
-    # ``closed`` is written only by close_episode: its absence is what "open" means in every condition.
-    values: dict[str, Any] = notice.model_dump(mode="json", exclude_none=True, exclude={"closed", "resolution"})
-    item: dict[str, Any] = {name: serialize(value) for name, value in values.items()}
+    # ``closed`` (and the resolution) is written only by close_episode: its absence is what "open" means in every
+    # condition.
+    item = to_item(notice.model_dump(mode="json", exclude={"closed"}))
     item |= episode_key(notice.external_customer_id, notice.episode_id)
     item["expiresAt"] = expires_at(notice.attention_since)
     if notice.due_at is not None:

@@ -49,8 +49,11 @@ class DynamoDBNotificationStore:
         self._client = client
         self._table = table_name
         self._due = DueList(client, table_name)
-        # Items the last ``due_episodes`` call read from the index (ScannedCount), for the sweep's metric and bench.
-        self.last_read_count = 0
+
+    @property
+    def last_read_count(self) -> int:
+        """Items the last ``due_episodes`` call read from the index, for the sweep's metric and bench."""
+        return self._due.read_count
 
     def register_episode(self, notice: EpisodeNotice) -> bool:
         if notice.due_at is not None:
@@ -109,9 +112,7 @@ class DynamoDBNotificationStore:
         return [notice_from_item(item) for item in query_items(self._client, query)]
 
     def due_episodes(self, now: datetime, *, limit: int) -> list[EpisodeNotice]:
-        notices = self._due.read(now, limit=limit)
-        self.last_read_count = self._due.read_count
-        return notices
+        return self._due.read(now, limit=limit)
 
     def due_exactly(self, moment: datetime) -> list[EpisodeNotice]:
         return self._due.due_exactly(moment)
