@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The mark of a secret the stack generated and nobody filled in (connection_repair.adapters.secrets; the local stack
+# starts before the layer is on the path).
+PLACEHOLDER_MARK = "placeholder"
 TEMPLATE = ROOT / "template.yaml"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -494,7 +497,8 @@ def cors_configuration(template: Mapping[str, Any], resolver: Resolver) -> Cors 
 
 
 def secret_string_shape(properties: Mapping[str, Any], value: str) -> str:
-    """A secret's local value in the JSON shape its GenerateSecretString describes (or the bare value)."""
+    """A secret's local value in the JSON shape its GenerateSecretString describes (or the bare value): as an
+    operator stores it after deploying, so without the stack's placeholder mark."""
     generate = properties.get("GenerateSecretString") or {}
     if "SecretString" in properties:
         return str(properties["SecretString"])
@@ -502,5 +506,6 @@ def secret_string_shape(properties: Mapping[str, Any], value: str) -> str:
     if not key:
         return value
     document = json.loads(generate.get("SecretStringTemplate") or "{}")
+    document.pop(PLACEHOLDER_MARK, None)
     document[key] = value
     return json.dumps(document)

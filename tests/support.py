@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 from connection_repair.ingestion.service import WebhookDelivery
 from connection_repair.ingestion.signature import sign
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL, envelope
+from local.template import load_template
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 
@@ -81,3 +84,15 @@ def put_connections(client: Any, table_name: str, connections: list[Any]) -> Non
     items = [{"PutRequest": {"Item": connection_item(connection)}} for connection in connections]
     for start in range(0, len(items), 25):
         client.batch_write_item(RequestItems={table_name: items[start : start + 25]})
+
+
+def placeholder_secret(resource: str) -> str:
+    """A secret (on moto) made as template.yaml makes ``resource`` on a first deploy, before the operator puts the
+    real value in: its template with a random value at its generated key. Returns its name."""
+    import boto3
+
+    generate = load_template()["Resources"][resource]["Properties"]["GenerateSecretString"]
+    value = json.loads(generate["SecretStringTemplate"]) | {generate["GenerateStringKey"]: secrets.token_hex(24)}
+    name = f"{resource}-{uuid.uuid4().hex[:8]}"
+    boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))
+    return name

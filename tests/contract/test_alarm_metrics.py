@@ -108,6 +108,19 @@ def signature_rejections(request: pytest.FixtureRequest) -> None:
     assert _webhook(request, "webhook_bad_signature") == [401]
 
 
+def secret_not_configured(request: pytest.FixtureRequest) -> None:
+    # A stack deployed, its webhook secret still the placeholder the template generated
+    from connection_repair.wiring.webhook import webhook_ingestor
+    from tests.support import placeholder_secret
+
+    request.getfixturevalue("webhook_env")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.delenv("MELD_WEBHOOK_SECRET")
+    monkeypatch.setenv("MELD_WEBHOOK_SECRET_NAME", placeholder_secret("MeldWebhookSecret"))
+    webhook_ingestor.cache_clear()
+    assert _webhook(request, "webhook_status_change_reconnect_required") == [401]
+
+
 def webhook_errors(request: pytest.FixtureRequest) -> None:
     from connection_repair.wiring.webhook import webhook_ingestor
 
@@ -216,6 +229,7 @@ FLOWS: dict[str, Flow] = {
     "WebhooksStale": webhooks_stale,
     "WebhooksIgnored": webhooks_ignored,
     "WebhookSignatureRejections": signature_rejections,
+    "WebhooksRejectedByReason": secret_not_configured,
     "UnknownConnectionStatuses": unknown_statuses,
     "WebhookErrors": webhook_errors,
     "DownstreamPublishFailures": publish_failures,

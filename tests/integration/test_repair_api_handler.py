@@ -31,7 +31,7 @@ from tests.repair_api_support import (
     meld_gateway,
     meld_json,
 )
-from tests.support import load_event, put_connections
+from tests.support import load_event, placeholder_secret, put_connections
 
 REPAIR = ("POST", "/bank-linking/connect/repair")
 START = ("POST", "/bank-linking/connect/start")
@@ -390,24 +390,31 @@ def test_meld_refusing_our_key_is_502_configuration_error_with_a_metric(
     assert '"MeldConfigurationErrors"' in captured_logs()
 
 
-def test_no_meld_api_key_configured_is_the_same_configuration_error(
-    aws: LocalResources, monkeypatch: pytest.MonkeyPatch, captured_logs: Callable[[], str]
+@pytest.mark.parametrize("configured", ["nothing", "the stack's placeholder"])
+def test_no_meld_api_key_configured_is_the_same_configuration_error_and_meld_is_not_called(
+    aws: LocalResources, monkeypatch: pytest.MonkeyPatch, captured_logs: Callable[[], str], configured: str
 ):
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
     from connection_repair.adapters.meld.client import MeldClient
     from connection_repair.adapters.meld.gateway import MeldConnectGateway
-    from connection_repair.platform.settings import MissingConfiguration
+    from connection_repair.platform.settings import MeldApiSettings
+    from connection_repair.wiring.meld import meld_api_key
 
     api = install_repair_api(aws.table_name, monkeypatch)
     seed(api)
+    monkeypatch.delenv("MELD_API_KEY")
+    if configured != "nothing":
+        monkeypatch.setenv("MELD_API_KEY_SECRET_NAME", placeholder_secret("MeldApiKeySecret"))
+    clear_caches()
+    key = meld_api_key(MeldApiSettings.from_env())  # the wiring's own key source
 
-    def no_key() -> str:
-        raise MissingConfiguration("no Meld API key")
-
-    client = MeldClient("https://meld.invalid", no_key, transport=httpx.MockTransport(api.meld))
+    client = MeldClient("https://meld.invalid", key, transport=httpx.MockTransport(api.meld))
     monkeypatch.setattr(api.service, "_meld", MeldConnectGateway(client))
     status, _, body = api.call("POST", f"/connections/{CONNECTION_ID}/repair")
     assert (status, body["code"]) == (502, "MELD_CONFIGURATION_ERROR")
     assert '"MeldConfigurationErrors"' in captured_logs()
+    assert api.meld.requests == []  # nothing sent to Meld with a key nobody gave it
 
 
 @pytest.mark.parametrize(

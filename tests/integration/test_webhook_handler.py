@@ -17,7 +17,7 @@ from connection_repair.wiring.webhook import webhook_ingestor
 from functions.webhook_ingest import app
 from local.apigw import http_api_event
 from local.make_events import CONNECTION, LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
-from tests.support import LambdaContext, load_event, signed_delivery, status_change
+from tests.support import LambdaContext, load_event, placeholder_secret, signed_delivery, status_change
 
 CONNECTION_ID = CONNECTION["connectionId"]
 pytestmark = pytest.mark.usefixtures("webhook_env")
@@ -365,6 +365,31 @@ def test_without_a_configured_url_the_signature_covers_the_url_the_request_arriv
     # Another host's URL is another URL: what the signature covers is the host too.
     other = signed_event(body, url=arrived_on, secret=LOCAL_WEBHOOK_SECRET, domain_name="evil.example.com")
     assert invoke(other)[0] == 401
+
+
+def test_a_stack_whose_webhook_secret_is_still_the_placeholder_refuses_as_not_configured_until_it_is_put_in(
+    webhook_env, monkeypatch: pytest.MonkeyPatch
+):
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    name = placeholder_secret("MeldWebhookSecret")
+    monkeypatch.delenv("MELD_WEBHOOK_SECRET")
+    monkeypatch.setenv("MELD_WEBHOOK_SECRET_NAME", name)
+    webhook_ingestor.cache_clear()
+    clear_caches()
+    body = status_change("evt-placeholder", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED")
+    event = signed_event(body, url=LOCAL_WEBHOOK_URL, secret=LOCAL_WEBHOOK_SECRET, domain_name="127.0.0.1:3000")
+
+    # Not a signature mismatch: nothing Meld signs can match a secret nobody gave it
+    status, answer, _ = invoke(event)
+    assert (status, answer["error"]) == (401, "NO_SECRET_CONFIGURED")
+
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=name, SecretString=json.dumps({"current": LOCAL_WEBHOOK_SECRET, "previous": ""})
+    )
+    clear_caches()  # as the secret cache's five minutes do
+    status, answer, _ = invoke(event)
+    assert (status, answer["status"]) == (200, "accepted")
 
 
 @pytest.mark.parametrize("signer", ["current", "previous"])

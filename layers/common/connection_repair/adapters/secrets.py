@@ -18,13 +18,21 @@ def _fetch(name: str) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# The stack creates each secret holding a random value marked with this key, so that nothing signed or sent with it
+# can work; until the operator puts the real value in (which drops the mark), the secret counts as not configured.
+PLACEHOLDER_MARK = "placeholder"
+
+
 def secret_values(raw: str, keys: tuple[str, ...]) -> list[str]:
-    """A secret's usable values: a plain string, or the named keys of a JSON object (in order)."""
+    """A secret's usable values: a plain string, or the named keys of a JSON object (in order); none while the
+    secret still holds the stack's placeholder."""
     try:
         document = json.loads(raw)
     except ValueError:
         return [raw]
     if isinstance(document, dict):
+        if document.get(PLACEHOLDER_MARK):
+            return []
         return [str(document[key]) for key in keys if document.get(key)]
     return [raw]
 
