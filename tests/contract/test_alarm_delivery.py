@@ -76,3 +76,14 @@ def test_cloudwatch_may_publish_to_every_alarm_topic():
     for topic in alarm_topics():
         covering = [policy for policy in policies if topic in refs(policy["Topics"])]
         assert any(allows(policy["PolicyDocument"], "cloudwatch.amazonaws.com", "sns:Publish") for policy in covering)
+
+
+TIERS = {"AlarmTopic": "page", "TicketTopic": "ticket"}
+
+
+def test_every_alarm_either_pages_or_opens_a_ticket():
+    for alarm in resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm"):
+        topics = refs(RESOURCES[alarm]["Properties"]["AlarmActions"])
+        assert len(topics) == 1, f"{alarm} notifies {topics}: one tier"
+        assert topics[0] in TIERS, f"{alarm} notifies {topics[0]}: AlarmTopic or TicketTopic"
+    assert alarm_topics() == set(TIERS)

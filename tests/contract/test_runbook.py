@@ -25,9 +25,13 @@ def test_every_alarm_has_one_runbook_entry_and_every_entry_an_alarm() -> None:
     assert sorted(set(entries) - alarms) == [], "runbook entries for alarms the template does not define"
 
 
-def test_each_entry_says_what_it_means_how_to_confirm_and_what_to_do() -> None:
+def test_each_entry_says_its_tier_what_it_means_how_to_confirm_and_what_to_do() -> None:
+    template = load_template()
     section = RUNBOOK.read_text().split("\n## Alarms\n", 1)[1]
     for entry in re.split(r"^### ", section, flags=re.MULTILINE)[1:]:
         name = entry.split("\n", 1)[0]
-        for part in ("- **Means**:", "- **Confirm**:", "- **Do**:"):
+        for part in ("- **Tier**:", "- **Means**:", "- **Confirm**:", "- **Do**:"):
             assert part in entry, f"{name}: no {part}"
+        [topic] = [action["Ref"] for action in template["Resources"][name]["Properties"]["AlarmActions"]]
+        tier = {"AlarmTopic": "page", "TicketTopic": "ticket"}[topic]
+        assert f"- **Tier**: {tier}" in entry, f"{name} notifies {topic}: the runbook must say {tier}"
