@@ -88,6 +88,15 @@ def test_deferring_moves_the_message_in_the_due_index(store: DynamoDBNotificatio
         {"S": due_key(later, "episode-1")},
     )
     assert [n.episode_id for n in store.due_episodes(later, limit=10)] == ["episode-1"]
+    assert stored["heldByIncident"] == {"BOOL": False}  # deferred for the customer's sake, not held by an incident
+
+
+def test_holding_a_message_for_an_incident_moves_it_and_marks_it_held(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    until = T0 + timedelta(hours=2)
+    store.hold(notice(), until)
+    [held] = store.due_episodes(until, limit=10)
+    assert (held.episode_id, held.due_at, held.held_by_incident) == ("episode-1", until, True)
 
 
 def test_deferring_a_message_that_moved_on_or_closed_changes_nothing(store: DynamoDBNotificationStore) -> None:
@@ -369,3 +378,4 @@ def test_an_episodes_item_holds_what_is_known_and_nothing_empty(store: DynamoDBN
     assert [name for name, value in stored.items() if "NULL" in value] == []
     assert not {"institutionId", "institutionName", "status", "statusReason", "closed", "resolution"} & set(stored)
     assert stored["episodeId"] == {"S": "episode-1"}
+    assert stored["dueAt"] == {"S": utc_stamp(T0 + timedelta(minutes=5))}
