@@ -27,11 +27,12 @@ from tests.notifier_support import Clock, FlakyChannel, build_notifier
 from tests.repair_api_support import MeldStandIn, connection, install_repair_api, meld_error
 from tests.support import LambdaContext, load_event, signed_delivery, status_change
 
-AWS_NAMESPACES = {"AWS/Lambda", "AWS/SQS"}
+AWS_NAMESPACES = {"AWS/Lambda", "AWS/SQS", "AWS/ApiGateway"}
 
 
 def alarmed_metrics() -> dict[str, dict[str, str]]:
-    """Each metric of our namespace that some alarm watches, with the dimensions the alarm names."""
+    """Each metric of our namespace that some alarm watches, with the dimensions the alarm names; a metric watched
+    for one reason is named ``Metric[Reason]``."""
     found: dict[str, dict[str, str]] = {}
     for name, properties in resources_of_type(load_template(), "AWS::CloudWatch::Alarm").items():
         metrics = [properties] if "MetricName" in properties else []
@@ -41,7 +42,9 @@ def alarmed_metrics() -> dict[str, dict[str, str]]:
             if metric["Namespace"] in AWS_NAMESPACES:
                 continue
             assert metric["Namespace"] == NAMESPACE, f"{name} watches another namespace: {metric['Namespace']}"
-            found[metric["MetricName"]] = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            reason = f"[{dimensions['Reason']}]" if "Reason" in dimensions else ""
+            found[metric["MetricName"] + reason] = dimensions
     return found
 
 
@@ -121,6 +124,14 @@ def secret_not_configured(request: pytest.FixtureRequest) -> None:
     assert _webhook(request, "webhook_status_change_reconnect_required") == [401]
 
 
+def invalid_bodies(request: pytest.FixtureRequest) -> None:
+    # Signed by Meld, but not a webhook this version can read
+    request.getfixturevalue("webhook_env")
+    delivery = signed_delivery({"eventType": "BANK_LINKING_CONNECTION_STATUS_CHANGE"}, now=datetime.now(UTC))
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert webhook_app.lambda_handler(event, LambdaContext())["statusCode"] == 400
+
+
 def webhook_errors(request: pytest.FixtureRequest) -> None:
     from connection_repair.wiring.webhook import webhook_ingestor
 
@@ -155,6 +166,13 @@ def meld_configuration_errors(request: pytest.FixtureRequest) -> None:
     meld.respond("POST", "/bank-linking/connect/repair", meld_error(401, "UNAUTHORIZED"))
     api = _repair_api(request, meld)
     assert api.call("POST", f"/connections/{connection().connection_id}/repair")[0] == 502
+
+
+def meld_unavailable(request: pytest.FixtureRequest) -> None:
+    meld = MeldStandIn()
+    meld.respond("POST", "/bank-linking/connect/repair", meld_error(503, "SERVICE_UNAVAILABLE"))
+    api = _repair_api(request, meld)
+    assert api.call("POST", f"/connections/{connection().connection_id}/repair")[0] == 503
 
 
 def notification_send_failures(request: pytest.FixtureRequest) -> None:
@@ -229,7 +247,9 @@ FLOWS: dict[str, Flow] = {
     "WebhooksStale": webhooks_stale,
     "WebhooksIgnored": webhooks_ignored,
     "WebhookSignatureRejections": signature_rejections,
-    "WebhooksRejectedByReason": secret_not_configured,
+    "WebhooksRejectedByReason[NO_SECRET_CONFIGURED]": secret_not_configured,
+    "WebhooksRejectedByReason[INVALID_BODY]": invalid_bodies,
+    "MeldUnavailable": meld_unavailable,
     "UnknownConnectionStatuses": unknown_statuses,
     "WebhookErrors": webhook_errors,
     "DownstreamPublishFailures": publish_failures,
@@ -261,6 +281,7 @@ def test_every_alarmed_metric_is_emitted_by_a_tested_flow_with_the_alarms_dimens
     stdout()  # what earlier fixtures printed is not the flow's
     flow(request)
     printed = emitted(stdout())
+    metric = metric.split("[", maxsplit=1)[0]
     assert metric in printed, f"{flow.__name__} ran, but {metric} was not emitted (emitted: {sorted(printed)})"
     # CloudWatch matches the whole dimension set: the alarm's must be one the metric is emitted with.
     assert dimensions in printed[metric]
