@@ -15,7 +15,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connection_repair.domain.bus_events import ConnectionReplaced
 from connection_repair.platform.observability import logger, metrics, trace_handler
+from connection_repair.replacement.service import ReplacementOutcome
 from connection_repair.wiring.replacer import connection_replacer
+
+# Metric names in full, so that searching for one finds where it is emitted (docs/operations.md lists them all).
+OUTCOME_METRICS = {
+    ReplacementOutcome.REPLACED: "ConnectionsRetiredRetired",
+    ReplacementOutcome.ALREADY_REPLACED: "ConnectionsRetiredAlreadyRetired",
+    ReplacementOutcome.SKIPPED: "ConnectionsRetiredSkipped",
+    ReplacementOutcome.KEPT: "ConnectionsRetiredKept",
+}
 
 
 class ConnectionReplacedEvent(EventBridgeModel):
@@ -34,7 +43,5 @@ def lambda_handler(event: ConnectionReplacedEvent, context: LambdaContext) -> di
         connection_id=event.detail.connection_id,
         replaced_connection_id=event.detail.replaced_connection_id,
     )
-    metrics.add_metric(
-        name=f"ConnectionsRetired{outcome.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-    )
+    metrics.add_metric(name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1)
     return {"outcome": outcome.value}

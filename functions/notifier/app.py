@@ -21,6 +21,8 @@ from connection_repair.platform.observability import dimensioned_metric, logger,
 from connection_repair.wiring.notifier import notifier
 
 SCHEDULED = "Scheduled Event"
+# Metric names in full, so that searching for one finds where it is emitted (docs/operations.md lists them all).
+INCIDENT_METRICS = {"STARTED": "InstitutionIncidentsStarted", "ENDED": "InstitutionIncidentsEnded"}
 
 
 class QueuedBusEvent(SqsRecordModel):
@@ -49,7 +51,7 @@ def record(outcome: Outcome) -> None:
         metrics.add_metric(name="MessageTemplateFallbacks", unit=MetricUnit.Count, value=outcome.template_fallbacks)
     for change, count in outcome.incidents.items():
         if count:
-            metrics.add_metric(name=f"InstitutionIncidents{change.title()}", unit=MetricUnit.Count, value=count)
+            metrics.add_metric(name=INCIDENT_METRICS[change], unit=MetricUnit.Count, value=count)
     for resolution, seconds, reminders in outcome.ended:
         dimensioned_metric("EpisodesEnded", 1, Resolution=resolution)
         if resolution == "REPAIRED":

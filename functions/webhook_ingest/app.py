@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from connection_repair.ingestion.ingest import IngestOutcome
 from connection_repair.ingestion.service import IngestResult, PayloadTooLarge, WebhookDelivery
 from connection_repair.ingestion.signature import SignatureError
 from connection_repair.ingestion.webhook import InvalidWebhook
@@ -25,6 +26,14 @@ from connection_repair.outbox.ports import PublishFailed
 from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import dimensioned_metric, logger, metrics, trace_handler
 from connection_repair.wiring.webhook import webhook_ingestor
+
+# Metric names in full, so that searching for one finds where it is emitted (docs/operations.md lists them all).
+OUTCOME_METRICS = {
+    IngestOutcome.ACCEPTED: "WebhooksAccepted",
+    IngestOutcome.DUPLICATE: "WebhooksDuplicate",
+    IngestOutcome.STALE: "WebhooksStale",
+    IngestOutcome.IGNORED: "WebhooksIgnored",
+}
 
 # API Gateway's route key, not the path: behind a custom domain's API mapping or a named stage the path carries a
 # prefix, while the route key is the route as the template declares it.
@@ -68,7 +77,7 @@ def receive_meld_webhook(event: dict[str, Any]) -> dict[str, Any]:
         _unknown_status(result)
     if result.future_stamped:
         metrics.add_metric(name="WebhooksFutureStamped", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name=f"Webhooks{result.outcome.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
     if result.published:
         metrics.add_metric(name="DownstreamEventsPublished", unit=MetricUnit.Count, value=result.published)
     return _json(HTTPStatus.OK, {"status": result.outcome.value, "eventId": result.event_id})

@@ -30,7 +30,6 @@ MAX_WRITE_ATTEMPTS = 5
 
 
 class ReplacementOutcome(StrEnum):
-    # The values name the ConnectionsRetired* metrics, which alarms and dashboards know by those names.
     REPLACED = "retired"
     ALREADY_REPLACED = "already_retired"
     SKIPPED = "skipped"
