@@ -174,7 +174,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 # `make mutation` runs these: the modules where a wrong line loses data, sends a message twice or lets someone in
-# (42 minutes on 2 cores). `make mutation-all` adds the others: how messages are worded and sent, institution
+# (35 minutes on 2 cores). `make mutation-all` adds the others: how messages are worded and sent, institution
 # incidents, reconciliation.
 CORE = ["transitions", "signature", "ingestion", "store", "notify", "notify-store", "repair"]
 # Left out of every group: the 120 delivery orders of five events (a minute under mutmut; the ordering unit tests
