@@ -103,9 +103,10 @@ clean: ## Remove virtualenvs and build output
 
 .PHONY: openapi bench-repair
 
-openapi: $(VENV)/.installed ## Regenerate docs/openapi.json and the reconnect prompt's API types from the routes (tests fail when they drift)
+openapi: $(VENV)/.installed ## Regenerate docs/openapi.json, the reconnect prompt's API types and docs/events/ (bus events' JSON Schemas) from the code (tests fail when they drift)
 	PYTHONPATH=layers/common:. $(PY) -m local.make_openapi
 	PYTHONPATH=layers/common:. $(PY) -m local.make_web_types
+	PYTHONPATH=layers/common:. $(PY) -m local.make_event_schemas
 
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
@@ -125,6 +126,10 @@ outbox: $(VENV)/.installed ## Print the email the local stack sent (moto's SES)
 
 backfill: $(VENV)/.installed ## Import every connection Meld has into a running `make run` (the reconciler's backfill mode)
 	@$(PY) -m local.invoke ReconcilerFunction '{"mode": "backfill"}'
+
+redrive: $(VENV)/.installed ## A dead-letter queue's messages, sent back with APPLY=1: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]" >&2; exit 2; }
+	@PYTHONPATH=layers/common:. $(PY) -m ops.redrive "$(QUEUE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
 
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
@@ -168,7 +173,7 @@ $(VENV)/.mutmut: requirements-mutation.txt $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -r requirements-mutation.txt
 	@touch $@
 
-mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~40 min on 2 cores; not in `make test`)
+mutation: $(VENV)/.mutmut ## Mutation testing of the modules that guard data, messages and access (~35 min on 2 cores; not in `make test`)
 	$(PY) -m mutation.run
 
 mutation-all: $(VENV)/.mutmut ## `make mutation` and the wider groups: wording and sending, incidents, reconciliation (~70 min)

@@ -47,6 +47,7 @@ FACTORIES = {
     "NotifierFunction": "notifier.notifier",
     "ReconcilerFunction": "reconciler.reconciler",
     "OutboxSweeperFunction": "outbox_sweeper.outbox_sweep",
+    "ContactFeedbackFunction": "contact_feedback.feedback_store",
 }
 TARGETS = {
     "WebhookFunction": 1.5,
@@ -55,6 +56,7 @@ TARGETS = {
     "ConnectionReplacerFunction": 1.8,
     "ReconcilerFunction": 1.8,
     "OutboxSweeperFunction": 1.8,
+    "ContactFeedbackFunction": 1.8,
 }
 # Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
 PARAMETERS = {

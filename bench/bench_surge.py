@@ -5,8 +5,9 @@ each with a customer who chose email. Then:
 1. every connection's `RECONNECT_REQUIRED` webhook goes through the webhook handler within one minute of event time
    (signed, as Meld sends it); the `Connection Needs Attention` events the bus received go to the notifier in order;
 2. for the next 6 h 20 min of (simulated) time the notifier's sweep runs every 5 minutes; before each, the `ACTIVE`
-   webhooks of the connections that healed by then go through the handler and their `Connection Repaired` events to
-   the notifier. 80 % of the connections heal, at random moments between 10 minutes and 5 h 50 min after the break.
+   webhooks of the connections that healed by then go through the handler and their `Connection Attention Ended`
+   events to the notifier. 80 % of the connections heal, at random moments between 10 minutes and 5 h 50 min after
+   the break.
 
 moto workarounds, as in the other benches (bench/moto_speedups.py): a transaction copies only the items it names, and
 a query reads only the items under its hash key, of the table or of the index (moto walks and sorts the whole table
@@ -49,7 +50,7 @@ from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesS
 from connection_repair.adapters.dynamodb.send_rate import DynamoDBSendCounter
 from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.ses import SesEmailChannel
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.incident import IncidentPolicy
 from connection_repair.domain.status_policy import Action
@@ -142,7 +143,7 @@ def capture_queue(bus: str) -> str:
     events = boto3.client("events")
     url = sqs.create_queue(QueueName="surge-capture")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"detail-type": [ConnectionNeedsAttention.DETAIL_TYPE, ConnectionRepaired.DETAIL_TYPE]}
+    pattern = {"detail-type": [ConnectionNeedsAttention.DETAIL_TYPE, ConnectionAttentionEnded.DETAIL_TYPE]}
     events.put_rule(Name="surge-capture", EventBusName=bus, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="surge-capture", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     return url
@@ -232,7 +233,7 @@ def run(count: int, seed_value: int) -> dict[str, Any]:
                     notifier.on_needs_attention(attention)
                 else:
                     clock.now = max(clock.now, now)
-                    notifier.on_repaired(ConnectionRepaired.model_validate(detail))
+                    notifier.on_attention_ended(ConnectionAttentionEnded.model_validate(detail))
 
         started = time.perf_counter()
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from connection_repair.adapters.eventbridge import event_detail
-from connection_repair.domain.bus_events import AnyDownstreamEvent, ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import AnyDownstreamEvent, ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.status_policy import Action
 from local.eventbridge import sqs_record
 from local.make_events import CONNECTION
@@ -96,6 +96,7 @@ def needs_attention(
     action: Action = Action.REPAIR,
 ) -> ConnectionNeedsAttention:
     return ConnectionNeedsAttention(
+        event_id="evt-status-0002",  # events/webhook_status_change_reconnect_required.json, which caused it
         connection_id=connection_id,
         external_customer_id=external_customer_id,
         institution_id=INSTITUTION_ID,
@@ -109,8 +110,9 @@ def needs_attention(
     )
 
 
-def repaired(attention: ConnectionNeedsAttention, *, at: datetime = REPAIRED_AT) -> ConnectionRepaired:
-    return ConnectionRepaired(
+def repaired(attention: ConnectionNeedsAttention, *, at: datetime = REPAIRED_AT) -> ConnectionAttentionEnded:
+    return ConnectionAttentionEnded(
+        event_id="evt-status-0003",  # events/webhook_status_change_active.json, which caused it
         connection_id=attention.connection_id,
         external_customer_id=attention.external_customer_id,
         institution_id=attention.institution_id,
@@ -129,7 +131,7 @@ def scenarios() -> dict[str, dict[str, Any]]:
     broken = needs_attention()
     return {
         "notifier_connection_needs_attention": queued(bus_event(broken)),
-        "notifier_connection_repaired": queued(bus_event(repaired(broken))),
+        "notifier_connection_attention_ended": queued(bus_event(repaired(broken))),
         "notifier_reminder_sweep": scheduled_event(),
     }
 

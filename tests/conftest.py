@@ -28,6 +28,7 @@ from moto import mock_aws
 from local.aws_resources import LocalResources, create_resources
 from local.make_events import LOCAL_WEBHOOK_SECRET, LOCAL_WEBHOOK_URL
 from local.moto_atomic import atomic_dynamodb_in_process
+from tests.support import conforming
 
 # One botocore loader for every session: moto gives each test fresh sessions, and each would parse the services'
 # JSON models again (about 0.1 s a client). The models are read-only data.
@@ -69,7 +70,8 @@ def downstream(aws: LocalResources) -> Callable[[], list[dict[str, Any]]]:
             if not batch:
                 return received
             for message in batch:
-                received.append(json.loads(message["Body"]))
+                # Every event a test reads off the bus is checked against its schema (docs/events/)
+                received.append(conforming(json.loads(message["Body"])))
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     return drain

@@ -20,7 +20,7 @@ from connection_repair.adapters.dynamodb.send_rate import DynamoDBSendCounter
 from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.adapters.sns import SnsSmsChannel
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.incident import IncidentPolicy
 from connection_repair.domain.status_policy import Action
@@ -63,11 +63,11 @@ class FlakyChannel:
     failures: int = 1
     calls: int = 0
 
-    def send(self, address: str, message: Message) -> None:
+    def send(self, address: str, message: Message, *, customer: str) -> str:
         self.calls += 1
         if self.calls <= self.failures:
             raise SendRefused("Unreachable", permanent=False)
-        self.inner.send(address, message)
+        return self.inner.send(address, message, customer=customer)
 
 
 @dataclass
@@ -170,11 +170,11 @@ def attention(
     )
 
 
-def repaired(connection: Connection, *, at: datetime | None = None) -> ConnectionRepaired:
-    """The `Connection Repaired` event that ends ``connection``'s episode (as it was when it broke)."""
+def repaired(connection: Connection, *, at: datetime | None = None) -> ConnectionAttentionEnded:
+    """The `Connection Attention Ended` event that ends ``connection``'s episode (as it was when it broke)."""
     assert connection.episode_id is not None
     assert connection.attention_since is not None
-    return ConnectionRepaired(
+    return ConnectionAttentionEnded(
         connection_id=connection.connection_id,
         external_customer_id=connection.external_customer_id,
         institution_id=connection.institution_id,

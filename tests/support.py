@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
@@ -96,3 +97,21 @@ def placeholder_secret(resource: str) -> str:
     name = f"{resource}-{uuid.uuid4().hex[:8]}"
     boto3.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))
     return name
+
+
+@functools.cache
+def _detail_schema(detail_type: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    from local.make_event_schemas import EVENTS_DIR, file_name
+
+    path = EVENTS_DIR / file_name(detail_type)
+    assert path.exists(), f"{detail_type} has no schema in docs/events/: add it to local/make_event_schemas.py"
+    return Draft202012Validator(json.loads(path.read_text()))
+
+
+def conforming(event: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge event read off the bus, once its detail is checked against its published schema."""
+    errors = [error.message for error in _detail_schema(event["detail-type"]).iter_errors(event["detail"])]
+    assert errors == [], f"{event['detail-type']} does not match docs/events/: {errors}"
+    return event

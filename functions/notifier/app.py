@@ -1,4 +1,4 @@
-"""The notifier: `Connection Needs Attention` / `Connection Repaired` from the app's bus, and the reminder sweep.
+"""The notifier: `Connection Needs Attention` / `Connection Attention Ended` from the app's bus, and the reminder sweep.
 
 Bus events arrive through the notifier's SQS queue, in batches: a record that fails (a send that did not go out, an
 event that does not parse) is reported back alone and redelivered until the queue parks it in the dead-letter queue;
@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsR
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.notify.outcome import DeliveryFailed, Outcome
 from connection_repair.platform.observability import dimensioned_metric, logger, metrics, trace_handler
 from connection_repair.wiring.notifier import notifier
@@ -63,8 +63,8 @@ def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:
     detail_type = event.detail_type
     if detail_type == ConnectionNeedsAttention.DETAIL_TYPE:
         return notifier().on_needs_attention(ConnectionNeedsAttention.model_validate(event.detail))
-    if detail_type == ConnectionRepaired.DETAIL_TYPE:
-        return notifier().on_repaired(ConnectionRepaired.model_validate(event.detail))
+    if detail_type == ConnectionAttentionEnded.DETAIL_TYPE:
+        return notifier().on_attention_ended(ConnectionAttentionEnded.model_validate(event.detail))
     if detail_type == SCHEDULED:
         outcome = notifier().sweep(remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
         metrics.add_metric(name="ReminderSweepItemsRead", unit=MetricUnit.Count, value=outcome.items_read)
@@ -78,22 +78,27 @@ def handle(event: EventBridgeModel, context: LambdaContext) -> Outcome:
 
 def run(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
     """One bus or schedule event, its metrics and a summary line."""
-    try:
-        outcome = handle(event, context)
-    except DeliveryFailed as failed:
-        # Claims released; the event comes back (redelivery; the sweep would also pick the message up).
-        record(failed.outcome)
-        logger.error("Notification not sent; the event will be retried", detail_type=event.detail_type)
-        raise
-    record(outcome)
-    summary = {
-        "sent": outcome.messages_sent,
-        "suppressed": dict(outcome.suppressed),
-        "deferred": dict(outcome.deferred),
-        "failures": outcome.failures,
-        "itemsRead": outcome.items_read,
-    }
-    logger.info("Notifier done", extra={"detail_type": event.detail_type, **summary})
+    # Every line logged for a bus event names the Meld event that caused it and its connection: one id follows a
+    # change from Meld's delivery to the message sent (docs/operations.md, following one connection).
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    cause = {"event_id": detail.get("eventId"), "connection_id": detail.get("connectionId")}
+    with logger.append_context_keys(**{key: value for key, value in cause.items() if value}):
+        try:
+            outcome = handle(event, context)
+        except DeliveryFailed as failed:
+            # Claims released; the event comes back (redelivery; the sweep would also pick the message up).
+            record(failed.outcome)
+            logger.error("Notification not sent; the event will be retried", detail_type=event.detail_type)
+            raise
+        record(outcome)
+        summary = {
+            "sent": outcome.messages_sent,
+            "suppressed": dict(outcome.suppressed),
+            "deferred": dict(outcome.deferred),
+            "failures": outcome.failures,
+            "itemsRead": outcome.items_read,
+        }
+        logger.info("Notifier done", extra={"detail_type": event.detail_type, **summary})
     return summary
 
 

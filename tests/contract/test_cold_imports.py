@@ -114,6 +114,7 @@ BUDGETS = [
             "adapters.dynamodb.preferences",
             "adapters.sending",
             "adapters.ses",
+            "adapters.ses_tags",
             "adapters.sns",
             "adapters.dynamodb.incidents",
             "adapters.dynamodb.send_rate",
@@ -172,6 +173,23 @@ BUDGETS = [
         ),
         # It publishes what is stored: no Meld, no transitions' callers.
         never=("httpx", "aws_xray_sdk", "connection_repair.ingestion.ingest", "connection_repair.notify"),
+    ),
+    Budget(
+        "contact_feedback",
+        "contact_feedback.feedback_store",
+        {"TABLE_NAME": "table"},
+        layer=(
+            "domain",
+            "notify",
+            "preferences",
+            "platform",
+            "adapters.dynamodb",
+            "adapters.ses_feedback",
+            "adapters.ses_tags",
+            "wiring.contact_feedback",
+        ),
+        # It writes one mark per bounce: nothing of sending, composing or Meld.
+        never=("httpx", "aws_xray_sdk", "jinja2", "babel", "connection_repair.messages", "connection_repair.ingestion"),
     ),
 ]
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, SqsModel
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    EventBridgeModel,
+    SnsModel,
+    SqsModel,
+)
 
 from functions.reconciler.app import ReconcileRequest
 from tests.support import EVENTS_DIR
@@ -29,6 +34,9 @@ def test_event_parses_as_the_kind_it_claims(path):
     elif "detail-type" in document:
         event = EventBridgeModel.model_validate(document)
         assert event.source
+    elif "Records" in document and document["Records"][0].get("EventSource") == "aws:sns":
+        notifications = SnsModel.model_validate(document)
+        assert all(record.Sns.TopicArn.startswith("arn:aws:sns:") for record in notifications.Records)
     elif "Records" in document:
         batch = SqsModel.model_validate(document)
         assert batch.Records
@@ -37,4 +45,6 @@ def test_event_parses_as_the_kind_it_claims(path):
         # A direct invocation (`sam local invoke` / `sam remote invoke --event-file`): the reconciler's request.
         assert ReconcileRequest.model_validate(document).mode == document["mode"]
     else:
-        pytest.fail(f"{path.name} is neither an API Gateway HTTP API, an EventBridge, an SQS event nor a request")
+        pytest.fail(
+            f"{path.name} is neither an API Gateway HTTP API, an EventBridge, an SQS or SNS event nor a request"
+        )

@@ -166,7 +166,7 @@ def notifier_flows(request: pytest.FixtureRequest) -> None:
     rig.clock.at(BROKEN_AT + timedelta(days=1, hours=1))
     rig.notifier.sweep()
     rig.repair("WQ5RitxnrnggqcT8noLoZN", customer="customer-123")
-    rig.notifier.on_repaired(repaired(broken))
+    rig.notifier.on_attention_ended(repaired(broken))
     rig.clock.at(BROKEN_AT + timedelta(days=3, hours=1))
     rig.notifier.sweep()
 
@@ -232,6 +232,17 @@ def outbox_sweeper_flows(request: pytest.FixtureRequest) -> None:
     app.outbox_sweep.cache_clear()
 
 
+def contact_feedback_flows(request: pytest.FixtureRequest) -> None:
+    from connection_repair.wiring.contact_feedback import feedback_store
+    from functions.contact_feedback import app
+
+    env: LocalResources = request.getfixturevalue("webhook_env")
+    request.getfixturevalue("monkeypatch").setenv("TABLE_NAME", env.table_name)
+    feedback_store.cache_clear()
+    assert app.lambda_handler(load_event("contact_feedback_bounce"), LambdaContext())["marked"] == {"BOUNCED": 1}
+    feedback_store.cache_clear()
+
+
 FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
     "WebhookFunction": webhook_flows,
     "RepairApiFunction": repair_api_flows,
@@ -239,6 +250,7 @@ FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
     "ConnectionReplacerFunction": replacer_flows,
     "ReconcilerFunction": reconciler_flows,
     "OutboxSweeperFunction": outbox_sweeper_flows,
+    "ContactFeedbackFunction": contact_feedback_flows,
 }
 
 

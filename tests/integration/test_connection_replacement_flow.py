@@ -121,6 +121,8 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
     [replaced] = downstream()
     assert replaced["detail-type"] == "Connection Replaced"
     assert replaced["detail"] == {
+        "version": 1,
+        "eventId": "evt-3",  # the Meld event that completed the replacement
         "connectionId": new_id,
         "replacedConnectionId": CONNECTION_ID,
         "externalCustomerId": CUSTOMER,
@@ -139,7 +141,7 @@ def test_a_replacement_retires_the_old_connection_once_the_new_one_completes(
     assert answer == {"outcome": "retired"}
     assert len(meld.calls(*DELETE_OLD)) == 1
     [ended] = downstream()
-    assert ended["detail-type"] == "Connection Repaired"
+    assert ended["detail-type"] == "Connection Attention Ended"
     assert (ended["detail"]["resolution"], ended["detail"]["episodeId"]) == (
         "SUPERSEDED",
         needs_attention["detail"]["episodeId"],
@@ -318,7 +320,7 @@ def test_a_retirement_whose_publisher_died_is_finished_by_a_later_retry_not_drop
     assert replacer_at(started + timedelta(minutes=1)).replace(replaced) == ReplacementOutcome.ALREADY_REPLACED
     announced = downstream()
     assert [(event["detail-type"], event["detail"]["resolution"]) for event in announced] == [
-        ("Connection Repaired", "SUPERSEDED")
+        ("Connection Attention Ended", "SUPERSEDED")
     ]
     assert replacer_at(started + timedelta(minutes=2)).replace(replaced) == ReplacementOutcome.ALREADY_REPLACED
     assert downstream() == []
@@ -372,7 +374,7 @@ def test_repairs_that_keep_failing_turn_the_action_into_start_new_connection(
     assert view["action"] == Action.START_NEW_CONNECTION
     assert view["attentionSince"] is None
     [ended] = downstream()
-    assert (ended["detail-type"], ended["detail"]["resolution"]) == ("Connection Repaired", "REPAIR_FAILED")
+    assert (ended["detail-type"], ended["detail"]["resolution"]) == ("Connection Attention Ended", "REPAIR_FAILED")
     listed = api.call("GET", "/connections")[2]["connections"]
     assert [c["action"] for c in listed] == ["START_NEW_CONNECTION"]
 

@@ -67,7 +67,7 @@ def heal(rig: NotifierRig, connections: Sequence[Connection]) -> list[int]:
     for connection in connections:
         assert connection.external_customer_id is not None
         rig.repair(connection.connection_id, customer=connection.external_customer_id)
-        ended.append(rig.notifier.on_repaired(repaired(connection, at=rig.clock.now)).incidents["ENDED"])
+        ended.append(rig.notifier.on_attention_ended(repaired(connection, at=rig.clock.now)).incidents["ENDED"])
     return ended
 
 
@@ -337,7 +337,7 @@ def test_repairs_that_keep_failing_leave_the_connection_counted_as_broken(rig: N
     failed = repaired(broken[0], at=rig.clock.now).model_copy(
         update={"resolution": "REPAIR_FAILED", "status": "RECONNECT_REQUIRED", "action": Action.START_NEW_CONNECTION}
     )
-    assert rig.notifier.on_repaired(failed).incidents["ENDED"] == 0
+    assert rig.notifier.on_attention_ended(failed).incidents["ENDED"] == 0
     incident = DynamoDBIncidentStore(boto3.client("dynamodb"), rig.table_name).incident(CHASE)
     assert incident is not None
     assert (incident.active, incident.broken) == (True, 3)

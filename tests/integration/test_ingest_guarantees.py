@@ -444,7 +444,7 @@ def test_an_event_stamped_in_the_far_future_counts_from_its_receipt_and_blocks_n
     result = make_ingestor(aws, now=later).receive(signed_delivery(repaired, now=later))
     assert (result.outcome, result.future_stamped) == (IngestOutcome.ACCEPTED, False)
     assert connection_state(aws)["status"] == "ACTIVE"
-    assert [event["detail-type"] for event in downstream()] == ["Connection Repaired"]
+    assert [event["detail-type"] for event in downstream()] == ["Connection Attention Ended"]
 
 
 def test_a_stamp_a_little_ahead_of_the_receivers_clock_is_kept_so_such_events_still_order_as_sent(aws):

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
-from connection_repair.domain.bus_events import ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.status_policy import Action
 from local.aws_resources import LocalResources
@@ -31,8 +31,8 @@ def broken_then(rig: NotifierRig, status: str, reason: str | None) -> Connection
     return rig.connection(status=status, reason=reason, action=Action.START_NEW_CONNECTION, episode_id=None)
 
 
-def ended(connection: Connection, resolution: str, at: datetime = ENDED_AT) -> ConnectionRepaired:
-    return ConnectionRepaired(
+def ended(connection: Connection, resolution: str, at: datetime = ENDED_AT) -> ConnectionAttentionEnded:
+    return ConnectionAttentionEnded(
         connection_id=connection.connection_id,
         external_customer_id=connection.external_customer_id,
         institution_id=connection.institution_id,
@@ -67,7 +67,7 @@ def test_one_link_again_message_goes_out_when_only_a_new_link_helps(
     rig.preferences()
     connection = broken_then(rig, status, reason)
     # Registered, then sent after the digest window (connections ending together go out as one message)
-    assert rig.notifier.on_repaired(ended(connection, resolution)).messages_sent == 0
+    assert rig.notifier.on_attention_ended(ended(connection, resolution)).messages_sent == 0
     rig.clock.at(AFTER_WINDOW)
     assert rig.notifier.sweep().messages_sent == 1
     email = sent_emails()[-1]
@@ -76,7 +76,7 @@ def test_one_link_again_message_goes_out_when_only_a_new_link_helps(
     assert "Link Chase again" in email.body
     assert "https://app.example.com/connections/conn-1/reconnect" in email.body
     # Said once: a duplicate event, later sweeps, the days after
-    assert rig.notifier.on_repaired(ended(connection, resolution)).messages_sent == 0
+    assert rig.notifier.on_attention_ended(ended(connection, resolution)).messages_sent == 0
     for days in (1, 3, 7):
         rig.clock.at(ENDED_AT + timedelta(days=days))
         assert rig.notifier.sweep().messages_sent == 0
@@ -89,7 +89,7 @@ def test_an_episode_that_ended_well_or_was_replaced_gets_no_link_again_message(
 ) -> None:
     rig.preferences()
     connection = broken_then(rig, "ACTIVE", None)
-    assert rig.notifier.on_repaired(ended(connection, resolution)).messages_sent == 0
+    assert rig.notifier.on_attention_ended(ended(connection, resolution)).messages_sent == 0
     rig.clock.at(AFTER_WINDOW)
     assert rig.notifier.sweep().messages_sent == 0
     assert len(sent_emails()) == 1
@@ -99,7 +99,7 @@ def test_an_opted_out_customer_is_not_told_to_link_again(rig: NotifierRig) -> No
     rig.preferences()
     connection = broken_then(rig, "EXPIRED", None)
     rig.preferences(opted_out=True)
-    rig.notifier.on_repaired(ended(connection, "EXPIRED"))
+    rig.notifier.on_attention_ended(ended(connection, "EXPIRED"))
     rig.clock.at(AFTER_WINDOW)
     outcome = rig.notifier.sweep()
     assert (outcome.messages_sent, outcome.suppressed["OPTED_OUT"]) == (0, 1)
@@ -110,7 +110,7 @@ def test_in_quiet_hours_the_link_again_message_waits_for_their_end(rig: Notifier
     rig.preferences()
     connection = broken_then(rig, "EXPIRED", None)
     rig.preferences(quiet=(time(11, 0), time(13, 0)))  # ENDED_AT is 11:30 UTC
-    rig.notifier.on_repaired(ended(connection, "EXPIRED"))
+    rig.notifier.on_attention_ended(ended(connection, "EXPIRED"))
     rig.clock.at(AFTER_WINDOW)
     assert rig.notifier.sweep().deferred["QUIET_HOURS"] == 1
     rig.clock.at(ENDED_AT.replace(hour=13, minute=1))
@@ -122,7 +122,7 @@ def test_a_connection_linked_again_before_the_message_goes_out_is_not_told_to(ri
     rig.preferences()
     connection = broken_then(rig, "EXPIRED", None)
     rig.preferences(quiet=(time(11, 0), time(13, 0)))
-    rig.notifier.on_repaired(ended(connection, "EXPIRED"))
+    rig.notifier.on_attention_ended(ended(connection, "EXPIRED"))
     # Meanwhile the customer linked the bank again: the old connection is replaced
     rig.connection(
         status="EXPIRED", reason=None, action=Action.NONE, episode_id=None

@@ -76,7 +76,7 @@ def test_a_whole_episode_notify_remind_repair_then_nothing(rig: NotifierRig) -> 
     # The customer repairs the connection; the webhook writer announces it
     rig.clock.at(T0 + timedelta(days=2, hours=1))
     rig.repair()
-    repaired = rig.notifier.on_repaired(_repaired(connection, T0 + timedelta(days=2, hours=1)))
+    repaired = rig.notifier.on_attention_ended(_repaired(connection, T0 + timedelta(days=2, hours=1)))
     assert repaired.ended == [("REPAIRED", timedelta(days=2, hours=1).total_seconds(), 1)]
 
     # Then nothing more, ever
@@ -90,7 +90,7 @@ def test_a_whole_episode_notify_remind_repair_then_nothing(rig: NotifierRig) -> 
     ]
     assert all(email.destinations["ToAddresses"] == ["ada@example.com"] for email in emails)
     # A repeated Repaired event changes nothing and is not counted twice
-    assert rig.notifier.on_repaired(_repaired(connection, T0 + timedelta(days=2, hours=1))).ended == []
+    assert rig.notifier.on_attention_ended(_repaired(connection, T0 + timedelta(days=2, hours=1))).ended == []
 
 
 def test_all_three_messages_then_the_schedule_is_exhausted(rig: NotifierRig) -> None:
@@ -323,6 +323,20 @@ def test_sms_goes_to_the_phone_on_file_with_the_link(rig: NotifierRig) -> None:
     assert "https://app.example.com/connections/conn-1/reconnect" in text
 
 
+def test_a_phone_that_answered_stop_gets_no_sms_and_is_marked_unusable_with_why(rig: NotifierRig) -> None:
+    opted_out = "+14155550199"  # moto's SNS: numbers ending in 99 are opted out
+    rig.preferences(email="ada@example.com", phone=opted_out, channels=(Channel.SMS, Channel.EMAIL))
+    rig.notifier.on_needs_attention(attention(rig.connection()))
+    rig.clock.at(T0 + AFTER_WINDOW)
+
+    outcome = rig.notifier.sweep()
+
+    assert (outcome.sent_by_channel, sent_sms()) == ({"EMAIL": 1}, [])  # the customer is still told, by email
+    assert rig.store.get_customer_state("customer-1").unusable == {Channel.SMS: opted_out}
+    slot = boto3.client("dynamodb").get_item(TableName=rig.table_name, Key=customer_key("customer-1"))["Item"]
+    assert slot["unusableSMS"]["M"]["reason"] == {"S": "OPTED_OUT"}
+
+
 def test_new_accounts_only_with_opt_in_and_at_most_once(rig: NotifierRig) -> None:
     rig.preferences(new_accounts_opt_in=True)
     connection = rig.connection(status="ACTIVE", reason="NEW_ACCOUNTS_AVAILABLE", action=Action.ADD_ACCOUNTS)
@@ -418,9 +432,9 @@ def test_a_closed_episode_is_recorded_as_closed_with_how_and_when(rig: NotifierR
     rig.notifier.on_needs_attention(attention(connection))
     closed_at = T0 + timedelta(hours=2)
     rig.clock.at(closed_at)
-    outcome = rig.notifier.on_repaired(_repaired(connection, closed_at))
+    outcome = rig.notifier.on_attention_ended(_repaired(connection, closed_at))
     assert outcome.ended == [("REPAIRED", timedelta(hours=2).total_seconds(), 0)]
-    assert rig.notifier.on_repaired(_repaired(connection, closed_at)).suppressed == {Suppressed.DUPLICATE: 1}
+    assert rig.notifier.on_attention_ended(_repaired(connection, closed_at)).suppressed == {Suppressed.DUPLICATE: 1}
 
     item = boto3.client("dynamodb").get_item(
         TableName=rig.table_name, Key=episode_key("customer-1", "episode-1"), ConsistentRead=True
@@ -438,7 +452,7 @@ def test_a_repaired_event_before_its_needs_attention_event_closes_the_episode_in
     rig.preferences()
     connection = rig.connection()
     # EventBridge does not keep order: the end of the episode arrives first, at the moment it began
-    outcome = rig.notifier.on_repaired(_repaired(connection, T0))
+    outcome = rig.notifier.on_attention_ended(_repaired(connection, T0))
     assert outcome.ended == [("REPAIRED", 0.0, 0)]
     registered = rig.notifier.on_needs_attention(attention(connection))
     assert registered.suppressed[Suppressed.DUPLICATE] == 1
@@ -450,7 +464,7 @@ def test_a_repaired_event_before_its_needs_attention_event_closes_the_episode_in
 def test_an_end_reported_before_the_start_counts_zero_seconds_not_negative(rig: NotifierRig) -> None:
     connection = rig.connection()
     rig.notifier.on_needs_attention(attention(connection))
-    outcome = rig.notifier.on_repaired(_repaired(connection, T0 - timedelta(minutes=5)))
+    outcome = rig.notifier.on_attention_ended(_repaired(connection, T0 - timedelta(minutes=5)))
     assert outcome.ended == [("REPAIRED", 0.0, 0)]
 
 

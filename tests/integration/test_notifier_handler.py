@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from functions.notifier import app
 from local.aws_resources import LocalResources
 from local.make_notifier_events import BROKEN_AT, EPISODE_ID, queued
@@ -53,11 +53,38 @@ def test_every_notifier_event_is_what_lambda_delivers(path: Path) -> None:
         scheduled = EventBridgeModel.model_validate(event)
         assert (scheduled.detail_type, scheduled.source) == ("Scheduled Event", "aws.events")
         return
-    models = {"Connection Needs Attention": ConnectionNeedsAttention, "Connection Repaired": ConnectionRepaired}
+    models = {
+        "Connection Needs Attention": ConnectionNeedsAttention,
+        "Connection Attention Ended": ConnectionAttentionEnded,
+    }
     for record in SqsModel.model_validate(event).Records:
         assert record.eventSource == "aws:sqs"
         queued = app.QueuedBusEvent.model_validate(record.model_dump()).body
         models[queued.detail_type].model_validate(queued.detail)
+
+
+def test_what_the_notifier_logs_for_a_bus_event_names_its_meld_event_its_connection_and_the_message_sent(
+    rig: NotifierRig, captured_logs: Callable[[], str]
+) -> None:
+    # The event arrives after the digest window: the message goes out while it is handled
+    rig.clock.at(BROKEN_AT + timedelta(minutes=6))
+    assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext()) == NO_FAILURES
+
+    [email] = sent_emails()
+    lines = [json.loads(line) for line in captured_logs().splitlines() if line.startswith('{"level"')]
+    handled = [line for line in lines if line["message"] in ("Notification sent", "Notifier done")]
+    assert [line["message"] for line in handled] == ["Notification sent", "Notifier done"]
+    for line in handled:
+        # The Meld event that caused it (events/webhook_status_change_reconnect_required.json), and its connection
+        assert (line["event_id"], line["connection_id"]) == ("evt-status-0002", CONNECTION_ID)
+    assert handled[0]["message_ids"] == {"EMAIL": email.id}  # SES's id: what SES's own records are searched by
+    # The next event starts clean: nothing of this one's keys is left on the logger
+    before = len(captured_logs())
+    rig.clock.at(BROKEN_AT + timedelta(minutes=12))
+    app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())
+    swept = [json.loads(line) for line in captured_logs()[before:].splitlines() if line.startswith('{"level"')]
+    assert swept
+    assert all("event_id" not in line for line in swept)
 
 
 def test_needs_attention_then_sweep_then_repaired_through_the_handler(
@@ -72,7 +99,7 @@ def test_needs_attention_then_sweep_then_repaired_through_the_handler(
     # A duplicate delivery of the event sends nothing more
     assert app.lambda_handler(load_event("notifier_connection_needs_attention"), LambdaContext()) == NO_FAILURES
     rig.repair(CONNECTION_ID, customer=CUSTOMER)
-    assert app.lambda_handler(load_event("notifier_connection_repaired"), LambdaContext()) == NO_FAILURES
+    assert app.lambda_handler(load_event("notifier_connection_attention_ended"), LambdaContext()) == NO_FAILURES
     rig.clock.at(BROKEN_AT + timedelta(days=5))
     assert app.lambda_handler(load_event("notifier_reminder_sweep"), LambdaContext())["sent"] == 0
     assert len(sent_emails()) == 1
@@ -82,7 +109,7 @@ def test_needs_attention_then_sweep_then_repaired_through_the_handler(
     assert [(line["sent"], line["suppressed"]) for line in queued] == [(0, {}), (0, {"DUPLICATE": 1}), (0, {})]
     assert {line["correlation_id"] for line in queued} == {
         bus_event("notifier_connection_needs_attention")["id"],
-        bus_event("notifier_connection_repaired")["id"],
+        bus_event("notifier_connection_attention_ended")["id"],
     }
     for metric in ("NotificationsSent", "NotificationsSentByChannel", "NotificationsSuppressedByReason"):
         assert f'"{metric}"' in logs

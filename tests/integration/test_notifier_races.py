@@ -60,11 +60,11 @@ class SendsAfter:
     meanwhile: Callable[[], None] | None
     addresses: list[str] = field(default_factory=list)
 
-    def send(self, address: str, message: Message) -> None:
+    def send(self, address: str, message: Message, *, customer: str) -> str:
         if self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()
-        self.inner.send(address, message)
+        return self.inner.send(address, message, customer=customer)
 
 
 def invocation(

@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from connection_repair.adapters.dynamodb.connection_store import DynamoDBConnectionStore
+from connection_repair.adapters.dynamodb.keys import event_key
 from connection_repair.adapters.eventbridge import EventBridgePublisher
 from connection_repair.domain.bus_events import ConnectionNeedsAttention
 from connection_repair.domain.status_policy import Action
@@ -173,6 +174,39 @@ def test_with_no_time_left_nothing_is_taken(aws: LocalResources, store: DynamoDB
 
     assert (outcome.flushed, outcome.pending) == (0, 1)
     assert store.get_event("evt-1").pending  # type: ignore[union-attr]
+
+
+def test_an_outbox_written_before_the_rename_is_published_under_the_new_name(
+    aws: LocalResources, store: DynamoDBConnectionStore, downstream: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # As a version before `Connection Attention Ended` stored it: kind "repaired", no version, no eventId
+    before = {
+        "kind": "repaired",
+        "connectionId": "conn-old",
+        "externalCustomerId": "customer-1",
+        "institutionId": "inst-1",
+        "institutionName": "Chase",
+        "status": "ACTIVE",
+        "statusReason": None,
+        "action": "NONE",
+        "episodeId": "episode-old",
+        "eventTime": NOW.isoformat(),
+        "resolution": "REPAIRED",
+        "attentionSince": (NOW - timedelta(hours=2)).isoformat(),
+    }
+    stranded(store, "evt-old", received=NOW - timedelta(hours=1), lease_until=NOW - timedelta(hours=1))
+    boto3.client("dynamodb").update_item(
+        TableName=aws.table_name,
+        Key=event_key("evt-old"),
+        UpdateExpression="SET pending = :pending",
+        ExpressionAttributeValues={":pending": {"S": json.dumps([before])}},
+    )
+
+    assert sweep(aws, store).run(remaining_seconds=lambda: 100).published == 1
+
+    [published] = downstream()
+    assert (published["detail-type"], published["detail"]["resolution"]) == ("Connection Attention Ended", "REPAIRED")
+    assert (published["detail"]["version"], published["detail"]["eventId"]) == (1, None)
 
 
 def test_with_exactly_the_reserve_left_the_sweep_still_publishes(

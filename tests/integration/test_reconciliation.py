@@ -159,7 +159,7 @@ def test_a_repair_whose_webhook_was_lost_ends_the_episode(rig: Rig) -> None:
     ours = rig.ours(connection_id)
     assert (ours.status, ours.episode_id) == ("ACTIVE", None)
     (repaired,) = rig.downstream()
-    assert repaired["detail-type"] == "Connection Repaired"
+    assert repaired["detail-type"] == "Connection Attention Ended"
     assert (repaired["detail"]["episodeId"], repaired["detail"]["resolution"]) == (episode, "REPAIRED")
 
 

@@ -29,9 +29,10 @@ class Recorded:
     clock: Clock
     at: list[datetime] = field(default_factory=list)
 
-    def send(self, address: str, message: Message) -> None:
-        self.inner.send(address, message)
+    def send(self, address: str, message: Message, *, customer: str) -> str:
+        message_id = self.inner.send(address, message, customer=customer)
         self.at.append(self.clock.now)
+        return message_id
 
 
 @dataclass
@@ -39,11 +40,11 @@ class ThrottledOnce:
     inner: NotificationChannel
     calls: int = 0
 
-    def send(self, address: str, message: Message) -> None:
+    def send(self, address: str, message: Message, *, customer: str) -> str:
         self.calls += 1
         if self.calls == 1:
             raise SendRefused("TooManyRequestsException", permanent=False, throttled=True)
-        self.inner.send(address, message)
+        return self.inner.send(address, message, customer=customer)
 
 
 def broken_customers(rig: NotifierRig, count: int) -> None:

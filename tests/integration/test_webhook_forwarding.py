@@ -19,7 +19,7 @@ from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
 from local.make_events import envelope
-from tests.support import LambdaContext, signed_delivery, status_change
+from tests.support import LambdaContext, conforming, signed_delivery, status_change
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # The README's rule: one of Meld's event types, routed to an app's own target.
@@ -43,7 +43,7 @@ def queue_for(aws: LocalResources, name: str, pattern: dict[str, Any]) -> Callab
         received: list[dict[str, Any]] = []
         while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
-                received.append(json.loads(message["Body"]))
+                received.append(conforming(json.loads(message["Body"])))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return received
 

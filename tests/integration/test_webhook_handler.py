@@ -86,7 +86,7 @@ def test_the_full_story_completed_broken_repaired(webhook_env, downstream):
     assert (connection["status"]["S"], connection["action"]["S"]) == ("ACTIVE", "NONE")
     assert "episodeId" not in connection
     kinds = [event["detail-type"] for event in downstream()]
-    assert kinds == ["Connection Needs Attention", "Connection Repaired"]
+    assert kinds == ["Connection Needs Attention", "Connection Attention Ended"]
 
 
 def test_duplicate_delivery_answers_200_and_changes_nothing(webhook_env, downstream):

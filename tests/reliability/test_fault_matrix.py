@@ -280,13 +280,13 @@ def test_eventbridge_partial_failure_is_not_acknowledged_and_the_retry_publishes
     new_episode = ledger.connections["conn-1"]["episodeId"]["S"]
     assert set(kinds) == {
         ("Connection Needs Attention", old_episode),
-        ("Connection Repaired", old_episode),
+        ("Connection Attention Ended", old_episode),
         ("Connection Needs Attention", new_episode),
     }
     assert kinds[("Connection Needs Attention", old_episode)] == 1
     assert kinds[("Connection Needs Attention", new_episode)] == 1
     # an entry EventBridge accepted before the failure is published again by the retry (the outbox is all or nothing)
-    assert kinds[("Connection Repaired", old_episode)] == repaired_copies
+    assert kinds[("Connection Attention Ended", old_episode)] == repaired_copies
     assert ledger.connections["conn-1"]["version"]["N"] == "2"
 
 

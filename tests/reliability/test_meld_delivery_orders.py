@@ -91,7 +91,7 @@ def test_a_repair_ends_in_the_same_state_whatever_meld_s_delivery_order(
     if outcome == "SUCCESS":
         assert (state["status"], state["action"], state.get("failedRepairs")) == ("ACTIVE", "NONE", "0")
         assert "episodeId" not in state
-        assert announced == ["Connection Repaired"]
+        assert announced == ["Connection Attention Ended"]
     else:
         # Still broken: one failed repair counted (not zero, not two), the customer still asked to repair
         assert (state["status"], state["statusReason"], state["action"]) == (

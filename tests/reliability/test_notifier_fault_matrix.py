@@ -153,7 +153,7 @@ def test_the_notifiers_sends_are_made_once_the_sdk_never_repeats_them(notifier_e
         unavailable = Unavailable(client)
         # A 5xx: the provider may have taken it, so it is not a refusal (nor repeated): its outcome is unknown
         with pytest.raises(ClientError, match=r"\(ServiceUnavailable\)"):
-            channels[channel].send(address, message)
+            channels[channel].send(address, message, customer="customer-1")
         assert unavailable.attempts == 1, f"{channel}: {unavailable.attempts} attempts"
 
 
@@ -227,7 +227,7 @@ def test_a_permanent_rejection_gives_the_message_up_and_marks_the_contact_unusab
     assert (later.suppressed["CONTACT_UNUSABLE"], injected.injected, sent()) == (1, 1, 0)
 
     # Until the customer gives a new one: the last reminder goes to it
-    rig.preferences(email="ada@new.example.com", phone="+14155550199", channels=(channel,))
+    rig.preferences(email="ada@new.example.com", phone="+14155550142", channels=(channel,))
     rig.clock.at(T0 + timedelta(days=3, hours=1))
     injected.times = 0
     assert rig.notifier.sweep().messages_sent == 1

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connection_repair.domain.bus_events import ConnectionRepaired, ConnectionReplaced
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionReplaced
 from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.status_policy import Action
 from connection_repair.domain.transitions import apply_change, mark_replaced
@@ -179,7 +179,7 @@ def test_after_the_limit_the_action_is_start_new_connection_and_the_episode_ends
     assert transition.connection.action == Action.START_NEW_CONNECTION
     assert transition.connection.episode_id is None
     [event] = transition.downstream
-    assert isinstance(event, ConnectionRepaired)
+    assert isinstance(event, ConnectionAttentionEnded)
     assert (event.resolution, event.episode_id, event.action) == ("REPAIR_FAILED", "episode-0", "START_NEW_CONNECTION")
 
 
@@ -333,7 +333,7 @@ def test_a_replacement_that_never_completes_announces_nothing():
 
 
 def test_superseding_ends_the_open_episode_and_asks_nothing_more():
-    transition = mark_replaced(broken(), replacement_id="conn-new", at=at(50))
+    transition = mark_replaced(broken(), replacement_id="conn-new", at=at(50), event_id="evt-completed")
     retired = transition.connection
     assert (retired.superseded_by, retired.action, retired.episode_id, retired.version) == (
         "conn-new",
@@ -342,7 +342,7 @@ def test_superseding_ends_the_open_episode_and_asks_nothing_more():
         4,
     )
     [event] = transition.downstream
-    assert isinstance(event, ConnectionRepaired)
+    assert isinstance(event, ConnectionAttentionEnded)
     assert (event.resolution, event.episode_id) == ("SUPERSEDED", "episode-0")
 
 
@@ -350,7 +350,7 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
     pending = attempted(broken(institution_id="inst-1", institution_name="Chase"), 40).model_copy(
         update={"repair_attempts": 2}
     )
-    transition = mark_replaced(pending, replacement_id="conn-new", at=at(50))
+    transition = mark_replaced(pending, replacement_id="conn-new", at=at(50), event_id="evt-completed")
     assert transition.connection == pending.model_copy(
         update={
             "superseded_by": "conn-new",
@@ -364,7 +364,7 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
         }
     )
     assert transition.downstream == [
-        ConnectionRepaired(
+        ConnectionAttentionEnded(
             connection_id="conn-1",
             external_customer_id="cust-1",
             institution_id="inst-1",
@@ -374,6 +374,7 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
             action=Action.NONE,
             episode_id="episode-0",
             event_time=at(50),
+            event_id="evt-completed",  # the replacement's completion, which caused this end
             resolution="SUPERSEDED",
             attention_since=T0,
         )
@@ -383,21 +384,21 @@ def test_superseding_leaves_exactly_the_retired_state_and_announces_the_episode_
 def test_superseding_a_healthy_connection_announces_nothing():
     healthy = broken(status="ACTIVE", status_reason=None, action=Action.NONE, episode_id=None, episode_action=None)
     transition = mark_replaced(
-        healthy.model_copy(update={"attention_since": None}), replacement_id="conn-new", at=at(50)
+        healthy.model_copy(update={"attention_since": None}), replacement_id="conn-new", at=at(50), event_id=None
     )
     assert transition.downstream == []
     assert (transition.connection.superseded_by, transition.connection.version) == ("conn-new", 4)
 
 
 def test_superseding_twice_changes_nothing():
-    once = mark_replaced(broken(), replacement_id="conn-new", at=at(50)).connection
-    twice = mark_replaced(once, replacement_id="conn-new", at=at(51))
+    once = mark_replaced(broken(), replacement_id="conn-new", at=at(50), event_id="evt-completed").connection
+    twice = mark_replaced(once, replacement_id="conn-new", at=at(51), event_id="evt-completed")
     assert twice.connection == once
     assert twice.downstream == []
 
 
 def test_a_superseded_connection_stays_quiet_when_meld_reports_it_broken_or_deleted():
-    retired = mark_replaced(broken(), replacement_id="conn-new", at=at(50)).connection
+    retired = mark_replaced(broken(), replacement_id="conn-new", at=at(50), event_id="evt-completed").connection
     for minutes, new_status in ((60, "RECONNECT_REQUIRED"), (70, "DELETED")):
         transition = status(retired, minutes, new_status)
         assert transition.connection.action == Action.NONE
@@ -438,5 +439,5 @@ def test_a_completion_makes_a_connection_still_in_progress_active():
 
 def test_a_replaced_connection_forgets_the_completion_it_was_waiting_on():
     awaiting = completed(attempted(broken(), 10), 13)
-    replaced = mark_replaced(awaiting, replacement_id="conn-new", at=at(20)).connection
+    replaced = mark_replaced(awaiting, replacement_id="conn-new", at=at(20), event_id="evt-completed").connection
     assert (replaced.repair_pending, replaced.completed_at, replaced.action) == (False, None, Action.NONE)

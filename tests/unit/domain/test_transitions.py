@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection, ConnectionChange
 from connection_repair.domain.status_policy import Action
 from connection_repair.domain.transitions import apply_change, is_stale, silent_update
@@ -57,7 +57,7 @@ def test_any_move_to_active_ends_the_episode():
     assert repaired.connection.episode_id is None
     assert repaired.connection.action == Action.NONE
     [event] = repaired.downstream
-    assert isinstance(event, ConnectionRepaired)
+    assert isinstance(event, ConnectionAttentionEnded)
     assert (event.episode_id, event.resolution, event.attention_since) == ("episode-0", "REPAIRED", T0)
 
 
@@ -82,7 +82,7 @@ def test_deletion_ends_the_episode_with_its_own_resolution():
     broken = step(None, "RECONNECT_REQUIRED", minutes=0).connection
     deleted = step(broken, "DELETED", minutes=5)
     [event] = deleted.downstream
-    assert isinstance(event, ConnectionRepaired)
+    assert isinstance(event, ConnectionAttentionEnded)
     assert event.resolution == "DELETED"
     assert deleted.connection.action == Action.START_NEW_CONNECTION
 
@@ -104,7 +104,7 @@ import pytest  # noqa: E402
 def test_how_a_repair_episode_ends_is_named_by_what_ended_it(status: str, reason: str | None, resolution: str):
     broken = step(None, "RECONNECT_REQUIRED", minutes=0).connection
     ended = step(broken, status, reason, minutes=5).downstream[0]
-    assert isinstance(ended, ConnectionRepaired)
+    assert isinstance(ended, ConnectionAttentionEnded)
     assert ended.resolution == resolution
 
 
@@ -112,7 +112,7 @@ def test_a_different_thing_to_do_replaces_the_episode():
     expiring = step(None, "ACTIVE", "ACCESS_EXPIRING_SOON", minutes=0).connection
     broken = step(expiring, "RECONNECT_REQUIRED", "TOKEN_EXPIRED", minutes=5)
     ended, started = broken.downstream
-    assert isinstance(ended, ConnectionRepaired)
+    assert isinstance(ended, ConnectionAttentionEnded)
     assert ended.resolution == "SUPERSEDED"
     assert isinstance(started, ConnectionNeedsAttention)
     assert started.action == Action.REPAIR
@@ -251,5 +251,5 @@ def test_a_customer_learned_as_the_episode_ends_is_on_the_end_of_the_episode():
     unattributed = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
     transition = step(unattributed, "ACTIVE", minutes=5, external_customer_id="cust-1")
     [ended] = transition.downstream
-    assert isinstance(ended, ConnectionRepaired)
+    assert isinstance(ended, ConnectionAttentionEnded)
     assert (ended.external_customer_id, ended.episode_id) == ("cust-1", "episode-0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connection_repair.adapters.sending import one_send
+from connection_repair.adapters.ses_tags import CUSTOMER_TAG, customer_tag
 from connection_repair.notify.records import Message
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class SesEmailChannel:
         self._sender = sender
         self._configuration_set = configuration_set
 
-    def send(self, address: str, message: Message) -> None:
+    def send(self, address: str, message: Message, *, customer: str) -> str:
         arguments: dict[str, Any] = {
             "FromEmailAddress": self._sender,
             "Destination": {"ToAddresses": [address]},
@@ -40,6 +41,11 @@ class SesEmailChannel:
             },
         }
         if self._configuration_set:
+            # Its event destination reports bounces and complaints; the tag says whose address it was.
             arguments["ConfigurationSetName"] = self._configuration_set
+            tag = customer_tag(customer)
+            if tag is not None:
+                arguments["EmailTags"] = [{"Name": CUSTOMER_TAG, "Value": tag}]
         with one_send(address, permanent_codes=PERMANENT, own_identity=self._sender):
-            self._client.send_email(**arguments)
+            response = self._client.send_email(**arguments)
+        return response.get("MessageId", "")

@@ -17,6 +17,10 @@ class DownstreamEvent(CamelModel):
 
     DETAIL_TYPE: ClassVar[str]
 
+    # The contract's version (docs/events/): raised by a change a consumer would have to follow.
+    version: Literal[1] = 1
+    # The stored event that caused this one: Meld's eventId, or reconciliation's own for what it read back from Meld.
+    event_id: str | None = None
     connection_id: str
     external_customer_id: str | None
     institution_id: str | None
@@ -38,11 +42,12 @@ class ConnectionNeedsAttention(DownstreamEvent):
     attention_since: datetime
 
 
-class ConnectionRepaired(DownstreamEvent):
+class ConnectionAttentionEnded(DownstreamEvent):
     """The episode ended: the connection is usable again, or is gone (then ``resolution`` says so)."""
 
-    DETAIL_TYPE: ClassVar[str] = "Connection Repaired"
-    kind: Literal["repaired"] = "repaired"
+    DETAIL_TYPE: ClassVar[str] = "Connection Attention Ended"
+    # "repaired": the kind an outbox written before the rename holds (its event is published under the new name).
+    kind: Literal["attention_ended", "repaired"] = "attention_ended"
     # REPAIR_FAILED: repairs kept failing, the customer is to start a new connection instead.
     resolution: Literal["REPAIRED", "DELETED", "EXPIRED", "SUPERSEDED", "REPAIR_FAILED"]
     attention_since: datetime
@@ -55,6 +60,9 @@ class ConnectionReplaced(CamelModel):
     DETAIL_TYPE: ClassVar[str] = "Connection Replaced"
     kind: Literal["replaced"] = "replaced"
 
+    version: Literal[1] = 1
+    # Meld's eventId of the status change that completed the replacement.
+    event_id: str | None = None
     connection_id: str
     replaced_connection_id: str
     external_customer_id: str | None
@@ -106,6 +114,6 @@ def _without_provider_details(value: Any) -> Any:
 
 PROVIDER_DETAILS = "serviceProviderDetails"
 
-AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionRepaired | ConnectionReplaced | MeldWebhookReceived
+AnyDownstreamEvent = ConnectionNeedsAttention | ConnectionAttentionEnded | ConnectionReplaced | MeldWebhookReceived
 # Everything this stack puts on the bus: the outbox's events, and an institution's incidents (told by the notifier).
 AnyBusEvent = AnyDownstreamEvent | InstitutionIncidentStarted | InstitutionIncidentEnded

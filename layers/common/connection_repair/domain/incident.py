@@ -78,6 +78,8 @@ class InstitutionIncident(CamelModel):
 class InstitutionIncidentStarted(InstitutionIncident):
     DETAIL_TYPE: ClassVar[str] = "Institution Incident Started"
     kind: Literal["incident_started"] = "incident_started"
+    # The contract's version (docs/events/).
+    version: Literal[1] = 1
 
     @property
     def detail_type(self) -> str:
@@ -91,6 +93,8 @@ class InstitutionIncidentStarted(InstitutionIncident):
 class InstitutionIncidentEnded(InstitutionIncident):
     DETAIL_TYPE: ClassVar[str] = "Institution Incident Ended"
     kind: Literal["incident_ended"] = "incident_ended"
+    # The contract's version (docs/events/).
+    version: Literal[1] = 1
 
     @property
     def detail_type(self) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 from connection_repair.domain.bus_events import (
     AnyDownstreamEvent,
+    ConnectionAttentionEnded,
     ConnectionNeedsAttention,
-    ConnectionRepaired,
     ConnectionReplaced,
 )
 from connection_repair.domain.connection import Connection, ConnectionChange, event_order_key
@@ -132,6 +132,7 @@ def apply_change(
                 external_customer_id=updated.external_customer_id,
                 event_time=event_time,
                 inactive_duplicate=duplicate,
+                event_id=event_id,
             )
         )
         updated = updated.model_copy(update={"replaces_connection_id": None})
@@ -144,13 +145,14 @@ def apply_change(
         "status_reason": reason,
         "action": action,
         "event_time": event_time,
+        "event_id": event_id,
     }
 
     # The open episode ends when nothing is left to do, or when what the customer must do changes.
     episode_over = action in ENDS_EPISODE or (action in NEEDS_ATTENTION and action != base.episode_action)
     if base.episode_id is not None and base.attention_since is not None and episode_over:
         downstream.append(
-            ConnectionRepaired(
+            ConnectionAttentionEnded(
                 **common,
                 episode_id=base.episode_id,
                 resolution=_resolution(status, action),
@@ -202,8 +204,9 @@ def _open_episode(connection: Connection, common: dict[str, Any]) -> ConnectionN
     )
 
 
-def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> Transition:
-    """``current`` replaced by ``replacement_id``: its episode ends (SUPERSEDED), it asks nothing more.
+def mark_replaced(current: Connection, *, replacement_id: str, at: datetime, event_id: str | None) -> Transition:
+    """``current`` replaced by ``replacement_id`` (as Meld's ``event_id`` said): its episode ends (SUPERSEDED), it
+    asks nothing more.
 
     Meld's DELETED webhook follows the deletion; ``apply_change`` keeps a superseded connection's action at NONE.
     """
@@ -221,7 +224,7 @@ def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> 
     downstream: list[AnyDownstreamEvent] = []
     if current.episode_id is not None and current.attention_since is not None:
         downstream.append(
-            ConnectionRepaired(
+            ConnectionAttentionEnded(
                 connection_id=current.connection_id,
                 external_customer_id=current.external_customer_id,
                 institution_id=current.institution_id,
@@ -231,6 +234,7 @@ def mark_replaced(current: Connection, *, replacement_id: str, at: datetime) -> 
                 action=Action.NONE,
                 episode_id=current.episode_id,
                 event_time=at,
+                event_id=event_id,
                 resolution="SUPERSEDED",
                 attention_since=current.attention_since,
             )

@@ -89,7 +89,7 @@ def recheck_claimed(
         claim = MessageClaim(notice.episode_id, notice.next_message)
         connection = connections.get_connection(notice.connection_id)
         if connection is None or not still_current(notice, connection):
-            # Repaired, deleted or replaced: nothing more for this episode (on_repaired records how it ended).
+            # Repaired, deleted or replaced: nothing more for this episode (on_attention_ended records how it ended).
             outcome.suppressed[Suppressed.EPISODE_ENDED] += 1
             store.advance(notice, notice.model_copy(update={"due_at": None}), [claim], now, "CANCELLED")
         elif connection.action == Action.WAIT:

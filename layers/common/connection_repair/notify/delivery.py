@@ -22,7 +22,8 @@ class Refusal:
 
 @dataclass
 class Delivery:
-    delivered: list[Channel] = field(default_factory=list)
+    # Each channel that took the message, with the provider's id of it.
+    delivered: dict[Channel, str] = field(default_factory=dict)
     # Sends whose outcome is unknown (a timeout after the request went out): maybe delivered, never sent again.
     unknown: list[Channel] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
@@ -61,8 +62,7 @@ def deliver(
         if adapter is None or address is None:
             continue
         try:
-            adapter.send(address, message)
-            delivery.delivered.append(channel)
+            delivery.delivered[channel] = adapter.send(address, message, customer=customer)
         except SendRefused as refused:
             delivery.refused.append(Refusal(channel, address, refused.reason, refused.permanent, refused.throttled))
             logger.warning(

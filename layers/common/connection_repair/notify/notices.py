@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.connection import Connection
 from connection_repair.domain.status_policy import Action
 from connection_repair.notify.records import EpisodeNotice
@@ -17,7 +17,7 @@ LINK_AGAIN_SUFFIX = "#link-again"
 _ABOUT = ("connection_id", "institution_id", "institution_name", "status", "status_reason")
 
 
-def _about(event: ConnectionNeedsAttention | ConnectionRepaired) -> dict[str, str | None]:
+def _about(event: ConnectionNeedsAttention | ConnectionAttentionEnded) -> dict[str, str | None]:
     return {name: getattr(event, name) for name in _ABOUT}
 
 
@@ -31,7 +31,7 @@ def episode_notice(event: ConnectionNeedsAttention, customer: str) -> EpisodeNot
     )
 
 
-def link_again_notice(ended: ConnectionRepaired, customer: str) -> EpisodeNotice:
+def link_again_notice(ended: ConnectionAttentionEnded, customer: str) -> EpisodeNotice:
     """The one "link <bank> again" message of an episode that ended where only a new link helps."""
     return EpisodeNotice(
         episode_id=f"{ended.episode_id}{LINK_AGAIN_SUFFIX}",

@@ -36,8 +36,10 @@ class SendRefused(Exception):
 class NotificationChannel(Protocol):
     """One way to reach a customer (email, SMS; push or the app's own webhook would be one more adapter)."""
 
-    def send(self, address: str, message: Message) -> None:
-        """Hand the message to the provider, once (no retries: a retry after a lost answer sends it twice).
+    def send(self, address: str, message: Message, *, customer: str) -> str:
+        """Hand the message to the provider, once (no retries: a retry after a lost answer sends it twice); the
+        provider's id of the message, for support to follow it (SES's, SNS's MessageId). ``customer`` goes with it
+        where the provider reports back on it (a bounce, a complaint), to find whose address it was.
 
         Raises ``SendRefused`` when the provider answered that it did not take it; any other error means the outcome
         is unknown (a timeout, a dropped connection), and the message counts as maybe sent.

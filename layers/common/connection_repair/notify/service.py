@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from connection_repair.domain.bus_events import ConnectionNeedsAttention, ConnectionRepaired
+from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from connection_repair.domain.incident import InstitutionIncident
 from connection_repair.domain.status_policy import NEEDS_ATTENTION
 from connection_repair.notify.claims import claim_messages, recheck_claimed
@@ -118,7 +118,7 @@ class Notifier:
         if due:
             outcome.merge(self._deliver(customer, due, now, {}))
 
-    def on_repaired(self, event: ConnectionRepaired) -> Outcome:
+    def on_attention_ended(self, event: ConnectionAttentionEnded) -> Outcome:
         """Close the episode (nothing more is sent for it) and record how long it lasted and how many reminders."""
         outcome = Outcome()
         customer = event.external_customer_id
@@ -144,7 +144,7 @@ class Notifier:
             self._send_due(customer, outcome)
         return outcome
 
-    def _count_repair(self, event: ConnectionRepaired, outcome: Outcome) -> None:
+    def _count_repair(self, event: ConnectionAttentionEnded, outcome: Outcome) -> None:
         # Repairs that kept failing leave the connection broken: it still counts in its institution's incident.
         if self._incidents is not None and event.institution_id and event.resolution != "REPAIR_FAILED":
             ended = self._incidents.on_repair(event.institution_id, event.attention_since)
@@ -291,6 +291,7 @@ class Notifier:
             episodes=[n.episode_id for n in current],
             messages=[n.next_message for n in current],
             channels=[c.value for c in delivery.delivered],
+            message_ids={channel.value: message_id for channel, message_id in delivery.delivered.items()},
         )
 
     def _not_sent(

@@ -3,9 +3,9 @@
 Triggered by ``Connection Replaced`` (published through the webhook's outbox when the new connection completes).
 The replacing write goes through the same outbox as webhooks (docs/decisions.md §5): a synthetic event item,
 keyed by the (old, new) pair, is written in one transaction with the old connection's new state and carries the
-``Connection Repaired`` (SUPERSEDED) event until EventBridge took it. A retried invocation finds the item and only
-publishes what is still pending (or fails while another invocation holds the publishing lease, so Lambda retries it),
-so the state changes once and the event goes out at least once.
+``Connection Attention Ended`` (SUPERSEDED) event until EventBridge took it. A retried invocation finds the item and
+only publishes what is still pending (or fails while another invocation holds the publishing lease, so Lambda retries
+it), so the state changes once and the event goes out at least once.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ConnectionReplacer:
             return ReplacementOutcome.SKIPPED
         event_id = superseded_event_id(old.connection_id, replaced.connection_id)
         now = self._clock()
-        transition = mark_replaced(old, replacement_id=replaced.connection_id, at=now)
+        transition = mark_replaced(old, replacement_id=replaced.connection_id, at=now, event_id=replaced.event_id)
         stored = StoredEvent(
             event_id=event_id,
             event_type=SUPERSEDED_EVENT_TYPE,

@@ -1,0 +1,68 @@
+"""Where an operator tool finds the stack's resources: the running local stack (`make run`), or a deployed stack
+(``STACK=<name>``, with the caller's AWS credentials and region), by the template's logical ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import boto3
+
+from local.config import LocalConfig
+from local.template import Resolver, load_template
+
+# The tools name services at run time: boto3's typed overloads (one per service name) do not apply.
+new_client: Callable[..., Any] = boto3.client
+
+
+class Stack(Protocol):
+    def client(self, service: str) -> Any: ...
+
+    def queue_url(self, logical_id: str) -> str: ...
+
+    def function_name(self, logical_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    config: LocalConfig
+
+    def client(self, service: str) -> Any:
+        arguments = self.config.aws_client_args()
+        if service == "lambda":
+            arguments["endpoint_url"] = self.config.lambda_url  # the stack's Invoke API, not moto's Lambda
+        return new_client(service, **arguments)
+
+    def queue_url(self, logical_id: str) -> str:
+        name = Resolver(load_template(), stack_name=self.config.stack_name).physical_name(logical_id)
+        url: str = self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        return url
+
+    def function_name(self, logical_id: str) -> str:
+        return logical_id  # the local Lambda API serves each function under its logical id
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    name: str
+
+    def client(self, service: str) -> Any:
+        return new_client(service)
+
+    def _physical_id(self, logical_id: str) -> str:
+        resource = self.client("cloudformation").describe_stack_resource(
+            StackName=self.name, LogicalResourceId=logical_id
+        )
+        physical: str = resource["StackResourceDetail"]["PhysicalResourceId"]
+        return physical
+
+    def queue_url(self, logical_id: str) -> str:
+        return self._physical_id(logical_id)  # an SQS queue's physical id is its URL
+
+    def function_name(self, logical_id: str) -> str:
+        return self._physical_id(logical_id)
+
+
+def stack_of(name: str | None) -> Stack:
+    return DeployedStack(name) if name else LocalStack(LocalConfig.from_env())
