@@ -258,10 +258,11 @@ def test_the_replacement_completing_announces_that_it_replaced_the_old_one_once(
     assert transition.connection.replaces_connection_id is None
     [event] = transition.downstream
     assert isinstance(event, ConnectionReplaced)
-    assert (event.connection_id, event.replaced_connection_id, event.external_customer_id) == (
+    assert (event.connection_id, event.replaced_connection_id, event.external_customer_id, event.event_id) == (
         "conn-new",
         "conn-1",
         "cust-1",
+        "e2",  # the Meld event that completed it
     )
     assert event.detail_type == "Connection Replaced"
 

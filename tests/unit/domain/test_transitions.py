@@ -42,6 +42,18 @@ def test_entering_reconnect_required_opens_an_episode_and_announces_it():
     assert event.external_customer_id == "cust-1"
 
 
+def test_every_announcement_names_the_event_that_caused_it():
+    broken = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0, external_customer_id="cust-1")
+    healed = step(broken.connection, "ACTIVE", minutes=30, event_id="evt-meld-healed")
+    # The customer becomes known only later: the episode is announced then, by the event that named them
+    unknown = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0)
+    named = step(unknown.connection, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=1, external_customer_id="cust-1")
+
+    assert [event.event_id for event in broken.downstream] == ["evt-0"]
+    assert [event.event_id for event in healed.downstream] == ["evt-meld-healed"]
+    assert [event.event_id for event in named.downstream] == ["evt-1"]
+
+
 def test_staying_broken_does_not_announce_again():
     broken = step(None, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", minutes=0).connection
     again = step(broken, "RECONNECT_REQUIRED", "TOKEN_EXPIRED", minutes=5)
