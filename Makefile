@@ -131,6 +131,9 @@ redrive: $(VENV)/.installed ## A dead-letter queue's messages, sent back with AP
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]" >&2; exit 2; }
 	@PYTHONPATH=layers/common:. $(PY) -m ops.redrive "$(QUEUE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
 
+erase: $(VENV)/.installed ## Erase a customer, as DELETE /me does: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack>]
+	@PYTHONPATH=layers/common:. $(PY) -m ops.erase "CUSTOMER=$(CUSTOMER)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo
 

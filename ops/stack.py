@@ -23,6 +23,8 @@ class Stack(Protocol):
 
     def function_name(self, logical_id: str) -> str: ...
 
+    def table_name(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class LocalStack:
@@ -41,6 +43,9 @@ class LocalStack:
 
     def function_name(self, logical_id: str) -> str:
         return logical_id  # the local Lambda API serves each function under its logical id
+
+    def table_name(self) -> str:
+        return Resolver(load_template(), stack_name=self.config.stack_name).physical_name("ConnectionsTable")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class DeployedStack:
 
     def function_name(self, logical_id: str) -> str:
         return self._physical_id(logical_id)
+
+    def table_name(self) -> str:
+        return self._physical_id("ConnectionsTable")
 
 
 def stack_of(name: str | None) -> Stack:

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from connection_repair.domain.status_policy import Action
+from connection_repair.erasure.service import erase_customer
 from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import logger, metrics, trace_handler
 from connection_repair.platform.settings import MissingConfiguration
@@ -43,7 +44,7 @@ from connection_repair.repair.api_models import (
 from connection_repair.repair.listing import Listing, Past
 from connection_repair.repair.ports import KeyReused, MeldFailure, MeldFailureKind, RequestInProgress
 from connection_repair.repair.service import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
-from connection_repair.wiring.repair_api import repair_api_settings, repair_service, request_records
+from connection_repair.wiring.repair_api import customer_records, repair_api_settings, repair_service, request_records
 
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -249,6 +250,17 @@ def get_notification_preferences() -> NotificationPreferences:
 )
 def put_notification_preferences(body: Annotated[NotificationPreferences, Body()]) -> NotificationPreferences:
     return repair_service().set_preferences(customer(), body)
+
+
+@app.delete(
+    "/me",
+    summary="Erase the caller: contact details, preferences and notification history removed, connections and "
+    "stored events no longer naming them (docs/operations.md, Erasure). Idempotent.",
+    responses={204: OpenAPIResponse(description="Erased (or nothing was left to erase)")} | _ERRORS,
+)
+def erase_me() -> Response[None]:
+    erase_customer(customer_records(), customer())
+    return Response(status_code=HTTPStatus.NO_CONTENT, headers=NO_STORE)
 
 
 # --- Exceptions to HTTP, in one place ----------------------------------------------------------------------------

@@ -148,6 +148,8 @@ def repair_api_flows(request: pytest.FixtureRequest) -> None:
     # A keyed request that fails: its record is removed, so its retry runs again
     api.meld.respond("POST", "/bank-linking/connect/start", meld_error(500))
     assert api.call("POST", "/connections", {}, headers={"Idempotency-Key": "permissions-2"})[0] == 503
+    # Erasing the caller: their partition, their connections (GSI1), each connection's events (GSI1)
+    assert api.call("DELETE", "/me")[0] == 204
 
 
 def notifier_flows(request: pytest.FixtureRequest) -> None:

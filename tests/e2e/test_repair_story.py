@@ -85,3 +85,23 @@ def test_an_expired_widget_token_is_refused(stack: RunningStack) -> None:
     with stack.simulator() as sim:
         completed = sim.http.post("/_sim/widget/complete", json={"connectToken": repair.json()["connectToken"]})
     assert completed.status_code == 400
+
+
+def test_a_customer_erased_over_http_has_nothing_left_to_see(stack: RunningStack) -> None:
+    customer = _customer()
+    connection = stack.broken_connection(customer)
+    signed_in = {"Authorization": f"Bearer {stack.token(customer)}"}
+    with stack.api() as api:
+        assert api.put("/me/notifications", json={"email": "ada@example.com"}, headers=signed_in).status_code == 200
+        assert connection["id"] in api.get("/connections", headers=signed_in).text
+        anonymous = api.delete("/me")
+        erased = api.delete("/me", headers=signed_in)
+        listed = api.get("/connections", headers=signed_in)
+        preferences = api.get("/me/notifications", headers=signed_in)
+    assert anonymous.status_code == 401  # API Gateway's authorizer: nobody erases without signing in
+    assert (erased.status_code, erased.text) == (204, "")
+    assert listed.json() == {"connections": []}
+    assert preferences.json()["email"] is None
+    stored = stack.store().get_connection(connection["id"])
+    assert stored is not None
+    assert stored.external_customer_id is None  # Meld's connection stays known, no longer theirs

@@ -12,6 +12,7 @@ from botocore.config import Config
 from connection_repair.adapters.dynamodb.connections import DynamoDBCustomerConnections
 from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
+from connection_repair.erasure.ports import CustomerRecords
 from connection_repair.platform.settings import RepairApiSettings
 from connection_repair.repair.ports import ConnectGateway, RepairConnectGrant, RequestRecords, StartConnectGrant
 from connection_repair.repair.service import RepairService
@@ -84,3 +85,11 @@ def repair_service() -> RepairService:
         meld=DeferredGateway(lambda: _meld_gateway(settings)),
         incidents=DynamoDBIncidentStore(dynamodb, settings.table_name),
     )
+
+
+@cache
+def customer_records() -> CustomerRecords:
+    # Built on the first DELETE /me: a rare request, its adapter stays out of other cold starts.
+    from connection_repair.adapters.dynamodb.erasure import DynamoDBCustomerRecords
+
+    return DynamoDBCustomerRecords(_dynamodb(), repair_api_settings().table_name)
