@@ -111,7 +111,7 @@ openapi: $(VENV)/.installed ## Regenerate docs/openapi.json, the reconnect promp
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
 
-.PHONY: run token outbox demo backfill preview-messages upload-messages
+.PHONY: run token outbox demo backfill preview-messages upload-messages redrive inspect erase
 
 # The local stack: ports and secrets come from the environment (README, "Run it locally").
 run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
@@ -130,6 +130,9 @@ backfill: $(VENV)/.installed ## Import every connection Meld has into a running 
 redrive: $(VENV)/.installed ## A dead-letter queue's messages, sent back with APPLY=1: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]" >&2; exit 2; }
 	@PYTHONPATH=layers/common:. $(PY) -m ops.redrive "$(QUEUE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+
+inspect: $(VENV)/.installed ## One connection's history in order: make inspect CONNECTION=<id> | CUSTOMER=<externalCustomerId> [STACK=<deployed stack>]
+	@PYTHONPATH=layers/common:. $(PY) -m ops.inspect "CONNECTION=$(CONNECTION)" "CUSTOMER=$(CUSTOMER)" "STACK=$(STACK)"
 
 erase: $(VENV)/.installed ## Erase a customer, as DELETE /me does: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack>]
 	@PYTHONPATH=layers/common:. $(PY) -m ops.erase "CUSTOMER=$(CUSTOMER)" "APPLY=$(APPLY)" "STACK=$(STACK)"

@@ -4,7 +4,6 @@ history are gone, their connections and stored events no longer name them, and n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +17,10 @@ from connection_repair.notify.records import EpisodeNotice
 from connection_repair.outbox.ports import StoredEvent
 from connection_repair.preferences.model import Channel
 from local.aws_resources import LocalResources
+from local.template import Resolver, load_template
 from ops.erase import erase
 from ops.erase import main as erase_main
+from tests.ops_support import MotoStack
 from tests.repair_api_support import (
     CONNECTION_ID,
     CUSTOMER,
@@ -135,25 +136,6 @@ def test_erasing_needs_a_signed_in_customer(api: RepairApi) -> None:
     assert partition(api, CUSTOMER) != []
 
 
-@dataclass(frozen=True)
-class MotoTable:
-    """The stack as `make erase` finds it, on the test's moto."""
-
-    table: str
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service)
-
-    def queue_url(self, logical_id: str) -> str:
-        raise AssertionError("erasing reads no queue")
-
-    def function_name(self, logical_id: str) -> str:
-        raise AssertionError("erasing calls no function")
-
-    def table_name(self) -> str:
-        return self.table
-
-
 def test_an_operator_erases_any_customer_the_same_way_and_only_when_told_to(
     api: RepairApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,7 +143,7 @@ def test_an_operator_erases_any_customer_the_same_way_and_only_when_told_to(
     assert "APPLY=1 erases" in capsys.readouterr().out
     assert partition(api, OTHER_CUSTOMER) != []
 
-    said = erase(MotoTable(api.table_name), OTHER_CUSTOMER)  # preferences, an episode, the send slot
+    said = erase(MotoStack(Resolver(load_template())), OTHER_CUSTOMER)  # preferences, an episode, the send slot
 
     assert said.startswith("erased: 3 item(s) of the customer's own, 1 connection(s) and 1 stored event(s)")
     assert partition(api, OTHER_CUSTOMER) == []

@@ -4,7 +4,6 @@ back where it came from once, leaving the dead-letter queue only once it got the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -13,22 +12,7 @@ import pytest
 from local.aws_resources import LocalResources, provision
 from local.template import Resolver, load_template
 from ops.redrive import QUEUES, bus_event, main, redrive
-
-
-@dataclass(frozen=True)
-class MotoStack:
-    """The stack's queues, as the local stack creates them, on the test's moto."""
-
-    resolver: Resolver
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service)
-
-    def queue_url(self, logical_id: str) -> str:
-        return str(self.resolver.refs[logical_id])
-
-    def function_name(self, logical_id: str) -> str:
-        return logical_id
+from tests.ops_support import MotoStack
 
 
 @pytest.fixture
