@@ -99,6 +99,12 @@ def test_a_customer_erased_over_http_has_nothing_left_to_see(stack: RunningStack
         listed = api.get("/connections", headers=signed_in)
         preferences = api.get("/me/notifications", headers=signed_in)
     assert anonymous.status_code == 401  # API Gateway's authorizer: nobody erases without signing in
+    with stack.api() as api:
+        # A browser app may ask it too (CORS allows DELETE from the app's origins)
+        preflight = api.options(
+            "/me", headers={"Origin": stack.config.web_url, "Access-Control-Request-Method": "DELETE"}
+        )
+    assert "DELETE" in preflight.headers["access-control-allow-methods"].split(",")
     assert (erased.status_code, erased.text) == (204, "")
     assert listed.json() == {"connections": []}
     assert preferences.json()["email"] is None
