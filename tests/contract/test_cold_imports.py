@@ -62,7 +62,18 @@ BUDGETS = [
         "repair_api.repair_service",
         {"TABLE_NAME": "table", "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld"},
         # erasure: DELETE /me's use case and port (two short modules; its adapter is built on the first DELETE).
-        layer=("domain", "repair", "preferences", "erasure", "platform", "adapters.dynamodb", "wiring.repair_api"),
+        # erasure, unsubscribe: short modules of DELETE /me and /unsubscribe (the secret is read on the first use).
+        layer=(
+            "domain",
+            "repair",
+            "preferences",
+            "erasure",
+            "platform",
+            "adapters.dynamodb",
+            "adapters.secrets",
+            "wiring.repair_api",
+            "wiring.unsubscribe",
+        ),
         # httpx: only when a request calls Meld (most read the table only).
         never=("httpx", "httpcore", "aws_xray_sdk"),
     ),
@@ -122,6 +133,8 @@ BUDGETS = [
             "adapters.eventbridge",
             "outbox.ports",
             "wiring.notifier",
+            "wiring.unsubscribe",
+            "adapters.secrets",
         ),
         # Nothing of ingestion: the notifier reads connections, it never moves them. Nor Powertools' batch utility
         # (asyncio and every event source's data classes; its partial batch response is the handler's own loop).

@@ -150,6 +150,21 @@ def repair_api_flows(request: pytest.FixtureRequest) -> None:
     assert api.call("POST", "/connections", {}, headers={"Idempotency-Key": "permissions-2"})[0] == 503
     # Erasing the caller: their partition, their connections (GSI1), each connection's events (GSI1)
     assert api.call("DELETE", "/me")[0] == 204
+    # The unsubscribe link: its secret read from Secrets Manager, the preferences written
+    import boto3
+
+    from connection_repair.preferences.unsubscribe import unsubscribe_token
+    from connection_repair.wiring.repair_api import repair_api_settings, unsubscribe_verifier
+    from local.apigw import http_api_event
+
+    boto3.client("secretsmanager").create_secret(Name="unsubscribe", SecretString='{"current": "k", "previous": ""}')
+    request.getfixturevalue("monkeypatch").setenv("UNSUBSCRIBE_SECRET_NAME", "unsubscribe")
+    repair_api_settings.cache_clear()
+    unsubscribe_verifier.cache_clear()
+    query = {"token": unsubscribe_token("k", "customer-123")}
+    event = http_api_event("POST", "/unsubscribe", route_key="POST /unsubscribe", query=query)
+    assert api.invoke(event)["statusCode"] == 200
+    unsubscribe_verifier.cache_clear()
 
 
 def notifier_flows(request: pytest.FixtureRequest) -> None:

@@ -111,3 +111,33 @@ def test_a_customer_erased_over_http_has_nothing_left_to_see(stack: RunningStack
     stored = stack.store().get_connection(connection["id"])
     assert stored is not None
     assert stored.external_customer_id is None  # Meld's connection stays known, no longer theirs
+
+
+def test_an_emails_unsubscribe_link_works_over_http_without_signing_in(stack: RunningStack) -> None:
+    import json
+
+    import boto3
+
+    from connection_repair.preferences.unsubscribe import unsubscribe_token
+    from local.template import Resolver, load_template
+
+    customer = _customer()
+    name = Resolver(load_template(), stack_name=stack.config.stack_name).physical_name("UnsubscribeSigningSecret")
+    secrets = boto3.client("secretsmanager", **stack.config.aws_client_args())
+    secret = json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])["current"]
+    token = unsubscribe_token(secret, customer)
+    signed_in = {"Authorization": f"Bearer {stack.token(customer)}"}
+    with stack.api() as api:
+        assert api.put("/me/notifications", json={"email": "ada@example.com"}, headers=signed_in).status_code == 200
+        page = api.get("/unsubscribe", params={"token": token})
+        one_click = api.post(
+            "/unsubscribe",
+            params={"token": token},
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        forged = api.post("/unsubscribe", params={"token": unsubscribe_token("guess", customer)})
+        preferences = api.get("/me/notifications", headers=signed_in).json()
+    assert (page.status_code, "<form" in page.text) == (200, True)
+    assert (one_click.status_code, forged.status_code) == (200, 400)
+    assert (preferences["optedOut"], preferences["email"]) == (True, "ada@example.com")

@@ -40,6 +40,12 @@ class SesEmailChannel:
                 }
             },
         }
+        if message.unsubscribe_url:
+            # RFC 8058: the mail client offers "unsubscribe" and POSTs to the link, no sign-in, no page to read.
+            arguments["Content"]["Simple"]["Headers"] = [
+                {"Name": "List-Unsubscribe", "Value": f"<{message.unsubscribe_url}>"},
+                {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
+            ]
         if self._configuration_set:
             # Its event destination reports bounces and complaints; the tag says whose address it was.
             arguments["ConfigurationSetName"] = self._configuration_set

@@ -4,7 +4,7 @@ replace; a replacement that cannot make the message falls back to the project's,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
@@ -59,6 +59,8 @@ class MessageComposer:
     brand_color: str = "#1a56db"
     default_locale: str = "en"
     renderer: MessageRenderer = field(default_factory=MessageRenderer)
+    # The customer's signed one-click unsubscribe link; None: the messages' "stop" link is settings_url.
+    unsubscribe_link: Callable[[str], str | None] | None = None
 
     def link(self, notice: EpisodeNotice) -> str:
         return self.reconnect_url.replace("{connectionId}", quote(notice.connection_id, safe=""))
@@ -90,6 +92,8 @@ class MessageComposer:
         banks = [notice.institution_name or t["your_bank"] for notice in notices]
         links = [self.link(notice) for notice in notices]
         subject, plain_subject = self._subjects(t, kind, notices)
+        one_click = self.unsubscribe_link(notices[0].external_customer_id) if self.unsubscribe_link else None
+        unsubscribe_url = one_click or self.settings_url
         context: dict[str, Any] = {
             "kind": kind.value,
             "lang": language,
@@ -98,7 +102,7 @@ class MessageComposer:
             "subject": subject,
             "intro": t["intro"][kind.value].format(bank=banks[0], count=len(notices)),
             "footer": t["footer"].format(app=self.app_name),
-            "unsubscribe_url": self.settings_url,
+            "unsubscribe_url": unsubscribe_url,
             "notices": [
                 {
                     "bank": bank,
@@ -112,7 +116,7 @@ class MessageComposer:
                 for notice, bank, link in zip(notices, banks, links, strict=True)
             ],
         }
-        required = Required(banks=banks, links=links, unsubscribe_url=self.settings_url)
+        required = Required(banks=banks, links=links, unsubscribe_url=unsubscribe_url)
         rendered = self.renderer.render(kind, language, context, required, own=own)
         return Message(
             subject=rendered.subject,
@@ -120,6 +124,7 @@ class MessageComposer:
             html=rendered.html,
             sms=self._sms(t, banks, links[0], subject, plain_subject),
             language=language,
+            unsubscribe_url=one_click,
         )
 
     def _subjects(self, t: Mapping[str, Any], kind: MessageKind, notices: Sequence[EpisodeNotice]) -> tuple[str, str]:

@@ -49,6 +49,9 @@ class Message:
     language: str = "en"
     # The deployment's template could not make it: the project's own was used.
     template_fallback: bool = False
+    # The customer's signed one-click unsubscribe link (RFC 8058), when the stack signs them: emails carry it in
+    # their List-Unsubscribe header.
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)

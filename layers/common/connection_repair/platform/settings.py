@@ -65,7 +65,16 @@ class WebhookSettings(MeldApiSettings, TableSettings, BusSettings):
     forward_webhooks: bool = Field(True, alias="FORWARD_MELD_WEBHOOKS")
 
 
-class RepairApiSettings(MeldApiSettings, TableSettings):
+class UnsubscribeSettings(EnvSettings):
+    """One-click unsubscribe links: where they point (the Repair API's /unsubscribe) and the secret that signs them."""
+
+    unsubscribe_url: str | None = Field(None, alias="UNSUBSCRIBE_URL", pattern=r"^https?://")
+    unsubscribe_secret_name: str | None = Field(None, alias="UNSUBSCRIBE_SECRET_NAME")
+    # Local runs: the secret itself.
+    unsubscribe_secret: SecretStr | None = Field(None, alias="UNSUBSCRIBE_SECRET")
+
+
+class RepairApiSettings(MeldApiSettings, TableSettings, UnsubscribeSettings):
     """The Repair API (functions/repair_api). Its Meld calls must end well inside API Gateway's 29 s."""
 
     # The JWT claim that carries the caller's externalCustomerId.
@@ -91,7 +100,7 @@ class OutboxSweeperSettings(TableSettings, BusSettings):
     """The outbox sweeper (functions/outbox_sweeper), on a schedule."""
 
 
-class NotifierSettings(TableSettings, BusSettings):
+class NotifierSettings(TableSettings, BusSettings, UnsubscribeSettings):
     """The notifier (functions/notifier): customer email/SMS for episodes, with reminders (docs/decisions.md §17-21)."""
 
     # Where a message links to: the app's reconnect screen, with {connectionId} filled in.

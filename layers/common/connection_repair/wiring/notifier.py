@@ -30,6 +30,7 @@ from connection_repair.notify.schedule import ReminderSchedule
 from connection_repair.notify.service import Notifier
 from connection_repair.platform.settings import NotifierSettings
 from connection_repair.preferences.model import Channel
+from connection_repair.wiring.unsubscribe import unsubscribe_link
 
 # No one waits on the notifier (its queue, its schedule): ordinary timeouts, standard retries for the table. Sends
 # are never retried by the SDK (SEND_CONFIG).
@@ -93,4 +94,5 @@ def composer(settings: NotifierSettings) -> MessageComposer:
         brand_color=settings.brand_color,
         default_locale=settings.default_locale,
         renderer=MessageRenderer(source),
+        unsubscribe_link=unsubscribe_link(settings),
     )
