@@ -162,6 +162,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL": self.config.aws_url,
             "MELD_API_BASE_URL": self.config.meld_url,
             "MELD_WEBHOOK_URL": self.config.signed_webhook_url,
+            # Emails' unsubscribe links point at the local API, not at a deployed one's host.
+            "UNSUBSCRIBE_URL": f"{self.config.api_url}/unsubscribe",
         }
         for spec in self.provisioned.functions:
             self._pools[spec.name] = FunctionPool(spec, worker_environment(spec, overrides), _emit)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connection_repair.adapters.dynamodb.connections import connection_from_item
+from connection_repair.adapters.dynamodb.connections import connection_from_item, customer_connections_query
 from connection_repair.adapters.dynamodb.events import event_from_item
 from connection_repair.adapters.dynamodb.keys import GSI1, connection_key, customer_partition, from_item
 from connection_repair.adapters.dynamodb.paging import query_items
@@ -40,8 +40,11 @@ def _query(client: Any, **query: Any) -> list[dict[str, Any]]:
 def _what(event: StoredEvent) -> tuple[str, str | None, bool]:
     """What the event says (for the timeline), its order key when it is ordered, and whether it changes the
     connection."""
-    body = json.loads(event.raw_body) if event.raw_body.startswith("{") else {}
     if event.event_type == "CONNECTION_OBSERVED":
+        try:
+            body = json.loads(event.raw_body)
+        except ValueError:
+            body = {}
         seen = body.get("connection") or {}
         drift = body.get("drift") or "none"
         text = f"reconciliation read {seen.get('status')}/{seen.get('statusReason')} (drift: {drift})"
@@ -153,14 +156,7 @@ def timeline(stack: Stack, connection_id: str) -> list[str]:
 
 
 def customer_connections(stack: Stack, customer: str) -> list[str]:
-    client = stack.client("dynamodb")
-    items = _query(
-        client,
-        TableName=stack.table_name(),
-        IndexName=GSI1,
-        KeyConditionExpression="gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
-        ExpressionAttributeValues={":customer": customer_partition(customer), ":prefix": {"S": "CONN#"}},
-    )
+    items = _query(stack.client("dynamodb"), **customer_connections_query(stack.table_name(), customer))
     return sorted(item["connectionId"]["S"] for item in items)
 
 

@@ -107,20 +107,22 @@ class DynamoDBConnectionReader:
         return connection_from_item(item) if item else None
 
 
+def customer_connections_query(table: str, external_customer_id: str) -> dict[str, Any]:
+    """The Query of a customer's connections in GSI1."""
+    return {
+        "TableName": table,
+        "IndexName": GSI1,
+        "KeyConditionExpression": "gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
+        "ExpressionAttributeValues": {":customer": customer_partition(external_customer_id), ":prefix": {"S": "CONN#"}},
+    }
+
+
 class DynamoDBCustomerConnections(DynamoDBConnectionReader):
     """``CustomerConnections``: the Repair API's reads and its conditional writes of a connection."""
 
     def list_connections(self, external_customer_id: str) -> list[Connection]:
         # GSI1 is eventually consistent: a connection written a moment ago may show up a moment later.
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": GSI1,
-            "KeyConditionExpression": "gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
-            "ExpressionAttributeValues": {
-                ":customer": customer_partition(external_customer_id),
-                ":prefix": {"S": "CONN#"},
-            },
-        }
+        query = customer_connections_query(self._table, external_customer_id)
         items = islice(query_items(self._client, query), MAX_LISTED_CONNECTIONS)
         return [connection_from_item(item) for item in items]
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from connection_repair.adapters.dynamodb.connections import customer_connections_query
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import GSI1, customer_partition
 from connection_repair.adapters.dynamodb.paging import query_items
@@ -49,16 +50,8 @@ class DynamoDBCustomerRecords:
         return deleted
 
     def detach_connections(self, external_customer_id: str) -> list[str]:
-        query = {
-            "TableName": self._table,
-            "IndexName": GSI1,
-            "KeyConditionExpression": "gsi1pk = :customer AND begins_with(gsi1sk, :prefix)",
-            "ExpressionAttributeValues": {
-                ":customer": customer_partition(external_customer_id),
-                ":prefix": {"S": "CONN#"},
-            },
-            "ProjectionExpression": "pk, sk, connectionId",
-        }
+        query = customer_connections_query(self._table, external_customer_id)
+        query["ProjectionExpression"] = "pk, sk, connectionId"
         detached: list[str] = []
         for item in list(query_items(self._client, query)):
             try:
