@@ -22,7 +22,7 @@ from connection_repair.adapters.dynamodb.events import event_from_item
 from connection_repair.adapters.dynamodb.keys import GSI1, connection_key, customer_partition, from_item
 from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection, event_order_key
-from connection_repair.ingestion.webhook import InvalidWebhook, connection_change, parse_webhook
+from connection_repair.ingestion.webhook import EventType, InvalidWebhook, connection_change, parse_webhook
 from connection_repair.outbox.ports import StoredEvent
 from ops.stack import Stack, stack_of
 
@@ -51,10 +51,12 @@ def _what(event: StoredEvent) -> tuple[str, str | None, bool]:
         return text, event_order_key(event.event_time, event.event_id), True
     if event.event_type == "CONNECTION_SUPERSEDED":
         return f"replaced by {event.event_id.rsplit('#', 1)[-1]}", None, True
-    try:
-        change = connection_change(parse_webhook(event.raw_body.encode()))
-    except InvalidWebhook:
-        change = None
+    change = None
+    if event.event_type in EventType.CONNECTION_STATE:  # as ingestion reads them: other types change nothing
+        try:
+            change = connection_change(parse_webhook(event.raw_body.encode()))
+        except InvalidWebhook:
+            change = None
     if change is None:
         return event.event_type, None, False
     if not change.carries_status:

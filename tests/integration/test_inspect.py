@@ -3,6 +3,8 @@ with each event's outcome, the episode and its messages, and the connection as i
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -15,6 +17,7 @@ from connection_repair.platform.clock import utc_stamp
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
+from local.make_events import envelope
 from local.template import Resolver, load_template
 from ops.inspect import main, timeline
 from tests.ops_support import MotoStack
@@ -98,3 +101,22 @@ def test_by_customer_every_connection_of_theirs_and_an_unknown_one_is_said(
     assert timeline(stack, "conn-unknown") == [f"no connection conn-unknown in {stack.table_name()}"]
     assert main(["CUSTOMER=nobody"], stack) == 1
     assert main([]) == main(["CONNECTION=a", "CUSTOMER=b"]) == 2
+
+
+def test_an_event_of_another_type_naming_the_connection_is_in_its_history_as_ignored(
+    stack: MotoStack, captured_logs: Callable[[], str]
+) -> None:
+    aggregated = envelope(
+        "BANK_LINKING_TRANSACTIONS_AGGREGATED", "evt-tx", "2026-11-25T11:05:00Z", {"connectionId": CONNECTION}
+    )
+    assert deliver("evt-1", "2026-11-25T11:00:00Z", "ACTIVE") == 200
+    delivery = signed_delivery(aggregated, now=datetime.now(UTC))
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert webhook_app.lambda_handler(event, LambdaContext())["statusCode"] == 200
+
+    [line] = [line for line in timeline(stack, CONNECTION) if "evt-tx" in line]
+    assert line.endswith("BANK_LINKING_TRANSACTIONS_AGGREGATED -> ignored")
+    [logged] = [
+        json.loads(text) for text in captured_logs().splitlines() if '"evt-tx"' in text and "Webhook ingested" in text
+    ]
+    assert (logged["outcome"], logged["connection_id"]) == ("ignored", CONNECTION)

@@ -82,7 +82,9 @@ class EventIngestor:
         try:
             if change is None:
                 published = self._save_alone(stored)
-                return IngestResult(IngestOutcome.IGNORED, stored.event_id, stored.event_type, published=published)
+                return IngestResult(
+                    IngestOutcome.IGNORED, stored.event_id, stored.event_type, stored.connection_id, published
+                )
             return self._apply(stored, change)
         except DuplicateEvent:
             # A duplicate is done only once its downstream events went out.

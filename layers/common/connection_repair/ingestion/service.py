@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 from connection_repair.domain.bus_events import MeldWebhookReceived
 from connection_repair.ingestion import signature
 from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome, IngestResult
-from connection_repair.ingestion.webhook import EventType, connection_change, parse_webhook, stored_body
+from connection_repair.ingestion.webhook import (
+    EventType,
+    connection_change,
+    named_connection,
+    parse_webhook,
+    stored_body,
+)
 from connection_repair.outbox.ports import StoredEvent
 from connection_repair.platform.clock import Clock
 from connection_repair.platform.observability import logger
@@ -93,7 +99,7 @@ class WebhookIngestor:
             event_id=webhook.event_id,
             event_type=webhook.event_type,
             event_time=event_time,
-            connection_id=change.connection_id if change else None,
+            connection_id=change.connection_id if change else named_connection(webhook),
             received_at=now,
             retry_count=delivery.retry_count,
             raw_body=stored_body(delivery.raw_body),

@@ -72,6 +72,13 @@ class InvalidWebhook(Exception):
     """A correctly signed body that is not a Meld event."""
 
 
+def named_connection(webhook: MeldWebhook) -> str | None:
+    """The connection an event of any type names (transactions, accounts): it is listed with that connection's
+    events, though it changes nothing of it."""
+    payload = webhook.payload
+    return _first(payload, "connectionId") if isinstance(payload, dict) else None
+
+
 def parse_webhook(raw_body: bytes) -> MeldWebhook:
     try:
         document = json.loads(raw_body.decode())
