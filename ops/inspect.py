@@ -126,6 +126,8 @@ def notification_lines(client: Any, table: str, connection: Connection) -> list[
         _, _, episode_id, number = item["sk"].split("#", 3)
         if episode_id in episodes:
             done = f", {item['state']} at {item['doneAt']}" if "doneAt" in item else f", {item['state']}"
+            if item.get("messageIds"):
+                done += " (" + ", ".join(f"{channel} {sent}" for channel, sent in item["messageIds"].items()) + ")"
             claimed = f"message #{number} of episode {episode_id}: claimed{done}"
             lines.append(Line(datetime.fromisoformat(item["claimedAt"]), claimed))
     return lines

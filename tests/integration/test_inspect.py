@@ -62,13 +62,8 @@ def test_a_connections_timeline_shows_each_event_with_its_outcome_the_episode_an
     sent_at = datetime.now(UTC)
     claim = MessageClaim("episode-1", 0)
     store.claim(CUSTOMER, [claim], token="t", now=sent_at, previous_sent_at=None, lease_until=sent_at)
-    store.advance(
-        notice,
-        notice.model_copy(update={"next_message": 1, "messages_sent": 1, "due_at": None}),
-        [claim],
-        sent_at,
-        "SENT",
-    )
+    sent = notice.model_copy(update={"next_message": 1, "messages_sent": 1, "due_at": None})
+    store.advance(notice, sent, [claim], sent_at, "SENT", message_ids={"EMAIL": "ses-message-1"})
     assert deliver("evt-healed", "2026-11-25T12:00:00Z", "ACTIVE") == 200
     store.close_episode(CUSTOMER, "episode-1", resolution="REPAIRED", now=datetime.now(UTC), connection_id=CONNECTION)
 
@@ -83,7 +78,7 @@ def test_a_connections_timeline_shows_each_event_with_its_outcome_the_episode_an
         "event evt-old (2026-11-25T10:00:00+00:00): BANK_LINKING_CONNECTION_STATUS_CHANGE ACTIVE -> stale: older than "
         "what was applied",
         "episode episode-1 (REPAIR): the notifier registered it",
-        f"message #0 of episode episode-1: claimed, SENT at {utc_stamp(sent_at)}",
+        f"message #0 of episode episode-1: claimed, SENT at {utc_stamp(sent_at)} (EMAIL ses-message-1)",
         "event evt-healed (2026-11-25T12:00:00+00:00): BANK_LINKING_CONNECTION_STATUS_CHANGE ACTIVE -> accepted",
         "episode episode-1 ended (REPAIRED): 1 sent",
     ]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 
+from connection_repair.adapters.dynamodb.notification_items import claim_key
 from connection_repair.domain.bus_events import ConnectionAttentionEnded, ConnectionNeedsAttention
 from functions.notifier import app
 from local.aws_resources import LocalResources
@@ -78,6 +79,8 @@ def test_what_the_notifier_logs_for_a_bus_event_names_its_meld_event_its_connect
         # The Meld event that caused it (events/webhook_status_change_reconnect_required.json), and its connection
         assert (line["event_id"], line["connection_id"]) == ("evt-status-0002", CONNECTION_ID)
     assert handled[0]["message_ids"] == {"EMAIL": email.id}  # SES's id: what SES's own records are searched by
+    claim = rig.store._client.get_item(TableName=rig.table_name, Key=claim_key(CUSTOMER, EPISODE_ID, 0))["Item"]
+    assert claim["messageIds"] == {"M": {"EMAIL": {"S": email.id}}}  # kept with the claim, for `make inspect`
     # The next event starts clean: nothing of this one's keys is left on the logger
     before = len(captured_logs())
     rig.clock.at(BROKEN_AT + timedelta(minutes=12))

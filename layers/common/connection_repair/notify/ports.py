@@ -3,7 +3,7 @@ send counter, and what incident detection keeps and tells."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -132,9 +132,17 @@ class NotificationStore(Protocol):
     def get_claim(self, external_customer_id: str, episode_id: str, number: int) -> ClaimRecord | None: ...
 
     def advance(
-        self, notice: EpisodeNotice, updated: EpisodeNotice, claims: Sequence[MessageClaim], now: datetime, state: str
+        self,
+        notice: EpisodeNotice,
+        updated: EpisodeNotice,
+        claims: Sequence[MessageClaim],
+        now: datetime,
+        state: str,
+        *,
+        message_ids: Mapping[str, str] | None = None,
     ) -> None:
-        """Move the episode to ``updated`` (if still at ``notice.next_message``) and mark ``claims`` as ``state``."""
+        """Move the episode to ``updated`` (if still at ``notice.next_message``) and mark ``claims`` as ``state``,
+        with the providers' ids of what was sent (channel -> id), for support."""
         ...
 
 

@@ -277,8 +277,11 @@ class Notifier:
         # The mark. A process dying between the send above and these writes leaves the claims CLAIMED: after the
         # lease they count as sent and are never sent again (docs/decisions.md §18). So does an unknown outcome.
         state = "SENT" if delivery.delivered else "UNCERTAIN"
+        # The providers' ids of what went out, on each claim: `make inspect` shows them.
+        sent_ids = {channel.value: message_id for channel, message_id in delivery.delivered.items() if message_id}
         for notice, claim in zip(current, claims, strict=True):
-            self._store.advance(notice, self._policy.advanced(notice, sent=True, now=now), [claim], now, state)
+            updated = self._policy.advanced(notice, sent=True, now=now)
+            self._store.advance(notice, updated, [claim], now, state, message_ids=sent_ids)
         if not delivery.delivered:
             outcome.suppressed[Suppressed.UNCERTAIN] += len(current)
             return

@@ -8,7 +8,7 @@ is never written here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -264,7 +264,14 @@ class DynamoDBNotificationStore:
         return ClaimRecord(state=item["state"]["S"], lease_until=datetime.fromisoformat(lease) if lease else None)
 
     def advance(
-        self, notice: EpisodeNotice, updated: EpisodeNotice, claims: Sequence[MessageClaim], now: datetime, state: str
+        self,
+        notice: EpisodeNotice,
+        updated: EpisodeNotice,
+        claims: Sequence[MessageClaim],
+        now: datetime,
+        state: str,
+        *,
+        message_ids: Mapping[str, str] | None = None,
     ) -> None:
         customer = notice.external_customer_id
         values: dict[str, Any] = {
@@ -292,13 +299,18 @@ class DynamoDBNotificationStore:
             "ConditionExpression": "nextMessage = :expected AND attribute_not_exists(closed)",
             "ExpressionAttributeValues": values,
         }
+        done = "SET #state = :state, doneAt = :now"
+        done_values: dict[str, Any] = {":state": {"S": state}, ":now": {"S": utc_stamp(now)}}
+        if message_ids:
+            done += ", messageIds = :ids"
+            done_values[":ids"] = {"M": {channel: {"S": sent} for channel, sent in message_ids.items()}}
         claim_updates = [
             {
                 "TableName": self._table,
                 "Key": claim_key(customer, claim.episode_id, claim.number),
-                "UpdateExpression": "SET #state = :state, doneAt = :now REMOVE leaseUntil",
+                "UpdateExpression": f"{done} REMOVE leaseUntil",
                 "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {":state": {"S": state}, ":now": {"S": utc_stamp(now)}},
+                "ExpressionAttributeValues": done_values,
             }
             for claim in claims
         ]
