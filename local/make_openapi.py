@@ -11,8 +11,10 @@ from pathlib import Path
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from functions.repair_api.app import app
+from local.template import Resolver, functions, load_template
 
 OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+TEMPLATE = load_template()
 
 
 def document() -> str:
@@ -27,8 +29,23 @@ def document() -> str:
         security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")},
         security=[{"jwt": []}],
     )
+    document = json.loads(schema)
+    open_routes = {
+        (route.method.lower(), route.path)
+        for spec in functions(TEMPLATE, Resolver(TEMPLATE))
+        for route in spec.routes
+        if route.authorizer is None
+    }
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if (method, path) in open_routes:
+                # The route has no authorizer in template.yaml (the unsubscribe link): no sign-in to document.
+                operation["security"] = []
+            for status, response in operation["responses"].items():
+                if status == "204":
+                    response.pop("content", None)  # a 204 has no body, whatever the handler's return type says
     # Sorted and indented: a stable, reviewable diff.
-    return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:

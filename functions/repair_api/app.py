@@ -284,7 +284,12 @@ _PAGE = (
     '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
     "<h1>{title}</h1><p>{text}</p>{form}</body></html>"
 )
-_HTML = {200: OpenAPIResponse(description="A page for the customer", content={"text/html": {}})}
+_HTML = {
+    200: OpenAPIResponse(description="A page for the customer", content={"text/html": {}}),
+    404: OpenAPIResponse(
+        description="Not a link signed for anyone: a page saying so; nothing changed", content={"text/html": {}}
+    ),
+}
 
 
 def _page(status: HTTPStatus, title: str, text: str, form: str = "") -> Response[str]:
@@ -298,7 +303,7 @@ def _page(status: HTTPStatus, title: str, text: str, form: str = "") -> Response
 
 def _not_a_link() -> Response[str]:
     return _page(
-        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
         "This link does not work",
         "It is not a link from one of our messages, or it was cut short. Nothing was changed.",
     )
@@ -307,7 +312,7 @@ def _not_a_link() -> Response[str]:
 @app.get(
     "/unsubscribe",
     summary="The page of an email's unsubscribe link: asks to confirm (a GET changes nothing: scanners open links)",
-    responses=_HTML | {400: OpenAPIResponse(description="Not a valid link; nothing changed")},
+    responses=_HTML,
 )
 def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     if customer_of_token(unsubscribe_verifier()(), token) is None:
@@ -323,7 +328,7 @@ def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
     "/unsubscribe",
     summary="Stop every message to the link's customer: the page's button, or a mail client's one-click POST (RFC "
     "8058). Idempotent.",
-    responses=_HTML | {400: OpenAPIResponse(description="Not a valid link; nothing changed")},
+    responses=_HTML,
 )
 def unsubscribe(token: UnsubscribeToken) -> Response[str]:
     customer_id = customer_of_token(unsubscribe_verifier()(), token)

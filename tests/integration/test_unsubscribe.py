@@ -91,7 +91,7 @@ def test_a_post_stops_every_message_to_that_customer_only_and_keeps_the_rest(api
 def test_a_link_not_signed_for_the_customer_changes_nothing(api: RepairApi, token: str) -> None:
     for method in ("GET", "POST"):
         answer = visit(api, method, token)
-        assert (answer["statusCode"], "does not work" in answer["body"]) == (400, True)
+        assert (answer["statusCode"], "does not work" in answer["body"]) == (404, True)
     assert not opted_out(api, CUSTOMER)
     assert not opted_out(api, OTHER_CUSTOMER)
 
