@@ -244,6 +244,18 @@ def test_a_claim_records_who_took_it_when_until_when_and_when_it_may_be_forgotte
     assert (slot["lastSentAt"], slot["claimToken"]) == ({"S": utc_stamp(T0)}, {"S": "token-1"})
 
 
+def test_a_sent_message_is_recorded_with_when_and_the_providers_ids(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    claim(store, "token-1")
+    sent = notice().model_copy(update={"next_message": 1, "messages_sent": 1})
+    store.advance(notice(), sent, [MessageClaim("episode-1", 0)], T0, "SENT", message_ids={"EMAIL": "ses-1"})
+
+    recorded = item(store, claim_key(CUSTOMER, "episode-1", 0))
+    assert recorded is not None
+    assert (recorded["state"], recorded["doneAt"]) == ({"S": "SENT"}, {"S": utc_stamp(T0)})
+    assert recorded["messageIds"] == {"M": {"EMAIL": {"S": "ses-1"}}}
+
+
 def test_a_sent_message_is_recorded_as_sent_even_if_its_episode_closed_during_the_send(
     store: DynamoDBNotificationStore,
 ) -> None:

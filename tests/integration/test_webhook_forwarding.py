@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from connection_repair.adapters.dynamodb.keys import event_key
 from connection_repair.domain.bus_events import MAX_FORWARDED_BYTES
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
@@ -70,7 +71,10 @@ def with_provider(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_verified_webhook_is_forwarded_once_as_meld_sent_it_without_provider_details(
-    forwarded: Callable[[], list[dict[str, Any]]], downstream: Callable[[], list[dict[str, Any]]]
+    forwarded: Callable[[], list[dict[str, Any]]],
+    downstream: Callable[[], list[dict[str, Any]]],
+    webhook_env: LocalResources,
+    captured_logs: Callable[[], str],
 ) -> None:
     broken = with_provider(status_change("evt-1", "2026-11-25T11:00:00Z", "RECONNECT_REQUIRED", "LOGIN_REQUIRED"))
     older = status_change("evt-0", "2026-11-25T10:00:00Z", "ACTIVE")  # stale when it arrives
@@ -91,10 +95,30 @@ def test_every_verified_webhook_is_forwarded_once_as_meld_sent_it_without_provid
     del expected["payload"]["serviceProviderDetails"]
     assert by_id["evt-1"]["detail"] == expected  # the envelope itself, nothing else
     assert by_id["evt-2"]["detail"]["payload"]["accounts"] == [{"id": "acc-1"}]
+    # The transactions event names its connection: stored under it (its history), though it changes nothing
+    stored = boto3.client("dynamodb").get_item(TableName=webhook_env.table_name, Key=event_key("evt-2"))["Item"]
+    assert (stored["connectionId"], stored["gsi1pk"]) == ({"S": "conn-1"}, {"S": "CONN#conn-1"})
+    [ingested] = [
+        json.loads(line) for line in captured_logs().splitlines() if '"evt-2"' in line and "Webhook ingested" in line
+    ]
+    assert (ingested["outcome"], ingested["connection_id"]) == ("ignored", "conn-1")
     assert "access-sandbox-secret" not in json.dumps(received)
     assert by_id["evt-1"]["time"] == "2026-11-25T11:00:00Z"
     # The connection's own announcements are unchanged beside them
     assert [event["detail-type"] for event in downstream()] == ["Connection Needs Attention"]
+
+
+def test_a_status_change_naming_its_connection_by_id_is_stored_under_it(webhook_env: LocalResources) -> None:
+    # Older API versions name the connection `id`, not `connectionId`
+    body = envelope(
+        "BANK_LINKING_CONNECTION_STATUS_CHANGE",
+        "evt-by-id",
+        "2026-11-25T11:00:00Z",
+        {"id": "conn-by-id", "externalCustomerId": "customer-1", "status": "ACTIVE"},
+    )
+    assert deliver(body) == 200
+    stored = boto3.client("dynamodb").get_item(TableName=webhook_env.table_name, Key=event_key("evt-by-id"))["Item"]
+    assert stored["connectionId"] == {"S": "conn-by-id"}
 
 
 def test_the_readmes_rule_routes_one_event_type_to_the_apps_target(webhook_env: LocalResources) -> None:
