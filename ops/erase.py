@@ -9,7 +9,7 @@ import sys
 
 from connection_repair.adapters.dynamodb.erasure import DynamoDBCustomerRecords
 from connection_repair.erasure.service import erase_customer
-from ops.stack import Stack, stack_of
+from ops.stack import Stack, options, stack_of
 
 USAGE = "usage: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack name>]"
 
@@ -23,15 +23,15 @@ def erase(stack: Stack, customer: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    options = dict(argument.split("=", 1) for argument in argv if "=" in argument)
-    customer = options.get("CUSTOMER", "")
+    given = options(argv)
+    customer = given.get("CUSTOMER", "")
     if not customer:
         print(USAGE, file=sys.stderr)
         return 2
-    if options.get("APPLY", "") in ("", "0"):
-        print(f"would erase customer {customer!r} from {options.get('STACK') or 'the local stack'}; APPLY=1 erases")
+    if given.get("APPLY", "0") == "0":
+        print(f"would erase customer {customer!r} from {given.get('STACK') or 'the local stack'}; APPLY=1 erases")
         return 0
-    print(erase(stack_of(options.get("STACK") or None), customer))
+    print(erase(stack_of(given.get("STACK")), customer))
     return 0
 
 

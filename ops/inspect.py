@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item, customer_connections_query
-from connection_repair.adapters.dynamodb.events import event_from_item
-from connection_repair.adapters.dynamodb.keys import GSI1, connection_key, customer_partition, from_item
+from connection_repair.adapters.dynamodb.events import connection_events_query, event_from_item
+from connection_repair.adapters.dynamodb.keys import connection_key, customer_partition, from_item
 from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection, event_order_key
 from connection_repair.ingestion.webhook import EventType, InvalidWebhook, connection_change, parse_webhook
 from connection_repair.outbox.ports import StoredEvent
-from ops.stack import Stack, stack_of
+from ops.stack import Stack, options, stack_of
 
 
 @dataclass(frozen=True)
@@ -139,16 +139,7 @@ def timeline(stack: Stack, connection_id: str) -> list[str]:
     if item is None:
         return [f"no connection {connection_id} in {table}"]
     connection = connection_from_item(item)
-    events = [
-        event_from_item(found)
-        for found in _query(
-            client,
-            TableName=table,
-            IndexName=GSI1,
-            KeyConditionExpression="gsi1pk = :connection AND begins_with(gsi1sk, :events)",
-            ExpressionAttributeValues={":connection": {"S": f"CONN#{connection_id}"}, ":events": {"S": "EVENT#"}},
-        )
-    ]
+    events = [event_from_item(found) for found in _query(client, **connection_events_query(table, connection_id))]
     lines = sorted(event_lines(events) + notification_lines(client, table, connection), key=lambda line: line.at)
     now = (
         f"now: {connection.status}/{connection.status_reason} action {connection.action.value}, customer "
@@ -168,16 +159,14 @@ USAGE = "usage: make inspect CONNECTION=<connectionId> | CUSTOMER=<externalCusto
 
 
 def main(argv: list[str], stack: Stack | None = None) -> int:
-    options = {key: value for key, _, value in (argument.partition("=") for argument in argv) if value}
-    if ("CONNECTION" in options) == ("CUSTOMER" in options):
+    given = options(argv)
+    if ("CONNECTION" in given) == ("CUSTOMER" in given):
         print(USAGE, file=sys.stderr)
         return 2
-    stack = stack or stack_of(options.get("STACK"))
-    connections = (
-        [options["CONNECTION"]] if "CONNECTION" in options else customer_connections(stack, options["CUSTOMER"])
-    )
+    stack = stack or stack_of(given.get("STACK"))
+    connections = [given["CONNECTION"]] if "CONNECTION" in given else customer_connections(stack, given["CUSTOMER"])
     if not connections:
-        print(f"no connection of customer {options['CUSTOMER']}")
+        print(f"no connection of customer {given['CUSTOMER']}")
         return 1
     for connection_id in connections:
         print("\n".join(timeline(stack, connection_id)) + "\n")

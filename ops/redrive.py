@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.stack import Stack, stack_of
+from ops.stack import Stack, options, stack_of
 
 # Long enough to move a batch before the messages are visible again (and listed twice).
 VISIBILITY_SECONDS = 120
@@ -117,9 +117,9 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2, 3) or argv[0] not in QUEUES:
         print(USAGE, file=sys.stderr)
         return 2
-    options = dict(argument.split("=", 1) for argument in argv[1:] if "=" in argument)
-    apply = options.get("APPLY", "") not in ("", "0")
-    result = redrive(stack_of(options.get("STACK") or None), QUEUES[argv[0]], apply=apply)
+    given = options(argv[1:])
+    apply = given.get("APPLY", "0") != "0"
+    result = redrive(stack_of(given.get("STACK")), QUEUES[argv[0]], apply=apply)
     for event in result.listed:
         print(describe(event))
     if not apply:

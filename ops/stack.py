@@ -74,3 +74,8 @@ class DeployedStack:
 
 def stack_of(name: str | None) -> Stack:
     return DeployedStack(name) if name else LocalStack(LocalConfig.from_env())
+
+
+def options(argv: list[str]) -> dict[str, str]:
+    """``KEY=value`` arguments as make passes them (``APPLY=$(APPLY)``); an empty value is no value."""
+    return {key: value for key, _, value in (argument.partition("=") for argument in argv) if value}

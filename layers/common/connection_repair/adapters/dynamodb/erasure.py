@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from connection_repair.adapters.dynamodb.connections import customer_connections_query
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
-from connection_repair.adapters.dynamodb.keys import GSI1, customer_partition
+from connection_repair.adapters.dynamodb.events import connection_events_query
+from connection_repair.adapters.dynamodb.keys import customer_partition
 from connection_repair.adapters.dynamodb.paging import query_items
 
 if TYPE_CHECKING:
@@ -71,13 +72,8 @@ class DynamoDBCustomerRecords:
         return detached
 
     def redact_events(self, connection_id: str, external_customer_id: str) -> int:
-        query = {
-            "TableName": self._table,
-            "IndexName": GSI1,
-            "KeyConditionExpression": "gsi1pk = :connection AND begins_with(gsi1sk, :prefix)",
-            "ExpressionAttributeValues": {":connection": {"S": f"CONN#{connection_id}"}, ":prefix": {"S": "EVENT#"}},
-            "ProjectionExpression": "pk, sk, rawBody",
-        }
+        query = connection_events_query(self._table, connection_id)
+        query["ProjectionExpression"] = "pk, sk, rawBody"
         redacted = 0
         for item in list(query_items(self._client, query)):
             raw = item.get("rawBody", {}).get("S", "")

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from connection_repair.adapters.dynamodb.errors import is_conditional_failure
 from connection_repair.adapters.dynamodb.keys import (
+    GSI1,
     GSI2,
     SHARDS,
     epoch,
@@ -63,6 +64,16 @@ def event_item(event: StoredEvent, *, ttl: timedelta, lease_until: datetime) -> 
     else:
         item["expiresAt"] = expires
     return item
+
+
+def connection_events_query(table: str, connection_id: str) -> dict[str, Any]:
+    """The Query of a connection's stored events in GSI1, oldest first."""
+    return {
+        "TableName": table,
+        "IndexName": GSI1,
+        "KeyConditionExpression": "gsi1pk = :connection AND begins_with(gsi1sk, :prefix)",
+        "ExpressionAttributeValues": {":connection": {"S": f"CONN#{connection_id}"}, ":prefix": {"S": "EVENT#"}},
+    }
 
 
 def event_from_item(item: dict[str, Any]) -> StoredEvent:
