@@ -111,7 +111,7 @@ openapi: $(VENV)/.installed ## Regenerate docs/openapi.json, the reconnect promp
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
 
-.PHONY: run token outbox demo backfill preview-messages upload-messages redrive inspect erase
+.PHONY: run token outbox demo backfill preview-messages upload-messages redrive inspect erase replay
 
 # The local stack: ports and secrets come from the environment (README, "Run it locally").
 run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
@@ -133,6 +133,9 @@ redrive: $(VENV)/.installed ## A dead-letter queue's messages, sent back with AP
 
 inspect: $(VENV)/.installed ## One connection's history in order: make inspect CONNECTION=<id> | CUSTOMER=<externalCustomerId> [STACK=<deployed stack>]
 	@PYTHONPATH=layers/common:. $(PY) -m ops.inspect "CONNECTION=$(CONNECTION)" "CUSTOMER=$(CUSTOMER)" "STACK=$(STACK)"
+
+replay: $(VENV)/.installed ## After a logic fix: recompute from stored events, show what changes, APPLY=1 writes and announces it: make replay CONNECTION=<id> | SINCE=<time> [APPLY=1] [STACK=<deployed stack>]
+	@PYTHONPATH=layers/common:. $(PY) -m ops.replay "CONNECTION=$(CONNECTION)" "SINCE=$(SINCE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
 
 erase: $(VENV)/.installed ## Erase a customer, as DELETE /me does: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack>]
 	@PYTHONPATH=layers/common:. $(PY) -m ops.erase "CUSTOMER=$(CUSTOMER)" "APPLY=$(APPLY)" "STACK=$(STACK)"

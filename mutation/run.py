@@ -33,8 +33,8 @@ PACKAGE = ROOT / "layers" / "common" / "connection_repair"
 # (mutmut then runs, of those, the ones that call the mutated function): ordering and state transitions; signature
 # verification and the envelope; the ingest path and the outbox; the DynamoDB conditions and transactions;
 # notification claims and policy, and their store; the Repair API's ownership checks and the optimistic retry (the
-# core groups, `CORE` below); and for `make mutation-all`, how messages are worded and sent, institution incidents
-# and reconciliation. Small groups keep a run short: a surviving mutant costs every selected test that calls its
+# core groups, `CORE` below); and for `make mutation-all`, how messages are worded and sent, institution incidents,
+# reconciliation and replay. Small groups keep a run short: a surviving mutant costs every selected test that calls its
 # function, and a function every test calls (an item codec, the transition) would otherwise cost the whole suite.
 FAULT_MATRIX = "tests/reliability/test_fault_matrix.py::"
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
@@ -144,12 +144,21 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "reconcile": (
-        ["reconcile/service.py", "reconcile/drift.py", "adapters/dynamodb/reconciliation.py"],
+        [
+            "reconcile/service.py",
+            "reconcile/drift.py",
+            "reconcile/observation.py",
+            "adapters/dynamodb/reconciliation.py",
+        ],
         [
             "tests/unit/reconcile",
             "tests/integration/test_reconciliation.py",
             "tests/integration/test_connection_store.py",
         ],
+    ),
+    "replay": (
+        ["replay/recompute.py", "replay/service.py", "adapters/dynamodb/history.py"],
+        ["tests/unit/replay", "tests/integration/test_replay.py"],
     ),
     "messages": (
         ["notify/compose.py", "notify/delivery.py", "adapters/sending.py"],

@@ -9,7 +9,7 @@ import sys
 
 from connection_repair.adapters.dynamodb.erasure import DynamoDBCustomerRecords
 from connection_repair.erasure.service import erase_customer
-from ops.stack import Stack, options, stack_of
+from ops.stack import Stack, options, run_tool, stack_of
 
 USAGE = "usage: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack name>]"
 
@@ -36,4 +36,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tool(main, sys.argv[1:]))

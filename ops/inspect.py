@@ -22,9 +22,11 @@ from connection_repair.adapters.dynamodb.events import connection_events_query, 
 from connection_repair.adapters.dynamodb.keys import connection_key, customer_partition, from_item
 from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection, event_order_key
-from connection_repair.ingestion.webhook import EventType, InvalidWebhook, connection_change, parse_webhook
 from connection_repair.outbox.ports import StoredEvent
-from ops.stack import Stack, options, stack_of
+from connection_repair.reconcile.observation import OBSERVED
+from connection_repair.replay.recompute import change_of
+from connection_repair.replay.service import REPLAYED
+from ops.stack import Stack, options, run_tool, stack_of
 
 
 @dataclass(frozen=True)
@@ -40,29 +42,32 @@ def _query(client: Any, **query: Any) -> list[dict[str, Any]]:
 def _what(event: StoredEvent) -> tuple[str, str | None, bool]:
     """What the event says (for the timeline), its order key when it is ordered, and whether it changes the
     connection."""
-    if event.event_type == "CONNECTION_OBSERVED":
-        try:
-            body = json.loads(event.raw_body)
-        except ValueError:
-            body = {}
-        seen = body.get("connection") or {}
-        drift = body.get("drift") or "none"
-        text = f"reconciliation read {seen.get('status')}/{seen.get('statusReason')} (drift: {drift})"
-        return text, event_order_key(event.event_time, event.event_id), True
+    body = _body(event)
+    if event.event_type == REPLAYED:
+        changes = body.get("changes") or {}
+        changed = ", ".join(f"{name} {change.get('from')} -> {change.get('to')}" for name, change in changes.items())
+        return f"replayed from {body.get('replayOf')}: {changed}", None, True
     if event.event_type == "CONNECTION_SUPERSEDED":
         return f"replaced by {event.event_id.rsplit('#', 1)[-1]}", None, True
-    change = None
-    if event.event_type in EventType.CONNECTION_STATE:  # as ingestion reads them: other types change nothing
-        try:
-            change = connection_change(parse_webhook(event.raw_body.encode()))
-        except InvalidWebhook:
-            change = None
+    change = change_of(event)
     if change is None:
         return event.event_type, None, False
+    if event.event_type == OBSERVED:
+        status = f"{change.status}/{change.status_reason}"
+        text = f"reconciliation read {status} (drift: {body.get('drift') or 'none'})"
+        return text, event_order_key(event.event_time, event.event_id), True
     if not change.carries_status:
         return f"{event.event_type} (the customer finished the widget)", None, True
     status = f"{change.status}/{change.status_reason}" if change.status_reason else str(change.status)
     return f"{event.event_type} {status}", event_order_key(event.event_time, event.event_id), True
+
+
+def _body(event: StoredEvent) -> dict[str, Any]:
+    try:
+        body = json.loads(event.raw_body)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def event_lines(events: list[StoredEvent]) -> list[Line]:
@@ -174,4 +179,4 @@ def main(argv: list[str], stack: Stack | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tool(main, sys.argv[1:]))

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.stack import Stack, options, stack_of
+from ops.stack import Stack, options, run_tool, stack_of
 
 # Long enough to move a batch before the messages are visible again (and listed twice).
 VISIBILITY_SECONDS = 120
@@ -132,4 +132,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_tool(main, sys.argv[1:]))

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
 from local.config import LocalConfig
-from local.template import Resolver, load_template
+from local.template import Resolver, functions, load_template
 
 # The tools name services at run time: boto3's typed overloads (one per service name) do not apply.
 new_client: Callable[..., Any] = boto3.client
@@ -24,6 +26,10 @@ class Stack(Protocol):
     def function_name(self, logical_id: str) -> str: ...
 
     def table_name(self) -> str: ...
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The function's configured environment variables."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class LocalStack:
 
     def table_name(self) -> str:
         return Resolver(load_template(), stack_name=self.config.stack_name).physical_name("ConnectionsTable")
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        template = load_template()
+        overrides = self.config.parameter_overrides
+        resolver = Resolver(template, stack_name=self.config.stack_name, parameter_overrides=overrides)
+        return next(spec.environment for spec in functions(template, resolver) if spec.name == logical_id)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,11 @@ class DeployedStack:
     def table_name(self) -> str:
         return self._physical_id("ConnectionsTable")
 
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        configuration = self.client("lambda").get_function_configuration(FunctionName=self._physical_id(logical_id))
+        variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
+        return variables
+
 
 def stack_of(name: str | None) -> Stack:
     return DeployedStack(name) if name else LocalStack(LocalConfig.from_env())
@@ -79,3 +96,22 @@ def stack_of(name: str | None) -> Stack:
 def options(argv: list[str]) -> dict[str, str]:
     """``KEY=value`` arguments as make passes them (``APPLY=$(APPLY)``); an empty value is no value."""
     return {key: value for key, _, value in (argument.partition("=") for argument in argv) if value}
+
+
+def run_tool(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """An operator tool's exit status; what keeps it from reaching the stack said in a sentence, not a traceback."""
+    try:
+        return main(argv)
+    except EndpointConnectionError as error:
+        print(
+            f"cannot reach {error.kwargs.get('endpoint_url')}: is the local stack running (make run)? "
+            "For a deployed stack, add STACK=<name>.",
+            file=sys.stderr,
+        )
+    except NoCredentialsError:
+        print("no AWS credentials: STACK=<name> uses yours (AWS_PROFILE, or the environment's keys)", file=sys.stderr)
+    except BotoCoreError as error:  # a profile or region that does not exist
+        print(f"AWS configuration: {error}", file=sys.stderr)
+    except ClientError as error:
+        print(f"AWS refused: {error}", file=sys.stderr)
+    return 1

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from local.template import Resolver
+from local.template import Resolver, functions, load_template
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,6 @@ class MotoStack:
 
     def table_name(self) -> str:
         return self.resolver.physical_name("ConnectionsTable")
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        return next(spec.environment for spec in functions(load_template(), self.resolver) if spec.name == logical_id)

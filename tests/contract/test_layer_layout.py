@@ -7,7 +7,18 @@ from pathlib import Path
 
 LAYER = Path(__file__).resolve().parents[2] / "layers" / "common"
 PACKAGE = LAYER / "connection_repair"
-CAPABILITIES = ("ingestion", "outbox", "repair", "replacement", "notify", "messages", "preferences", "reconcile")
+CAPABILITIES = (
+    "ingestion",
+    "outbox",
+    "repair",
+    "replacement",
+    "notify",
+    "messages",
+    "preferences",
+    "reconcile",
+    "erasure",
+    "replay",
+)
 MAX_LINES = 350
 
 

@@ -65,6 +65,12 @@ class WebhookSettings(MeldApiSettings, TableSettings, BusSettings):
     forward_webhooks: bool = Field(True, alias="FORWARD_MELD_WEBHOOKS")
 
 
+class ReplaySettings(TableSettings, BusSettings):
+    """`make replay`: read from the webhook function's environment, the logic it recomputes with."""
+
+    max_failed_repairs: int = Field(3, alias="MAX_FAILED_REPAIRS", ge=1)
+
+
 class UnsubscribeSettings(EnvSettings):
     """One-click unsubscribe links: where they point (the Repair API's /unsubscribe) and the secret that signs them."""
 

@@ -13,29 +13,24 @@ next run of its mode continues from there under the same run id, so a page done 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic.alias_generators import to_camel
-
-from connection_repair.domain.connection import Connection, ConnectionChange
+from connection_repair.domain.connection import Connection
 from connection_repair.domain.status_policy import classify
 from connection_repair.ingestion.ingest import EventIngestor, IngestOutcome
 from connection_repair.ingestion.ports import MeldConnection
-from connection_repair.outbox.ports import StoredEvent
 from connection_repair.platform.clock import Clock, utc_stamp
 from connection_repair.platform.observability import logger
 from connection_repair.reconcile.drift import LISTED_STATUSES, DriftKind, find_drift
+from connection_repair.reconcile.observation import observation
 from connection_repair.reconcile.ports import KnownConnections, MeldConnections, Mode, Progress, ProgressStore
 from connection_repair.repair.ports import MeldFailure
 
 # Meld's largest page.
 PAGE_SIZE = 100
-# The type of the stored event an observation becomes (a connection's timeline shows it next to Meld's webhooks).
-OBSERVED = "CONNECTION_OBSERVED"
 
 
 @dataclass
@@ -180,41 +175,3 @@ class Reconciler:
                 status=theirs.status,
                 action=classify(theirs.status, theirs.status_reason),
             )
-
-
-def observation(
-    theirs: MeldConnection, observed_at: datetime, progress: Progress, kind: DriftKind | None
-) -> tuple[StoredEvent, ConnectionChange]:
-    """Meld's state of a connection read at ``observed_at``, as a stored event and the change it makes.
-
-    The event id is the run's and the connection's: a page read again by the same run is a duplicate.
-    """
-    change = ConnectionChange(
-        connection_id=theirs.connection_id,
-        customer_id=theirs.customer_id,
-        external_customer_id=theirs.external_customer_id,
-        institution_id=theirs.institution_id,
-        institution_name=theirs.institution_name,
-        status=theirs.status,
-        status_reason=theirs.status_reason,
-    )
-    body = {
-        "source": progress.mode,
-        "runId": progress.run_id,
-        "drift": kind,
-        "observedAt": observed_at.isoformat(),
-        # What was read, as Meld names it: the change's fields (a completion flag it never sets left out).
-        "connection": {
-            to_camel(name): value for name, value in change.model_dump(exclude_none=True, exclude={"completed"}).items()
-        },
-    }
-    stored = StoredEvent(
-        event_id=f"{progress.mode}#{progress.run_id}#{theirs.connection_id}",
-        event_type=OBSERVED,
-        event_time=observed_at,
-        connection_id=theirs.connection_id,
-        received_at=observed_at,
-        retry_count=0,
-        raw_body=json.dumps(body, separators=(",", ":")),
-    )
-    return stored, change
