@@ -205,7 +205,7 @@ SKIP_LINES = [
     r"zip\(.*strict=True\)",
 ]
 # What the tests read besides the package.
-ALSO_COPY = ["functions", "local", "tests", "events", "docs", "template.yaml", "env.json", "samconfig.toml"]
+ALSO_COPY = ["functions", "local", "ops", "tests", "events", "docs", "template.yaml", "env.json", "samconfig.toml"]
 TARGET = 0.90
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
 
