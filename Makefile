@@ -111,7 +111,11 @@ openapi: $(VENV)/.installed ## Regenerate docs/openapi.json, the reconnect promp
 bench-repair: $(VENV)/.installed ## Warm p50 of POST /connections/{id}/repair vs its floor (boto3 + one httpx POST)
 	PYTHONPATH=layers/common:. $(PY) -m bench.bench_repair
 
-.PHONY: run token outbox demo backfill preview-messages upload-messages redrive inspect erase replay
+.PHONY: run token outbox demo backfill preview-messages upload-messages redrive inspect erase replay e2e-deployed
+
+# The operator tools on a deployed stack (STACK=) use the caller's region, their profile's included: not this file's
+# default, which would override it.
+OPS := $(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) PYTHONPATH=layers/common:. $(PY)
 
 # The local stack: ports and secrets come from the environment (README, "Run it locally").
 run: $(VENV)/.installed ## Run the whole system locally, no Docker: moto, API + JWT, EventBridge, Meld simulator
@@ -129,16 +133,20 @@ backfill: $(VENV)/.installed ## Import every connection Meld has into a running 
 
 redrive: $(VENV)/.installed ## A dead-letter queue's messages, sent back with APPLY=1: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]
 	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=notifier|replacer [APPLY=1] [STACK=<deployed stack>]" >&2; exit 2; }
-	@PYTHONPATH=layers/common:. $(PY) -m ops.redrive "$(QUEUE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+	@$(OPS) -m ops.redrive "$(QUEUE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
 
 inspect: $(VENV)/.installed ## One connection's history in order: make inspect CONNECTION=<id> | CUSTOMER=<externalCustomerId> [STACK=<deployed stack>]
-	@PYTHONPATH=layers/common:. $(PY) -m ops.inspect "CONNECTION=$(CONNECTION)" "CUSTOMER=$(CUSTOMER)" "STACK=$(STACK)"
+	@$(OPS) -m ops.inspect "CONNECTION=$(CONNECTION)" "CUSTOMER=$(CUSTOMER)" "STACK=$(STACK)"
 
 replay: $(VENV)/.installed ## After a logic fix: recompute from stored events, show what changes, APPLY=1 writes and announces it: make replay CONNECTION=<id> | SINCE=<time> [APPLY=1] [STACK=<deployed stack>]
-	@PYTHONPATH=layers/common:. $(PY) -m ops.replay "CONNECTION=$(CONNECTION)" "SINCE=$(SINCE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+	@$(OPS) -m ops.replay "CONNECTION=$(CONNECTION)" "SINCE=$(SINCE)" "APPLY=$(APPLY)" "STACK=$(STACK)"
 
 erase: $(VENV)/.installed ## Erase a customer, as DELETE /me does: make erase CUSTOMER=<externalCustomerId> APPLY=1 [STACK=<deployed stack>]
-	@PYTHONPATH=layers/common:. $(PY) -m ops.erase "CUSTOMER=$(CUSTOMER)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+	@$(OPS) -m ops.erase "CUSTOMER=$(CUSTOMER)" "APPLY=$(APPLY)" "STACK=$(STACK)"
+
+e2e-deployed: $(VENV)/.installed ## The checks that hold for any stack (webhook, Repair API auth, unsubscribe, inspect, replay) against a deployed one: make e2e-deployed STACK=<name>
+	@test -n "$(STACK)" || { echo "usage: make e2e-deployed STACK=<deployed stack> (your AWS credentials and region)" >&2; exit 2; }
+	AWS_SAM_STACK_NAME="$(STACK)" $(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION) $(VENV)/bin/pytest tests/e2e/test_deployed_stack.py
 
 demo: $(VENV)/.installed ## The repair story against a running `make run`, step by step
 	@$(PY) -m local.demo

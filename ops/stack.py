@@ -27,6 +27,10 @@ class Stack(Protocol):
 
     def table_name(self) -> str: ...
 
+    def physical_id(self, logical_id: str) -> str:
+        """What ``Ref`` of the resource gives (a secret's ARN or name, a table's name)."""
+        ...
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The function's configured environment variables."""
         ...
@@ -43,15 +47,17 @@ class LocalStack:
         return new_client(service, **arguments)
 
     def queue_url(self, logical_id: str) -> str:
-        name = Resolver(load_template(), stack_name=self.config.stack_name).physical_name(logical_id)
-        url: str = self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        url: str = self.client("sqs").get_queue_url(QueueName=self.physical_id(logical_id))["QueueUrl"]
         return url
 
     def function_name(self, logical_id: str) -> str:
         return logical_id  # the local Lambda API serves each function under its logical id
 
+    def physical_id(self, logical_id: str) -> str:
+        return Resolver(load_template(), stack_name=self.config.stack_name).physical_name(logical_id)
+
     def table_name(self) -> str:
-        return Resolver(load_template(), stack_name=self.config.stack_name).physical_name("ConnectionsTable")
+        return self.physical_id("ConnectionsTable")
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         template = load_template()
@@ -67,7 +73,7 @@ class DeployedStack:
     def client(self, service: str) -> Any:
         return new_client(service)
 
-    def _physical_id(self, logical_id: str) -> str:
+    def physical_id(self, logical_id: str) -> str:
         resource = self.client("cloudformation").describe_stack_resource(
             StackName=self.name, LogicalResourceId=logical_id
         )
@@ -75,16 +81,20 @@ class DeployedStack:
         return physical
 
     def queue_url(self, logical_id: str) -> str:
-        return self._physical_id(logical_id)  # an SQS queue's physical id is its URL
+        return self.physical_id(logical_id)  # an SQS queue's physical id is its URL
 
     def function_name(self, logical_id: str) -> str:
-        return self._physical_id(logical_id)
+        return self.physical_id(logical_id)
 
     def table_name(self) -> str:
-        return self._physical_id("ConnectionsTable")
+        return self.physical_id("ConnectionsTable")
+
+    def outputs(self) -> dict[str, str]:
+        [described] = self.client("cloudformation").describe_stacks(StackName=self.name)["Stacks"]
+        return {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
-        configuration = self.client("lambda").get_function_configuration(FunctionName=self._physical_id(logical_id))
+        configuration = self.client("lambda").get_function_configuration(FunctionName=self.physical_id(logical_id))
         variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
         return variables
 

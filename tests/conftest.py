@@ -6,17 +6,25 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-# Fake credentials and region before anything creates a boto3 client; never reach a real endpoint from tests.
+# Fake credentials and region before anything creates a boto3 client: tests never reach a real endpoint. Except a
+# run against a deployed stack (`make e2e-deployed`): it keeps the caller's own, and runs only the suite written for
+# one (pytest_collection_modifyitems below).
 os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="connection-repair",
-    POWERTOOLS_METRICS_NAMESPACE="ConnectionRepair",
+    {"POWERTOOLS_SERVICE_NAME": "connection-repair", "POWERTOOLS_METRICS_NAMESPACE": "ConnectionRepair"}
+    | (
+        {}
+        if os.environ.get("AWS_SAM_STACK_NAME")
+        else {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
-os.environ.pop("AWS_PROFILE", None)
+# The developer's own profile is never read either (it is the point of a deployed stack's run).
+os.environ.pop("" if os.environ.get("AWS_SAM_STACK_NAME") else "AWS_PROFILE", None)
 
 import boto3
 import botocore.loaders
@@ -131,3 +139,17 @@ def notifier_env(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterat
     notifier.cache_clear()
     yield aws
     notifier.cache_clear()
+
+
+DEPLOYED_SUITE = "tests/e2e/test_deployed_stack.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With a deployed stack named, nothing but the suite written for one runs: the rest expects moto and fakes."""
+    if not os.environ.get("AWS_SAM_STACK_NAME"):
+        return
+    kept = [item for item in items if item.nodeid.startswith(DEPLOYED_SUITE)]
+    deselected = [item for item in items if not item.nodeid.startswith(DEPLOYED_SUITE)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept

@@ -27,5 +27,8 @@ class MotoStack:
     def table_name(self) -> str:
         return self.resolver.physical_name("ConnectionsTable")
 
+    def physical_id(self, logical_id: str) -> str:
+        return self.resolver.physical_name(logical_id)
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         return next(spec.environment for spec in functions(load_template(), self.resolver) if spec.name == logical_id)
