@@ -125,6 +125,7 @@ def notification_lines(client: Any, table: str, connection: Connection) -> list[
         elif episode.get("dueAt"):
             due = f"episode {episode_id}: message #{episode.get('nextMessage', 0)} due"
             lines.append(Line(datetime.fromisoformat(episode["dueAt"]), due))
+        lines += note_lines(episode_id, episode)
     for item in items:
         if not item["sk"].startswith("NOTIFY#MSG#"):
             continue
@@ -135,6 +136,21 @@ def notification_lines(client: Any, table: str, connection: Connection) -> list[
                 done += " (" + ", ".join(f"{channel} {sent}" for channel, sent in item["messageIds"].items()) + ")"
             claimed = f"message #{number} of episode {episode_id}: claimed{done}"
             lines.append(Line(datetime.fromisoformat(item["claimedAt"]), claimed))
+    return lines
+
+
+def note_lines(episode_id: str, episode: dict[str, Any]) -> list[Line]:
+    """Why a message of the episode was deferred (the latest time) or never sent, as the notifier noted it."""
+    lines: list[Line] = []
+    for name, note in episode.items():
+        kind, _, number = name.partition("#")
+        if kind == "deferred":
+            text = f"message #{number} of episode {episode_id}: deferred ({note['reason']}) until {note['until']}"
+        elif kind == "skipped":
+            text = f"message #{number} of episode {episode_id}: not sent ({note['reason']})"
+        else:
+            continue
+        lines.append(Line(datetime.fromisoformat(note["at"]), text))
     return lines
 
 

@@ -14,6 +14,8 @@ from moto.sns.models import sns_backends
 
 from connection_repair.adapters.dynamodb.connections import DynamoDBConnectionReader, connection_item
 from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
+from connection_repair.adapters.dynamodb.keys import from_item
+from connection_repair.adapters.dynamodb.notification_items import episode_key
 from connection_repair.adapters.dynamodb.notifications import DynamoDBNotificationStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.adapters.dynamodb.send_rate import DynamoDBSendCounter
@@ -142,6 +144,11 @@ class NotifierRig:
                 locale=locale,
             )
         )
+
+    def episode_notes(self, customer: str = "customer-1", episode_id: str = "episode-1") -> dict[str, Any]:
+        """What the notifier noted on the episode for support: ``deferred#<n>`` / ``skipped#<n>`` -> reason."""
+        item = self.store._client.get_item(TableName=self.store._table, Key=episode_key(customer, episode_id))["Item"]
+        return {name: from_item(item)[name]["reason"] for name in item if name.startswith(("deferred#", "skipped#"))}
 
     def episode(self, customer: str = "customer-1", episode_id: str = "episode-1") -> EpisodeNotice | None:
         for notice in self.store.customer_episodes(customer):

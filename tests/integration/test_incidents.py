@@ -398,3 +398,4 @@ def test_an_institution_named_by_meld_holds_only_what_broke_since(rig: NotifierR
     outcome = rig.notifier.sweep()
     assert outcome.deferred[Deferred.INCIDENT] == 1
     assert emailed() == {"c1@example.com"}
+    assert rig.episode_notes("customer-2", "episode-2") == {"deferred#0": "INCIDENT"}

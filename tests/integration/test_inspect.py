@@ -59,6 +59,8 @@ def test_a_connections_timeline_shows_each_event_with_its_outcome_the_episode_an
         due_at=since + timedelta(minutes=5),
     )
     store.register_episode(notice)
+    quiet_until = since + timedelta(minutes=30)
+    store.defer(notice, quiet_until, reason="QUIET_HOURS", now=since)
     sent_at = datetime.now(UTC)
     claim = MessageClaim("episode-1", 0)
     store.claim(CUSTOMER, [claim], token="t", now=sent_at, previous_sent_at=None, lease_until=sent_at)
@@ -78,6 +80,7 @@ def test_a_connections_timeline_shows_each_event_with_its_outcome_the_episode_an
         "event evt-old (2026-11-25T10:00:00+00:00): BANK_LINKING_CONNECTION_STATUS_CHANGE ACTIVE -> stale: older than "
         "what was applied",
         "episode episode-1 (REPAIR): the notifier registered it",
+        f"message #0 of episode episode-1: deferred (QUIET_HOURS) until {utc_stamp(quiet_until)}",
         f"message #0 of episode episode-1: claimed, SENT at {utc_stamp(sent_at)} (EMAIL ses-message-1)",
         "event evt-healed (2026-11-25T12:00:00+00:00): BANK_LINKING_CONNECTION_STATUS_CHANGE ACTIVE -> accepted",
         "episode episode-1 ended (REPAIRED): 1 sent",

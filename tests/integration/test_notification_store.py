@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from connection_repair.adapters.dynamodb.keys import SHARDS, shard_of
+from connection_repair.adapters.dynamodb.keys import SHARDS, from_item, shard_of
 from connection_repair.adapters.dynamodb.notification_items import (
     claim_key,
     customer_key,
@@ -94,9 +94,36 @@ def test_deferring_moves_the_message_in_the_due_index(store: DynamoDBNotificatio
 def test_holding_a_message_for_an_incident_moves_it_and_marks_it_held(store: DynamoDBNotificationStore) -> None:
     store.register_episode(notice())
     until = T0 + timedelta(hours=2)
-    store.hold(notice(), until)
+    store.hold(notice(), until, T0)
     [held] = store.due_episodes(until, limit=10)
     assert (held.episode_id, held.due_at, held.held_by_incident) == ("episode-1", until, True)
+    stored = item(store, episode_key(CUSTOMER, "episode-1"))
+    assert stored is not None
+    assert from_item(stored)["deferred#0"] == {"reason": "INCIDENT", "at": utc_stamp(T0), "until": utc_stamp(until)}
+
+
+def test_why_a_message_was_deferred_or_not_sent_is_noted_on_its_episode_per_message(
+    store: DynamoDBNotificationStore,
+) -> None:
+    store.register_episode(notice())
+    store.defer(notice(), T0 + timedelta(hours=1), reason="QUIET_HOURS", now=T0)
+    store.defer(notice(), T0 + timedelta(hours=2), reason="SEND_RATE", now=T0 + timedelta(hours=1))
+    store.defer(notice(), T0 + timedelta(hours=3))  # a re-key without a reason keeps the last one said
+    moved_on = notice().model_copy(update={"next_message": 1, "due_at": T0 + timedelta(days=1)})
+    store.advance(notice(), moved_on, [], T0 + timedelta(hours=3), "SENT", skipped="OPTED_OUT")
+
+    stored = from_item(item(store, episode_key(CUSTOMER, "episode-1")) or {})
+    # The latest deferral of message #0, and why it was never sent
+    assert stored["deferred#0"] == {
+        "reason": "SEND_RATE",
+        "at": utc_stamp(T0 + timedelta(hours=1)),
+        "until": utc_stamp(T0 + timedelta(hours=2)),
+    }
+    assert stored["skipped#0"] == {"reason": "OPTED_OUT", "at": utc_stamp(T0 + timedelta(hours=3))}
+    assert stored["nextMessage"] == 1
+    # A note never stops the episode being read
+    [due] = store.due_episodes(T0 + timedelta(days=1), limit=10)
+    assert due.next_message == 1
 
 
 def test_deferring_a_message_that_moved_on_or_closed_changes_nothing(store: DynamoDBNotificationStore) -> None:

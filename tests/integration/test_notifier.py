@@ -158,6 +158,7 @@ def test_quiet_hours_defer_to_the_next_allowed_local_time(rig: NotifierRig) -> N
     outcome = rig.notifier.sweep()
     assert outcome.messages_sent == 0
     assert outcome.deferred["QUIET_HOURS"] == 1
+    assert rig.episode_notes() == {"deferred#0": "QUIET_HOURS"}  # what `make inspect` shows
     notice = rig.episode()
     assert notice is not None
     assert notice.due_at == (T0 + timedelta(days=1)).replace(hour=6, minute=0)
@@ -293,6 +294,7 @@ def test_opted_out_customers_get_nothing_on_any_channel(rig: NotifierRig) -> Non
     assert suppressed == 3
     assert sent_emails() == []
     assert sent_sms() == []
+    assert rig.episode_notes() == {f"skipped#{number}": "OPTED_OUT" for number in range(3)}
 
 
 @pytest.mark.parametrize(
@@ -374,6 +376,7 @@ def test_a_reminder_during_a_transient_outage_waits_for_it_to_pass(rig: Notifier
     outcome = rig.notifier.sweep()
     assert outcome.deferred["TRANSIENT_OUTAGE"] == 1
     assert sent_emails() == []
+    assert rig.episode_notes() == {"deferred#0": "TRANSIENT_OUTAGE"}
     waiting = rig.episode()
     assert waiting is not None
     assert (waiting.next_message, waiting.due_at) == (0, T0 + AFTER_WINDOW + timedelta(hours=1))

@@ -52,6 +52,7 @@ def test_retries_back_off_and_a_message_refused_for_now_every_time_is_given_up_c
     rig.clock.at(notice.due_at or rig.clock.now)
     last = rig.notifier.sweep()
     assert (last.failures, last.suppressed["RETRIES_EXHAUSTED"]) == (1, 1)
+    assert rig.episode_notes() == {"skipped#0": "RETRIES_EXHAUSTED"}
     given_up = rig.episode()
     assert given_up is not None
     assert (given_up.next_message, given_up.delivery_attempts, given_up.messages_sent) == (1, 0, 0)

@@ -113,6 +113,7 @@ def test_a_send_that_finds_no_room_in_the_rate_is_deferred_not_failed(aws: Local
     assert outcome.deferred[Deferred.SEND_RATE] == 1
     assert outcome.failures == 0
     assert sent_emails() == []
+    assert rig.episode_notes("customer-1", "episode-1") == {"deferred#0": "SEND_RATE"}
     episode = rig.episode("customer-1", "episode-1")
     assert episode is not None
     assert episode.next_message == 0
@@ -134,6 +135,7 @@ def test_a_throttled_send_is_tried_again_shortly_and_is_no_failed_delivery(aws: 
     assert outcome.deferred[Deferred.THROTTLED] == 1
     assert outcome.failures == 0
     assert outcome.channel_failures == 1
+    assert rig.episode_notes("customer-1", "episode-1") == {"deferred#0": "THROTTLED"}
     episode = rig.episode("customer-1", "episode-1")
     assert episode is not None
     assert episode.delivery_attempts == 0

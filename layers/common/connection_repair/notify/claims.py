@@ -95,7 +95,7 @@ def recheck_claimed(
         elif connection.action == Action.WAIT:
             # A transient outage inside the episode: asking for a repair now would likely fail. Later.
             store.release_claims(customer, [claim])
-            store.defer(notice, now + TRANSIENT_RETRY)
+            store.defer(notice, now + TRANSIENT_RETRY, reason=Deferred.TRANSIENT_OUTAGE, now=now)
             outcome.deferred[Deferred.TRANSIENT_OUTAGE] += 1
         else:
             # Same episode: say what is true now (a DEGRADED episode may have become RECONNECT_REQUIRED).

@@ -140,7 +140,7 @@ def hold_for_incidents(
         if incident is None or not incident.holds(notice.attention_since, now):
             kept.append(notice)
             continue
-        store.hold(notice, incident.hold_until)
+        store.hold(notice, incident.hold_until, now)
         outcome.deferred[Deferred.INCIDENT] += 1
     return kept
 

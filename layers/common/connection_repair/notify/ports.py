@@ -101,11 +101,14 @@ class NotificationStore(Protocol):
         """One more failed delivery of the due message: count it and move the message to ``due_at``."""
         ...
 
-    def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
-        """Move the due message to ``due_at`` (if the episode is still at that message)."""
+    def defer(
+        self, notice: EpisodeNotice, due_at: datetime, *, reason: str | None = None, now: datetime | None = None
+    ) -> None:
+        """Move the due message to ``due_at`` (if the episode is still at that message); with a ``reason``, noted on
+        the episode at ``now`` for support (`make inspect`)."""
         ...
 
-    def hold(self, notice: EpisodeNotice, until: datetime) -> None:
+    def hold(self, notice: EpisodeNotice, until: datetime, now: datetime) -> None:
         """Defer the first message through its institution's incident, marked as held (it then says so)."""
         ...
 
@@ -140,9 +143,11 @@ class NotificationStore(Protocol):
         state: str,
         *,
         message_ids: Mapping[str, str] | None = None,
+        skipped: str | None = None,
     ) -> None:
         """Move the episode to ``updated`` (if still at ``notice.next_message``) and mark ``claims`` as ``state``,
-        with the providers' ids of what was sent (channel -> id), for support."""
+        with the providers' ids of what was sent (channel -> id), for support; ``skipped``: why the message it moves
+        past was not sent, noted on the episode."""
         ...
 
 

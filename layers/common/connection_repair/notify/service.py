@@ -213,7 +213,7 @@ class Notifier:
             self._skip(notice, reason, now, outcome)
         if plan.defer_until is not None and plan.defer_reason is not None:
             for notice in plan.defer:
-                self._store.defer(notice, plan.defer_until)
+                self._store.defer(notice, plan.defer_until, reason=plan.defer_reason, now=now)
                 outcome.deferred[plan.defer_reason] += 1
         if plan.send and preferences is not None:
             self._send(customer, plan, preferences, previous_sent=state.last_sent_at, now=now, outcome=outcome)
@@ -222,7 +222,8 @@ class Notifier:
     def _skip(self, notice: EpisodeNotice, reason: Suppressed, now: datetime, outcome: Outcome) -> None:
         """The due message will never be sent; move the episode on to its next message."""
         outcome.suppressed[reason] += 1
-        self._store.advance(notice, self._policy.advanced(notice, sent=False, now=now), [], now, "SENT")
+        updated = self._policy.advanced(notice, sent=False, now=now)
+        self._store.advance(notice, updated, [], now, "SENT", skipped=reason)
 
     def _send(
         self,
@@ -237,7 +238,7 @@ class Notifier:
         token = self._new_token()
         if not self._rate.take(plan.channels):
             for notice in plan.send:
-                self._store.defer(notice, now + RATE_RETRY)
+                self._store.defer(notice, now + RATE_RETRY, reason=Deferred.SEND_RATE, now=now)
             outcome.deferred[Deferred.SEND_RATE] += len(plan.send)
             return
         claimed = claim_messages(
@@ -311,7 +312,7 @@ class Notifier:
             # The provider's quota, not the message: tried again shortly, not counted as a failed delivery.
             self._store.release_claims(customer, claims)
             for notice in current:
-                self._store.defer(notice, now + RATE_RETRY)
+                self._store.defer(notice, now + RATE_RETRY, reason=Deferred.THROTTLED, now=now)
             outcome.deferred[Deferred.THROTTLED] += len(current)
         elif delivery.retryable:
             self._store.release_claims(customer, claims)
@@ -328,6 +329,7 @@ class Notifier:
             attempts = notice.delivery_attempts + 1
             if attempts >= MAX_DELIVERY_ATTEMPTS:
                 outcome.suppressed[Suppressed.RETRIES_EXHAUSTED] += 1
-                self._store.advance(notice, self._policy.advanced(notice, sent=False, now=now), [], now, "SENT")
+                updated = self._policy.advanced(notice, sent=False, now=now)
+                self._store.advance(notice, updated, [], now, "SENT", skipped=Suppressed.RETRIES_EXHAUSTED)
             else:
                 self._store.back_off(notice, now + retry_delay(attempts))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from connection_repair.adapters.dynamodb.keys import SHARDS, customer_partition, from_item, shard_of, to_item
+from connection_repair.adapters.dynamodb.keys import SHARDS, customer_partition, from_item, serialize, shard_of, to_item
 from connection_repair.notify.records import EpisodeNotice, MessageClaim
 from connection_repair.platform.clock import utc_stamp
 
@@ -110,3 +110,14 @@ def claim_item(customer: str, claim: MessageClaim, token: str, now: datetime, le
         "leaseUntil": {"S": utc_stamp(lease_until)},
         "expiresAt": expires_at(now),
     }
+
+
+# A note on an episode's item for support (`make inspect`): why its message was deferred, or not sent. One per message
+# and kind (the latest), so an episode's item stays small however often its message is deferred.
+Note = tuple[str, dict[str, Any]] | None
+
+
+def episode_note(kind: str, notice: EpisodeNotice, reason: str, at: datetime, until: datetime | None = None) -> Note:
+    """The attribute name (``deferred#<message>`` / ``skipped#<message>``) and value of a note."""
+    value = {"reason": reason, "at": utc_stamp(at)} | ({"until": utc_stamp(until)} if until else {})
+    return f"{kind}#{notice.next_message}", serialize(value)

@@ -19,6 +19,7 @@ from connection_repair.adapters.dynamodb.errors import failed_condition, is_cond
 from connection_repair.adapters.dynamodb.keys import customer_partition
 from connection_repair.adapters.dynamodb.notification_items import (
     EPISODE_PREFIX,
+    Note,
     claim_item,
     claim_key,
     customer_key,
@@ -26,6 +27,7 @@ from connection_repair.adapters.dynamodb.notification_items import (
     due_partition,
     episode_item,
     episode_key,
+    episode_note,
     expires_at,
     notice_from_item,
     slot_claim,
@@ -143,16 +145,23 @@ class DynamoDBNotificationStore:
             },
         )
 
-    def defer(self, notice: EpisodeNotice, due_at: datetime) -> None:
-        self._move(notice, due_at, attempts=None)
+    def defer(
+        self, notice: EpisodeNotice, due_at: datetime, *, reason: str | None = None, now: datetime | None = None
+    ) -> None:
+        note = episode_note("deferred", notice, reason, now or due_at, until=due_at) if reason else None
+        self._move(notice, due_at, attempts=None, note=note)
 
-    def hold(self, notice: EpisodeNotice, until: datetime) -> None:
-        self._move(notice, until, attempts=None, held=True)
+    def hold(self, notice: EpisodeNotice, until: datetime, now: datetime) -> None:
+        self._move(
+            notice, until, attempts=None, held=True, note=episode_note("deferred", notice, "INCIDENT", now, until)
+        )
 
     def back_off(self, notice: EpisodeNotice, due_at: datetime) -> None:
         self._move(notice, due_at, attempts=notice.delivery_attempts + 1)
 
-    def _move(self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None, held: bool = False) -> None:
+    def _move(
+        self, notice: EpisodeNotice, due_at: datetime, *, attempts: int | None, held: bool = False, note: Note = None
+    ) -> None:
         self._due.listing(due_at)
         values: dict[str, Any] = {
             ":due": {"S": utc_stamp(due_at)},
@@ -167,14 +176,19 @@ class DynamoDBNotificationStore:
         if held:
             expression += ", heldByIncident = :held"
             values[":held"] = {"BOOL": True}
+        if note:
+            expression += ", #note = :note"
+            values[":note"] = note[1]
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": episode_key(notice.external_customer_id, notice.episode_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": "nextMessage = :number AND attribute_not_exists(closed)",
+            "ExpressionAttributeValues": values,
+            **({"ExpressionAttributeNames": {"#note": note[0]}} if note else {}),
+        }
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=episode_key(notice.external_customer_id, notice.episode_id),
-                UpdateExpression=expression,
-                ConditionExpression="nextMessage = :number AND attribute_not_exists(closed)",
-                ExpressionAttributeValues=values,
-            )
+            self._client.update_item(**cast("Any", request))
         except ClientError as error:
             if not is_conditional_failure(error):
                 raise
@@ -272,6 +286,7 @@ class DynamoDBNotificationStore:
         state: str,
         *,
         message_ids: Mapping[str, str] | None = None,
+        skipped: str | None = None,
     ) -> None:
         customer = notice.external_customer_id
         values: dict[str, Any] = {
@@ -282,6 +297,10 @@ class DynamoDBNotificationStore:
         }
         progress = "SET nextMessage = :next, messagesSent = :sent, remindersSent = :reminders, deliveryAttempts = :zero"
         values[":zero"] = {"N": "0"}
+        note = episode_note("skipped", notice, skipped, now) if skipped else None
+        if note:
+            progress += ", #note = :note"
+            values[":note"] = note[1]
         if updated.due_at is None:
             expression = f"{progress} REMOVE dueAt, gsi2pk, gsi2sk"
         else:
@@ -298,6 +317,7 @@ class DynamoDBNotificationStore:
             "UpdateExpression": expression,
             "ConditionExpression": "nextMessage = :expected AND attribute_not_exists(closed)",
             "ExpressionAttributeValues": values,
+            **({"ExpressionAttributeNames": {"#note": note[0]}} if note else {}),
         }
         done = "SET #state = :state, doneAt = :now"
         done_values: dict[str, Any] = {":state": {"S": state}, ":now": {"S": utc_stamp(now)}}
