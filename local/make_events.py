@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connection_repair.ingestion.signature import sign
+from connection_repair.preferences.unsubscribe import unsubscribe_token
 from local.apigw import http_api_event
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -107,6 +108,8 @@ def scenarios() -> dict[str, dict[str, Any]]:
 
 API_CUSTOMER = "customer-123"  # the JWT's sub = the externalCustomerId of CONNECTION above
 API_ISSUED_AT = "2026-11-25T12:00:00+00:00"
+# The template's secret that signs unsubscribe links (locally: "local-<its logical id>").
+UNSUBSCRIBE_SECRET = "UnsubscribeSigningSecret"
 
 
 def api_event(
@@ -180,6 +183,29 @@ def repair_api_scenarios() -> dict[str, dict[str, Any]]:
     }
 
 
+def unsubscribe_scenarios() -> dict[str, dict[str, Any]]:
+    """An email's unsubscribe link followed (its page), and a mail client's one-click POST (RFC 8058), signed with the
+    local stack's UnsubscribeSigningSecret for the customer above."""
+    query = {"token": unsubscribe_token(f"local-{UNSUBSCRIBE_SECRET}", API_CUSTOMER)}
+    at = datetime.fromisoformat(API_ISSUED_AT)
+    one_click = {"content-type": "application/x-www-form-urlencoded", "user-agent": "mail-client/1.0"}
+    return {
+        "unsubscribe_page": http_api_event(
+            "GET", "/unsubscribe", route_key="GET /unsubscribe", query=query, domain_name="api.example.com", now=at
+        ),
+        "unsubscribe_one_click": http_api_event(
+            "POST",
+            "/unsubscribe",
+            route_key="POST /unsubscribe",
+            query=query,
+            headers=one_click,
+            body=b"List-Unsubscribe=One-Click",
+            domain_name="api.example.com",
+            now=at,
+        ),
+    }
+
+
 def connection_replacer_scenarios() -> dict[str, dict[str, Any]]:
     """What the app's bus delivers to the connection replacer once a replacement completed."""
     replaced = {
@@ -202,7 +228,8 @@ def connection_replacer_scenarios() -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    for name, event in (scenarios() | repair_api_scenarios() | connection_replacer_scenarios()).items():
+    every = scenarios() | repair_api_scenarios() | unsubscribe_scenarios() | connection_replacer_scenarios()
+    for name, event in every.items():
         (EVENTS / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
         print(f"wrote events/{name}.json")
 

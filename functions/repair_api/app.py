@@ -7,13 +7,10 @@ API Gateway's JWT authorizer has checked the token; the caller is one of its cla
 from __future__ import annotations
 
 import base64
-import html
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -31,7 +28,6 @@ from connection_repair.platform.aws import is_throttled
 from connection_repair.platform.observability import logger, metrics, trace_handler
 from connection_repair.platform.settings import MissingConfiguration
 from connection_repair.preferences.model import NotificationPreferences
-from connection_repair.preferences.unsubscribe import customer_of_token, opt_out
 from connection_repair.repair.api_models import (
     MELD_ID_PATTERN,
     ConflictBody,
@@ -50,11 +46,9 @@ from connection_repair.repair.ports import KeyReused, MeldFailure, MeldFailureKi
 from connection_repair.repair.service import ConnectionNotFound, NotRepairable, StartRejected, StartRequest
 from connection_repair.wiring.repair_api import (
     customer_records,
-    preferences_store,
     repair_api_settings,
     repair_service,
     request_records,
-    unsubscribe_verifier,
 )
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -274,75 +268,6 @@ def erase_me() -> Response[None]:
     return Response(status_code=HTTPStatus.NO_CONTENT, headers=NO_STORE)
 
 
-# --- One-click unsubscribe: the link in every email, no sign-in (the signed token says whose messages to stop) ---
-
-UnsubscribeToken = Annotated[str, Query(max_length=1024, description="The signed token of the link in the email")]
-ONE_CLICK = "POST /unsubscribe"
-_PAGE = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    '<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title></head>'
-    '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">'
-    "<h1>{title}</h1><p>{text}</p>{form}</body></html>"
-)
-_HTML = {
-    200: OpenAPIResponse(description="A page for the customer", content={"text/html": {}}),
-    404: OpenAPIResponse(
-        description="Not a link signed for anyone: a page saying so; nothing changed", content={"text/html": {}}
-    ),
-}
-
-
-def _page(status: HTTPStatus, title: str, text: str, form: str = "") -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type="text/html; charset=utf-8",
-        body=_PAGE.format(title=html.escape(title), text=html.escape(text), form=form),
-        headers=NO_STORE,
-    )
-
-
-def _not_a_link() -> Response[str]:
-    return _page(
-        HTTPStatus.NOT_FOUND,
-        "This link does not work",
-        "It is not a link from one of our messages, or it was cut short. Nothing was changed.",
-    )
-
-
-@app.get(
-    "/unsubscribe",
-    summary="The page of an email's unsubscribe link: asks to confirm (a GET changes nothing: scanners open links)",
-    responses=_HTML,
-)
-def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
-    if customer_of_token(unsubscribe_verifier()(), token) is None:
-        return _not_a_link()
-    action = html.escape(f"?token={quote(token, safe='')}", quote=True)
-    form = f'<form method="post" action="{action}"><button type="submit">Stop these messages</button></form>'
-    return _page(
-        HTTPStatus.OK, "Stop these messages?", "You will get no more messages about your bank connections.", form
-    )
-
-
-@app.post(
-    "/unsubscribe",
-    summary="Stop every message to the link's customer: the page's button, or a mail client's one-click POST (RFC "
-    "8058). Idempotent.",
-    responses=_HTML,
-)
-def unsubscribe(token: UnsubscribeToken) -> Response[str]:
-    customer_id = customer_of_token(unsubscribe_verifier()(), token)
-    if customer_id is None:
-        return _not_a_link()
-    opt_out(preferences_store(), customer_id, now=datetime.now(UTC))
-    logger.info("Customer unsubscribed by link")
-    return _page(
-        HTTPStatus.OK,
-        "You will get no more messages",
-        "We will not email or text you about your bank connections again. You can turn messages back on in the app.",
-    )
-
-
 # --- Exceptions to HTTP, in one place ----------------------------------------------------------------------------
 
 
@@ -518,9 +443,6 @@ def unexpected(error: Exception) -> Response[Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @trace_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("routeKey") == ONE_CLICK:
-        # A mail client's one-click POST carries "List-Unsubscribe=One-Click", form-encoded: the link says it all.
-        event = {**event, "body": None, "isBase64Encoded": False}
     if _not_json(event):
         # Before routing: Powertools would try to read a form (and fail on a malformed one).
         body = ErrorBody(code="UNSUPPORTED_MEDIA_TYPE", message="the body must be application/json")

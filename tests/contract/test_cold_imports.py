@@ -62,7 +62,6 @@ BUDGETS = [
         "repair_api.repair_service",
         {"TABLE_NAME": "table", "MELD_API_KEY_SECRET_NAME": SECRET_ARN + "meld"},
         # erasure: DELETE /me's use case and port (two short modules; its adapter is built on the first DELETE).
-        # erasure, unsubscribe: short modules of DELETE /me and /unsubscribe (the secret is read on the first use).
         layer=(
             "domain",
             "repair",
@@ -70,9 +69,7 @@ BUDGETS = [
             "erasure",
             "platform",
             "adapters.dynamodb",
-            "adapters.secrets",
             "wiring.repair_api",
-            "wiring.unsubscribe",
         ),
         # httpx: only when a request calls Meld (most read the table only).
         never=("httpx", "httpcore", "aws_xray_sdk"),
@@ -205,7 +202,21 @@ BUDGETS = [
         # It writes one mark per bounce: nothing of sending, composing or Meld.
         never=("httpx", "aws_xray_sdk", "jinja2", "babel", "connection_repair.messages", "connection_repair.ingestion"),
     ),
+    Budget(
+        "unsubscribe",
+        "unsubscribe.preferences_store",
+        {"TABLE_NAME": "table", "UNSUBSCRIBE_SECRET_NAME": SECRET_ARN + "unsubscribe"},
+        layer=("domain", "preferences", "platform", "adapters.dynamodb", "adapters.secrets", "wiring.unsubscribe"),
+        # A page and one write: no Meld, no connections, no messages.
+        never=("httpx", "aws_xray_sdk", "jinja2", "connection_repair.repair", "connection_repair.notify"),
+    ),
 ]
+
+
+def test_every_function_has_a_budget():
+    assert {budget.function for budget in BUDGETS} == {
+        path.name for path in (ROOT / "functions").iterdir() if (path / "app.py").exists()
+    }
 
 
 def cold_start(budget: Budget) -> list[str]:

@@ -150,21 +150,32 @@ def repair_api_flows(request: pytest.FixtureRequest) -> None:
     assert api.call("POST", "/connections", {}, headers={"Idempotency-Key": "permissions-2"})[0] == 503
     # Erasing the caller: their partition, their connections (GSI1), each connection's events (GSI1)
     assert api.call("DELETE", "/me")[0] == 204
-    # The unsubscribe link: its secret read from Secrets Manager, the preferences written
+
+
+def unsubscribe_flows(request: pytest.FixtureRequest) -> None:
+    """The link's page and its POST: the secret read from Secrets Manager, the preferences read and written."""
     import boto3
 
     from connection_repair.preferences.unsubscribe import unsubscribe_token
-    from connection_repair.wiring.repair_api import repair_api_settings, unsubscribe_verifier
+    from connection_repair.wiring.unsubscribe import page_settings, preferences_store, unsubscribe_verifier
+    from functions.unsubscribe import app
     from local.apigw import http_api_event
 
+    aws: LocalResources = request.getfixturevalue("aws")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     boto3.client("secretsmanager").create_secret(Name="unsubscribe", SecretString='{"current": "k", "previous": ""}')
-    request.getfixturevalue("monkeypatch").setenv("UNSUBSCRIBE_SECRET_NAME", "unsubscribe")
-    repair_api_settings.cache_clear()
-    unsubscribe_verifier.cache_clear()
+    monkeypatch.setenv("TABLE_NAME", aws.table_name)
+    monkeypatch.setenv("UNSUBSCRIBE_SECRET_NAME", "unsubscribe")
+    monkeypatch.delenv("UNSUBSCRIBE_SECRET", raising=False)
+    wiring = (page_settings, unsubscribe_verifier, preferences_store)
+    for built in wiring:
+        built.cache_clear()
     query = {"token": unsubscribe_token("k", "customer-123")}
-    event = http_api_event("POST", "/unsubscribe", route_key="POST /unsubscribe", query=query)
-    assert api.invoke(event)["statusCode"] == 200
-    unsubscribe_verifier.cache_clear()
+    for method in ("GET", "POST"):
+        event = http_api_event(method, "/unsubscribe", route_key=f"{method} /unsubscribe", query=query)
+        assert app.lambda_handler(event, LambdaContext())["statusCode"] == 200
+    for built in wiring:
+        built.cache_clear()
 
 
 def notifier_flows(request: pytest.FixtureRequest) -> None:
@@ -268,6 +279,7 @@ FLOWS: dict[str, Callable[[pytest.FixtureRequest], None]] = {
     "ReconcilerFunction": reconciler_flows,
     "OutboxSweeperFunction": outbox_sweeper_flows,
     "ContactFeedbackFunction": contact_feedback_flows,
+    "UnsubscribeFunction": unsubscribe_flows,
 }
 
 

@@ -1,6 +1,7 @@
 """One-click unsubscribe on moto: every email carries the customer's signed link (List-Unsubscribe and the visible
-"stop" link); its page asks before changing anything; a POST (the page's button, or a mail client's RFC 8058 one
-click) stops every message to that customer and nobody else's; a link not signed for them changes nothing."""
+"stop" link); its page (the unsubscribe function) asks before changing anything; a POST (the page's button, or a mail
+client's RFC 8058 one click) stops every message to that customer and nobody else's; a link not signed for them
+changes nothing."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from connection_repair.adapters.ses import SesEmailChannel
 from connection_repair.notify.compose import MessageComposer
 from connection_repair.preferences.model import Channel
 from connection_repair.preferences.unsubscribe import unsubscribe_token
-from connection_repair.wiring.repair_api import unsubscribe_verifier
+from connection_repair.wiring.unsubscribe import page_settings, preferences_store, unsubscribe_verifier
+from functions.unsubscribe import app as unsubscribe_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
 from tests.notifier_support import RECONNECT_URL, SETTINGS_URL, T0, Clock, attention, build_notifier, sent_emails
 from tests.repair_api_support import CUSTOMER, OTHER_CUSTOMER, RepairApi, install_repair_api
+from tests.support import LambdaContext, load_event
 
 SECRET = "test-unsubscribe-secret"
 LINK = "https://api.example.com/unsubscribe"
@@ -29,15 +32,18 @@ LINK = "https://api.example.com/unsubscribe"
 @pytest.fixture
 def api(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[RepairApi]:
     monkeypatch.setenv("UNSUBSCRIBE_SECRET", SECRET)
-    unsubscribe_verifier.cache_clear()
-    api = install_repair_api(aws.table_name, monkeypatch)
+    api = install_repair_api(aws.table_name, monkeypatch)  # sets TABLE_NAME too
+    wiring = (page_settings, unsubscribe_verifier, preferences_store)
+    for built in wiring:
+        built.cache_clear()
     for customer in (CUSTOMER, OTHER_CUSTOMER):
         assert api.call("PUT", "/me/notifications", {"email": f"{customer}@example.com"}, sub=customer)[0] == 200
     yield api
-    unsubscribe_verifier.cache_clear()
+    for built in wiring:
+        built.cache_clear()
 
 
-def visit(api: RepairApi, method: str, token: str | None, *, one_click: bool = False) -> dict[str, Any]:
+def visit(method: str, token: str | None, *, one_click: bool = False) -> dict[str, Any]:
     """The link followed as a browser or a mail client would: no sign-in."""
     headers = {"content-type": "application/x-www-form-urlencoded"} if one_click else {}
     event = http_api_event(
@@ -48,7 +54,8 @@ def visit(api: RepairApi, method: str, token: str | None, *, one_click: bool = F
         body=b"List-Unsubscribe=One-Click" if one_click else None,
         query={"token": token} if token is not None else None,
     )
-    return api.invoke(event)
+    answer: dict[str, Any] = unsubscribe_app.lambda_handler(event, LambdaContext())
+    return answer
 
 
 def opted_out(api: RepairApi, customer: str) -> bool:
@@ -57,7 +64,7 @@ def opted_out(api: RepairApi, customer: str) -> bool:
 
 
 def test_the_page_asks_first_and_changes_nothing(api: RepairApi) -> None:
-    page = visit(api, "GET", unsubscribe_token(SECRET, CUSTOMER))
+    page = visit("GET", unsubscribe_token(SECRET, CUSTOMER))
 
     assert (page["statusCode"], page["headers"]["Content-Type"]) == (200, "text/html; charset=utf-8")
     assert '<form method="post"' in page["body"]
@@ -66,8 +73,8 @@ def test_the_page_asks_first_and_changes_nothing(api: RepairApi) -> None:
 
 @pytest.mark.parametrize("one_click", [True, False], ids=["mail-client-one-click", "the-pages-button"])
 def test_a_post_stops_every_message_to_that_customer_only_and_keeps_the_rest(api: RepairApi, one_click: bool) -> None:
-    answer = visit(api, "POST", unsubscribe_token(SECRET, CUSTOMER), one_click=one_click)
-    again = visit(api, "POST", unsubscribe_token(SECRET, CUSTOMER), one_click=one_click)
+    answer = visit("POST", unsubscribe_token(SECRET, CUSTOMER), one_click=one_click)
+    again = visit("POST", unsubscribe_token(SECRET, CUSTOMER), one_click=one_click)
 
     assert (answer["statusCode"], again["statusCode"]) == (200, 200)
     assert "no more messages" in answer["body"]
@@ -90,7 +97,7 @@ def test_a_post_stops_every_message_to_that_customer_only_and_keeps_the_rest(api
 )
 def test_a_link_not_signed_for_the_customer_changes_nothing(api: RepairApi, token: str) -> None:
     for method in ("GET", "POST"):
-        answer = visit(api, method, token)
+        answer = visit(method, token)
         assert (answer["statusCode"], "does not work" in answer["body"]) == (404, True)
     assert not opted_out(api, CUSTOMER)
     assert not opted_out(api, OTHER_CUSTOMER)
@@ -124,9 +131,28 @@ def test_each_email_carries_its_customers_link_and_following_it_stops_the_remind
     assert link.replace("&", "&amp;") in body["Html"]["Data"] or link in body["Html"]["Data"]
 
     [token] = parse_qs(urlsplit(link).query)["token"]
-    assert visit(api, "POST", token, one_click=True)["statusCode"] == 200
+    assert visit("POST", token, one_click=True)["statusCode"] == 200
 
     rig.clock.at(T0 + timedelta(days=1, minutes=6))
     reminder = rig.notifier.sweep()
     assert (reminder.messages_sent, reminder.suppressed["OPTED_OUT"]) == (0, 1)
     assert len(sent_emails()) == 1
+
+
+@pytest.mark.parametrize("name", ["unsubscribe_page", "unsubscribe_one_click"])
+def test_the_committed_events_are_answered_as_the_local_stack_would(
+    name: str, aws: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # events/*.json are signed with the local stack's value of UnsubscribeSigningSecret
+    monkeypatch.setenv("UNSUBSCRIBE_SECRET", "local-UnsubscribeSigningSecret")
+    monkeypatch.setenv("TABLE_NAME", aws.table_name)
+    for built in (page_settings, unsubscribe_verifier, preferences_store):
+        built.cache_clear()
+
+    answer = unsubscribe_app.lambda_handler(load_event(name), LambdaContext())
+
+    assert answer["statusCode"] == 200
+    stopped = preferences_store().get_preferences("customer-123")
+    assert (stopped is not None and stopped.opted_out) == (name == "unsubscribe_one_click")
+    for built in (page_settings, unsubscribe_verifier, preferences_store):
+        built.cache_clear()

@@ -72,7 +72,7 @@ class ReplaySettings(TableSettings, BusSettings):
 
 
 class UnsubscribeSettings(EnvSettings):
-    """One-click unsubscribe links: where they point (the Repair API's /unsubscribe) and the secret that signs them."""
+    """One-click unsubscribe links: where they point (the public API's /unsubscribe) and the secret that signs them."""
 
     unsubscribe_url: str | None = Field(None, alias="UNSUBSCRIBE_URL", pattern=r"^https?://")
     unsubscribe_secret_name: str | None = Field(None, alias="UNSUBSCRIBE_SECRET_NAME")
@@ -80,7 +80,11 @@ class UnsubscribeSettings(EnvSettings):
     unsubscribe_secret: SecretStr | None = Field(None, alias="UNSUBSCRIBE_SECRET")
 
 
-class RepairApiSettings(MeldApiSettings, TableSettings, UnsubscribeSettings):
+class UnsubscribePageSettings(TableSettings, UnsubscribeSettings):
+    """The unsubscribe page (functions/unsubscribe): the link in every email, served without sign-in."""
+
+
+class RepairApiSettings(MeldApiSettings, TableSettings):
     """The Repair API (functions/repair_api). Its Meld calls must end well inside API Gateway's 29 s."""
 
     # The JWT claim that carries the caller's externalCustomerId.

@@ -14,10 +14,8 @@ from connection_repair.adapters.dynamodb.incidents import DynamoDBIncidentStore
 from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.erasure.ports import CustomerRecords
 from connection_repair.platform.settings import RepairApiSettings
-from connection_repair.preferences.ports import PreferencesStore
 from connection_repair.repair.ports import ConnectGateway, RepairConnectGrant, RequestRecords, StartConnectGrant
 from connection_repair.repair.service import RepairService
-from connection_repair.wiring.unsubscribe import unsubscribe_secrets
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -95,14 +93,3 @@ def customer_records() -> CustomerRecords:
     from connection_repair.adapters.dynamodb.erasure import DynamoDBCustomerRecords
 
     return DynamoDBCustomerRecords(_dynamodb(), repair_api_settings().table_name)
-
-
-@cache
-def unsubscribe_verifier() -> Callable[[], list[str]]:
-    """The secrets an unsubscribe link may be signed with (current, then previous)."""
-    return unsubscribe_secrets(repair_api_settings())
-
-
-@cache
-def preferences_store() -> PreferencesStore:
-    return DynamoDBPreferencesStore(_dynamodb(), repair_api_settings().table_name)

@@ -1,11 +1,17 @@
-"""One-click unsubscribe links: signed by the notifier, verified by the Repair API, with the stack's secret."""
+"""One-click unsubscribe links: signed by the notifier, verified by the unsubscribe page, with the stack's secret."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
+import boto3
+from botocore.config import Config
+
+from connection_repair.adapters.dynamodb.preferences import DynamoDBPreferencesStore
 from connection_repair.adapters.secrets import secret_source
-from connection_repair.platform.settings import UnsubscribeSettings
+from connection_repair.platform.settings import UnsubscribePageSettings, UnsubscribeSettings
+from connection_repair.preferences.ports import PreferencesStore
 from connection_repair.preferences.unsubscribe import unsubscribe_token
 
 
@@ -28,3 +34,23 @@ def unsubscribe_secrets(settings: UnsubscribeSettings) -> Callable[[], list[str]
     return secret_source(
         name=settings.unsubscribe_secret_name, direct=(settings.unsubscribe_secret,), keys=("current", "previous")
     )
+
+
+# A person waits on the page: short timeouts, so a slow dependency fails inside API Gateway's 29 s.
+PAGE_AWS_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def page_settings() -> UnsubscribePageSettings:
+    return UnsubscribePageSettings.from_env()
+
+
+@cache
+def unsubscribe_verifier() -> Callable[[], list[str]]:
+    """The secrets an unsubscribe link may be signed with (current, then previous)."""
+    return unsubscribe_secrets(page_settings())
+
+
+@cache
+def preferences_store() -> PreferencesStore:
+    return DynamoDBPreferencesStore(boto3.client("dynamodb", config=PAGE_AWS_CONFIG), page_settings().table_name)
