@@ -127,7 +127,8 @@ def test_each_email_carries_its_customers_link_and_following_it_stops_the_remind
     link = headers["List-Unsubscribe"].strip("<>")
     assert link.startswith(LINK)
     body = params["Content"]["Simple"]["Body"]
-    assert link in body["Text"]["Data"]
+    assert f"Stop these messages: {link}" in body["Text"]["Data"]
+    assert f"Change how we reach you: {SETTINGS_URL}" in body["Text"]["Data"]
     assert link.replace("&", "&amp;") in body["Html"]["Data"] or link in body["Html"]["Data"]
 
     [token] = parse_qs(urlsplit(link).query)["token"]

@@ -118,6 +118,21 @@ def test_the_first_message_word_for_word() -> None:
     assert message.sms == "Budgetly: Reconnect your Chase account: https://app.example.com/connections/conn-1/reconnect"
 
 
+def test_with_a_one_click_link_the_footer_stops_the_messages_and_links_the_apps_settings_in_each_language() -> None:
+    link = "https://api.example.com/unsubscribe?token=abc.def"
+    composer = MessageComposer(RECONNECT, settings_url=SETTINGS, app_name="Budgetly", unsubscribe_link=lambda _: link)
+
+    english = composer.compose(SAMPLES["first_notice"], CUSTOMERS["en"])
+    spanish = composer.compose(SAMPLES["reminder"], SPANISH)
+
+    assert english.text.endswith(f"Stop these messages: {link}\nChange how we reach you: {SETTINGS}\n")
+    assert f'<a href="{link}"' in english.html
+    assert f'<a href="{SETTINGS}"' in english.html
+    assert "Change or stop these messages" not in english.text + english.html
+    assert f"Dejar de recibir estos mensajes: {link}\nCambiar cómo te avisamos: {SETTINGS}\n" in spanish.text
+    assert english.unsubscribe_url == link
+
+
 def test_spanish_words_dates_in_the_customers_zone_and_a_reminder_subject() -> None:
     message = COMPOSER.compose(SAMPLES["reminder"], SPANISH)
     assert message.subject == "Recordatorio: Vuelve a conectar tu cuenta de Chase"

@@ -103,6 +103,8 @@ class MessageComposer:
             "intro": t["intro"][kind.value].format(bank=banks[0], count=len(notices)),
             "footer": t["footer"].format(app=self.app_name),
             "unsubscribe_url": unsubscribe_url,
+            # With a one-click link to stop them, the messages also link to the app's settings to change them.
+            "settings_url": self.settings_url if one_click else None,
             "notices": [
                 {
                     "bank": bank,
