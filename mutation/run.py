@@ -152,6 +152,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
         [
             "tests/unit/reconcile",
+            # What an observation stores, read back (replay reads it as ingestion did).
+            "tests/unit/replay",
             "tests/integration/test_reconciliation.py",
             "tests/integration/test_connection_store.py",
         ],

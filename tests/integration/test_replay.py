@@ -25,6 +25,7 @@ from connection_repair.wiring.replay import connection_replay
 from functions.webhook_ingest import app as webhook_app
 from local.apigw import http_api_event
 from local.aws_resources import LocalResources
+from local.make_events import envelope
 from local.template import Resolver, load_template
 from ops.inspect import timeline
 from ops.replay import main
@@ -98,7 +99,8 @@ def test_a_replay_changes_only_what_the_fix_changes_and_announces_it_once(
 
     # APPLY=1: written and announced, once
     assert main([since, "APPLY=1"], stack) == 0
-    assert "conn-wronged: changed\n" in capsys.readouterr().out
+    assert "conn-wronged: changed\n  action: WAIT -> REPAIR\n" in (applied := capsys.readouterr().out)
+    assert "\n  announced: Connection Needs Attention\n" in applied
     after = stored(stack, "conn-wronged")
     assert (after.action, after.episode_action, after.version) == (Action.REPAIR, Action.REPAIR, 2)
     assert after.attention_since == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # since the break, not the replay
@@ -143,6 +145,34 @@ def test_one_connection_by_id_and_the_arguments_an_operator_can_get_wrong(
     assert main([], stack) == main(["CONNECTION=a", "SINCE=2026-12-01"], stack) == 2
     assert main(["SINCE=yesterday"], stack) == 2
     assert "SINCE='yesterday' is not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_a_connection_without_a_status_event_is_skipped_and_said_why(
+    stack: MotoStack, webhook_env: LocalResources, capsys: pytest.CaptureFixture[str]
+) -> None:
+    completed = envelope(
+        "BANK_LINKING_CONNECTION_COMPLETED",
+        "evt-done",
+        "2026-11-25T11:00:00Z",
+        {"connectionId": "conn-new", "externalCustomerId": "customer-1"},
+    )
+    delivery = signed_delivery(completed, now=datetime.now(UTC))
+    event = http_api_event("POST", "/webhooks/meld", headers=dict(delivery.headers), body=delivery.raw_body)
+    assert webhook_app.lambda_handler(event, LambdaContext())["statusCode"] == 200
+    capsys.readouterr()
+
+    assert main(["CONNECTION=conn-new", "APPLY=1"], stack) == 0
+    assert capsys.readouterr().out.startswith("conn-new: skipped (no status event stored)\n")
+
+
+def test_since_is_inclusive_to_the_microsecond(stack: MotoStack, before_the_fix: datetime) -> None:
+    history = DynamoDBConnectionHistory(boto3.client("dynamodb"), stack.table_name())
+    [first] = history.events_of("conn-wronged")
+
+    assert "conn-wronged" in set(history.connections_with_events_since(first.received_at))
+    later = set(history.connections_with_events_since(first.received_at + timedelta(microseconds=1)))
+    assert "conn-wronged" not in later
+    assert "conn-healed" in later  # received after it
 
 
 def test_a_webhook_landing_during_the_replay_wins_and_the_replay_writes_nothing(

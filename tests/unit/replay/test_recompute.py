@@ -105,10 +105,12 @@ def ingest(steps: list[Step], *, max_failed_repairs: int = 3) -> tuple[Connectio
 @st.composite
 def histories(draw: st.DrawFn) -> list[Step]:
     """Status events and completions stamped in any order, delivered in any order (some twice), repairs between."""
-    minutes = st.integers(0, 120).map(lambda minute: T0 + timedelta(minutes=minute))
+    # Stamped around when they are delivered (one a second), so that a completion may come before or after a repair
+    # asked between deliveries, and be the verdict on it.
+    stamped = st.integers(-5, 15).map(lambda second: T0 + timedelta(hours=3, seconds=second))
     sent: list[tuple[str, datetime, tuple[str, str | None] | None]] = []
     for number in range(draw(st.integers(1, 6))):
-        sent.append((f"evt-{number}", draw(minutes), draw(st.none() | st.sampled_from(STATUSES))))
+        sent.append((f"evt-{number}", draw(stamped), draw(st.none() | st.sampled_from(STATUSES))))
     order = draw(st.permutations(sent + draw(st.lists(st.sampled_from(sent), max_size=2))))
     steps: list[Step] = []
     for position, (event_id, at, status) in enumerate(order):
@@ -172,14 +174,15 @@ def test_a_fixed_policy_opens_the_episode_the_bug_missed_from_when_it_broke(monk
 
 def test_what_events_cannot_tell_is_kept_and_counts_as_it_did(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two failed repairs and one awaiting its verdict: with the fix, the third failure's limit applies
+    asked, finished = T0 + timedelta(hours=2), T0 + timedelta(hours=2, minutes=3)
     current, events = broken_by_the_bug(
-        monkeypatch, failed_repairs=2, repair_pending=True, last_repair_at=T0 + timedelta(hours=2), superseded_by=None
+        monkeypatch, failed_repairs=2, repair_pending=True, last_repair_at=asked, completed_at=finished
     )
 
     two = recompute(current, events, new_episode_id="ep-replay", max_failed_repairs=3)
     assert two.connection is not None
     assert (two.connection.failed_repairs, two.connection.repair_pending) == (2, True)
-    assert two.connection.last_repair_at == T0 + timedelta(hours=2)
+    assert (two.connection.last_repair_at, two.connection.completed_at) == (asked, finished)
     assert two.connection.action == Action.REPAIR
 
     limit = recompute(current, events, new_episode_id="ep-replay", max_failed_repairs=2)
@@ -223,6 +226,34 @@ def test_a_newer_event_stored_but_never_applied_is_applied() -> None:
     assert (ended.episode_id, ended.resolution) == ("ep-evt-1", "REPAIRED")
 
 
+def test_status_events_never_applied_to_a_connection_only_a_completion_made_are_applied() -> None:
+    # Active from the customer's completion alone (no status event applied), then a break stored and not applied
+    finished = completion("evt-done", T0, T0)
+    current, _ = ingest([Step(finished)])
+    assert (current.status, current.last_event_at) == ("ACTIVE", None)
+    broke = status_event("evt-broke", T0 + timedelta(hours=1), "RECONNECT_REQUIRED", "LOGIN_REQUIRED", T0)
+
+    recomputed = recompute(current, [finished, broke], new_episode_id="ep", max_failed_repairs=3)
+
+    assert recomputed.differences["action"] == ("NONE", "REPAIR")
+    assert recomputed.connection is not None
+    assert recomputed.connection.version == current.version + 1
+
+
+def test_a_completion_received_after_the_newest_status_still_counts_and_the_version_moves_on_once() -> None:
+    started = status_event("evt-1", T0, "IN_PROGRESS", None, T0)
+    finished = completion("evt-2", T0 + timedelta(minutes=1), T0 + timedelta(minutes=1))
+    current, _ = ingest([Step(started), Step(finished)])
+    assert current.status == "ACTIVE"  # the completion made it active, no status event said so
+    broken = current.model_copy(update={"status": "IN_PROGRESS", "action": Action.NONE})  # as a faulty version left it
+
+    recomputed = recompute(broken, [started, finished], new_episode_id="ep", max_failed_repairs=3)
+
+    assert recomputed.differences == {"status": ("IN_PROGRESS", "ACTIVE")}
+    assert recomputed.connection is not None
+    assert recomputed.connection.version == broken.version + 1  # one write, however many events it applied again
+
+
 def test_without_the_event_its_state_came_from_nothing_is_recomputed() -> None:
     broke = status_event("evt-1", T0, "RECONNECT_REQUIRED", "LOGIN_REQUIRED", T0)
     healed = status_event("evt-2", T0 + timedelta(hours=1), "ACTIVE", None, T0 + timedelta(hours=1))
@@ -239,13 +270,37 @@ def test_what_a_stored_event_says_is_read_as_ingestion_and_reconciliation_read_i
     meld = MeldConnectionInfo.model_validate(
         {
             "id": "conn-1",
+            "customerId": "meld-1",
             "externalCustomerId": "customer-1",
+            "institutionId": "inst-1",
+            "institutionName": "Chase",
             "status": "DEGRADED",
             "statusReason": "INTERACTIVE_REFRESH",
         }
     )
-    event, change = observation(meld, observed_at, progress, None)
+    event, change = observation(meld, observed_at, progress, "MISSED_BREAK")
     assert change_of(event) == change
+    assert (event.event_id, event.event_type, event.connection_id) == (
+        "drift#run-1#conn-1",
+        "CONNECTION_OBSERVED",
+        "conn-1",
+    )
+    assert (event.event_time, event.received_at, event.retry_count) == (observed_at, observed_at, 0)
+    assert json.loads(event.raw_body) == {
+        "source": "drift",
+        "runId": "run-1",
+        "drift": "MISSED_BREAK",
+        "observedAt": observed_at.isoformat(),
+        "connection": {
+            "connectionId": "conn-1",
+            "customerId": "meld-1",
+            "externalCustomerId": "customer-1",
+            "institutionId": "inst-1",
+            "institutionName": "Chase",
+            "status": "DEGRADED",
+            "statusReason": "INTERACTIVE_REFRESH",
+        },
+    }
     assert (change.status, change.status_reason, change.external_customer_id) == (
         "DEGRADED",
         "INTERACTIVE_REFRESH",

@@ -81,10 +81,9 @@ def recompute(
         ),
         key=lambda pair: (pair[0].received_at, pair[0].event_id),
     )
-    # Applied afresh: not ordered against itself, and no repair awaiting a verdict (the repair history is kept).
-    connection = current.model_copy(
-        update={"last_event_at": None, "last_event_id": None, "repair_pending": False, "completed_at": None}
-    )
+    # Applied afresh: not ordered against itself (no order to be stale against), and no repair awaiting a verdict
+    # (the repair history is restored below).
+    connection = current.model_copy(update={"last_event_at": None, "repair_pending": False, "completed_at": None})
     downstream: list[AnyDownstreamEvent] = []
     for stored, applying in [(source, change), *later_completions]:
         transition = apply_change(
@@ -102,9 +101,13 @@ def recompute(
     if connection.status not in USABLE_STATUSES or current.status in USABLE_STATUSES:
         kept |= {"repair_pending": current.repair_pending, "completed_at": current.completed_at}
     connection = connection.model_copy(update=kept)
-    before = current.model_dump(mode="json", by_alias=True, exclude={"version"})
-    after = connection.model_dump(mode="json", by_alias=True, exclude={"version"})
+    before, after = _fields(current), _fields(connection)
     differences = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
     if not differences:
-        return Recomputed(Verdict.UNCHANGED, source_event_id=source.event_id)
+        return Recomputed(Verdict.UNCHANGED)
     return Recomputed(Verdict.CHANGED, connection, differences, downstream, source.event_id)
+
+
+def _fields(connection: Connection) -> dict[str, Any]:
+    """What a replay compares, by the names the API uses: everything but the write counter."""
+    return connection.model_dump(mode="json", exclude={"version"})
