@@ -48,6 +48,7 @@ FACTORIES = {
     "ReconcilerFunction": "reconciler.reconciler",
     "OutboxSweeperFunction": "outbox_sweeper.outbox_sweep",
     "ContactFeedbackFunction": "contact_feedback.feedback_store",
+    "UnsubscribeFunction": "unsubscribe.preferences_store",
 }
 TARGETS = {
     "WebhookFunction": 1.5,
@@ -57,6 +58,7 @@ TARGETS = {
     "ReconcilerFunction": 1.8,
     "OutboxSweeperFunction": 1.8,
     "ContactFeedbackFunction": 1.8,
+    "UnsubscribeFunction": 1.8,
 }
 # Parameters without a usable default get placeholders; SenderEmail is set so the notifier builds its SES client.
 PARAMETERS = {
