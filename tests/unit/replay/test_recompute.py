@@ -191,6 +191,20 @@ def test_what_events_cannot_tell_is_kept_and_counts_as_it_did(monkeypatch: pytes
     assert limit.downstream == []  # no episode was open: nothing to end, nothing to announce
 
 
+def test_a_completion_after_the_break_is_applied_again_and_the_version_still_moves_on_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    current, events = broken_by_the_bug(monkeypatch)
+    finished = completion("evt-3", T0 + timedelta(hours=2), T0 + timedelta(hours=2))
+    current, _ = ingest([Step(event) for event in [*events, finished]])  # under today's logic, for the history
+    wronged = current.model_copy(update={"action": Action.WAIT, "episode_id": None, "episode_action": None})
+
+    recomputed = recompute(wronged, [*events, finished], new_episode_id="ep", max_failed_repairs=3)
+
+    assert recomputed.connection is not None
+    assert (recomputed.connection.action, recomputed.connection.version) == (Action.REPAIR, wronged.version + 1)
+
+
 def test_a_connection_replaced_asks_nothing_even_under_a_fixed_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     current, events = broken_by_the_bug(monkeypatch, superseded_by="conn-2", action=Action.NONE)
 

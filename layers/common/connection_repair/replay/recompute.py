@@ -81,9 +81,9 @@ def recompute(
         ),
         key=lambda pair: (pair[0].received_at, pair[0].event_id),
     )
-    # Applied afresh: not ordered against itself (no order to be stale against), and no repair awaiting a verdict
-    # (the repair history is restored below).
-    connection = current.model_copy(update={"last_event_at": None, "repair_pending": False, "completed_at": None})
+    # Applied afresh: not ordered against itself (no order to be stale against), and no repair awaiting a verdict, so
+    # that none is judged again (the repair history is restored below).
+    connection = current.model_copy(update={"last_event_at": None, "repair_pending": False})
     downstream: list[AnyDownstreamEvent] = []
     for stored, applying in [(source, change), *later_completions]:
         transition = apply_change(
