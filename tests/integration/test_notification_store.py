@@ -418,3 +418,13 @@ def test_an_episodes_item_holds_what_is_known_and_nothing_empty(store: DynamoDBN
     assert not {"institutionId", "institutionName", "status", "statusReason", "closed", "resolution"} & set(stored)
     assert stored["episodeId"] == {"S": "episode-1"}
     assert stored["dueAt"] == {"S": utc_stamp(T0 + timedelta(minutes=5))}
+
+
+def test_a_reason_without_when_it_was_decided_is_refused_and_nothing_moves(store: DynamoDBNotificationStore) -> None:
+    store.register_episode(notice())
+    before = item(store, episode_key(CUSTOMER, "episode-1"))
+
+    with pytest.raises(ValueError, match="noted with when"):
+        store.defer(notice(), T0 + timedelta(hours=1), reason="QUIET_HOURS")
+
+    assert item(store, episode_key(CUSTOMER, "episode-1")) == before

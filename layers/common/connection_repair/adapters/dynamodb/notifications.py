@@ -148,7 +148,9 @@ class DynamoDBNotificationStore:
     def defer(
         self, notice: EpisodeNotice, due_at: datetime, *, reason: str | None = None, now: datetime | None = None
     ) -> None:
-        note = episode_note("deferred", notice, reason, now or due_at, until=due_at) if reason else None
+        if reason and now is None:
+            raise ValueError("a deferral's reason is noted with when it was decided")
+        note = episode_note("deferred", notice, reason, now, until=due_at) if reason and now else None
         self._move(notice, due_at, attempts=None, note=note)
 
     def hold(self, notice: EpisodeNotice, until: datetime, now: datetime) -> None:
