@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from connection_repair.adapters.dynamodb.connections import connection_from_item, customer_connections_query
-from connection_repair.adapters.dynamodb.events import connection_events_query, event_from_item
+from connection_repair.adapters.dynamodb.history import DynamoDBConnectionHistory
 from connection_repair.adapters.dynamodb.keys import connection_key, customer_partition, from_item
 from connection_repair.adapters.dynamodb.paging import query_items
 from connection_repair.domain.connection import Connection, event_order_key
@@ -160,7 +160,7 @@ def timeline(stack: Stack, connection_id: str) -> list[str]:
     if item is None:
         return [f"no connection {connection_id} in {table}"]
     connection = connection_from_item(item)
-    events = [event_from_item(found) for found in _query(client, **connection_events_query(table, connection_id))]
+    events = DynamoDBConnectionHistory(client, table).events_of(connection_id)
     lines = sorted(event_lines(events) + notification_lines(client, table, connection), key=lambda line: line.at)
     now = (
         f"now: {connection.status}/{connection.status_reason} action {connection.action.value}, customer "
